@@ -1,0 +1,39 @@
+# liqsignals developer commands. Every target creates the virtual environment when missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: venv test lint format bench backtest clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## test: lint, type-check, then the whole pytest suite (what CI runs)
+test: venv lint
+	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+lint: venv
+	$(VENV)/bin/ruff check liqsignals strategies tests benchmarks
+	$(VENV)/bin/ruff format --check liqsignals strategies tests benchmarks
+	$(VENV)/bin/mypy
+
+format: venv
+	$(VENV)/bin/ruff check --fix liqsignals strategies tests benchmarks
+	$(VENV)/bin/ruff format liqsignals strategies tests benchmarks
+
+## bench: speed figures (not part of the tests)
+bench: venv
+	$(PY) benchmarks/run_all.py
+
+## backtest: the main job, an offline backtest of the flagship strategy on the bundled data
+backtest: venv
+	$(PY) -m liqsignals.mainjob
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

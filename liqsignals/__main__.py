@@ -1,0 +1,5 @@
+import sys
+
+from liqsignals.cli import main
+
+sys.exit(main())
