@@ -1,0 +1,707 @@
+"""The cohort engine: where leveraged positions were opened and where they get liquidated.
+
+Candles are processed in time order; at candle ``t`` (known at its close):
+
+0. **Expire.** Positions opened a window or more before ``t`` leave the book.
+1. **Consume.** Long mass at price levels ``>= low`` and short mass at levels ``<= high`` of the
+   price path (the previous close and this candle's range) is liquidated: it leaves the book and is
+   reported as the candle's estimated long / short liquidations, in quote currency. A bin is
+   reached when its geometric centre lies inside the path.
+2. **Close.** If open interest fell, every surviving position shrinks by the same share (owners
+   closing). Without open interest, positions close at ``close_half_life`` (time based, so gaps in
+   the data decay correctly).
+3. **Open.** With open interest, the notional of the rise ``dOI * typical`` (OI in coins; a
+   quote-valued ``open_interest_value`` is converted with the close); without it, ``participation``
+   of the candle's quote volume. The long share is the taker buy share of volume when
+   ``taker_buy_volume`` is given, else ``r/(1+r)`` for a long/short ratio ``r``, else
+   ``0.5 + 0.5*direction_tilt*(close-open)/(high-low)``. Entry prices are ``entry_samples``
+   equal-probability strata of a triangular distribution over ``[low, high]`` with its mode at the
+   typical price ``(high+low+close)/3``; each entry is spread over the leverage mix and lands at
+   its liquidation price (see :mod:`liqsignals.model`).
+
+Treatments of imperfect data, all documented and tested:
+
+* zero-volume candles (freqtrade's gap fillers) are "no trading": nothing is consumed or opened,
+  but expiry and decay still run (time passes);
+* gaps in time need no filling: expiry and decay are time-based, and the next candle's path
+  starts at the last known close;
+* NaN in ``open_interest`` means "unknown": the candle uses the candles-only rules, and the next
+  known value becomes the new baseline; NaN in ``taker_buy_volume`` / ``long_short_ratio`` falls
+  back to the next signal in the order above;
+* missing columns, NaN prices or volume, ``high < low``, prices outside ``[low, high]``,
+  non-positive prices, negative volume / open interest, unsorted or duplicate dates raise
+  ``ValueError`` naming the column and row.
+
+Outputs are NaN during warm-up: until one window has passed since the first candle (the book is
+incomplete before that). Because positions expire after the window, the state at ``t`` depends
+only on the candles of the last window, which is what lets freqtrade's ``recursive-analysis``
+pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from liqsignals.model import LiquidationModel
+
+__all__ = ["LiquidationEngine", "LiquidationMap", "liquidation_levels", "prepare_inputs"]
+
+REQUIRED_COLUMNS = ("date", "open", "high", "low", "close", "volume")
+
+#: kernel output columns, in kernel order (see ``_kernels.O_*``)
+LEVEL_COLUMNS = (
+    "liq_long_liquidated",
+    "liq_short_liquidated",
+    "liq_long_total",
+    "liq_short_total",
+    "liq_long_opened",
+    "liq_short_opened",
+    "liq_long_band",
+    "liq_short_band",
+    "liq_long_cluster_price",
+    "liq_long_cluster_low",
+    "liq_long_cluster_high",
+    "liq_long_cluster_size",
+    "liq_short_cluster_price",
+    "liq_short_cluster_low",
+    "liq_short_cluster_high",
+    "liq_short_cluster_size",
+    "liq_magnet_price",
+    "liq_magnet_side",
+    "liq_magnet_score",
+    "liq_gap_above_pct",
+    "liq_gap_below_pct",
+)
+_N_CORE = 6  # the first six need no summaries
+
+
+def _kernels() -> Any:
+    from liqsignals import _kernels  # numba: imported on first use only
+
+    return _kernels
+
+
+# ----------------------------------------------------------------------------- input checks
+@dataclass
+class Inputs:
+    """Validated input arrays (dates as int64 ns UTC)."""
+
+    dates: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    oi: np.ndarray
+    taker_buy: np.ndarray
+    ls_ratio: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.dates.shape[0])
+
+    def slice(self, a: int, b: int) -> Inputs:
+        return Inputs(*(getattr(self, f)[a:b] for f in self.__dataclass_fields__))
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _date_array(df: pd.DataFrame) -> np.ndarray:
+    if "date" in df.columns:
+        raw = df["date"]
+    elif isinstance(df.index, pd.DatetimeIndex):
+        raw = pd.Series(df.index, index=df.index)
+    else:
+        raise ValueError("missing column 'date' (or a DatetimeIndex)")
+    if raw.isna().any():
+        raise ValueError(f"column 'date' has NaT at row {_first_bad(raw.isna().to_numpy())}")
+    dt = pd.to_datetime(raw, utc=True)
+    return dt.dt.as_unit("ns").astype("int64").to_numpy()
+
+
+def prepare_inputs(df: pd.DataFrame) -> Inputs:
+    """Validate a candle frame and return the engine's input arrays.
+
+    Required: ``date`` (or a DatetimeIndex), ``open, high, low, close, volume`` (volume in base
+    currency). Optional: ``open_interest`` (coins) or ``open_interest_value`` (quote),
+    ``taker_buy_volume`` (base), ``long_short_ratio`` (long accounts / short accounts).
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in REQUIRED_COLUMNS[1:] if c not in df.columns]
+    if missing:
+        raise ValueError(f"missing column(s) {missing}; need date, open, high, low, close, volume")
+    n = len(df)
+    dates = _date_array(df)
+    if n > 1:
+        d = np.diff(dates)
+        if np.any(d == 0):
+            i = _first_bad(d == 0) + 1
+            raise ValueError(f"duplicate date {pd.Timestamp(dates[i], tz='UTC')} at row {i}")
+        if np.any(d < 0):
+            i = _first_bad(d < 0) + 1
+            raise ValueError(f"dates are not sorted ascending: row {i} is earlier than row {i - 1}")
+
+    def col(name: str) -> np.ndarray:
+        try:
+            arr = pd.to_numeric(df[name], errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"column {name!r} is not numeric: {exc}") from exc
+        return np.ascontiguousarray(arr)
+
+    o, h, lo, c, v = (col(x) for x in ("open", "high", "low", "close", "volume"))
+    for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c), ("volume", v)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise ValueError(f"column {name!r} has NaN/inf at row {_first_bad(bad)}")
+    for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c)):
+        if np.any(arr <= 0):
+            raise ValueError(f"column {name!r} has a non-positive price at row {_first_bad(arr <= 0)}")
+    if np.any(h < lo):
+        raise ValueError(f"high < low at row {_first_bad(h < lo)}")
+    tol = 1e-9
+    outside = (np.maximum(o, c) > h * (1 + tol)) | (np.minimum(o, c) < lo * (1 - tol))
+    if outside.any():
+        raise ValueError(f"open/close outside [low, high] at row {_first_bad(outside)}")
+    if np.any(v < 0):
+        raise ValueError(f"column 'volume' is negative at row {_first_bad(v < 0)}")
+
+    nan = np.full(n, np.nan)
+    if "open_interest" in df.columns:
+        oi = col("open_interest")
+    elif "open_interest_value" in df.columns:
+        oi = col("open_interest_value") / c  # quote value -> coins at the candle's close
+    else:
+        oi = nan.copy()
+    if np.any(oi < 0):
+        raise ValueError(f"open interest is negative at row {_first_bad(oi < 0)}")
+    tb = col("taker_buy_volume") if "taker_buy_volume" in df.columns else nan.copy()
+    if np.any(tb < 0):
+        raise ValueError(f"column 'taker_buy_volume' is negative at row {_first_bad(tb < 0)}")
+    if np.any(tb > v * (1 + 1e-9)):
+        raise ValueError(f"taker_buy_volume exceeds volume at row {_first_bad(tb > v * (1 + 1e-9))}")
+    lsr = col("long_short_ratio") if "long_short_ratio" in df.columns else nan.copy()
+    if np.any(lsr < 0):
+        raise ValueError(f"column 'long_short_ratio' is negative at row {_first_bad(lsr < 0)}")
+    # one array layout for every caller, so numba compiles (and caches) a single signature
+    arrays = (np.require(a, requirements=("C", "W")) for a in (o, h, lo, c, v, oi, tb, lsr))
+    return Inputs(np.require(dates, dtype=np.int64, requirements=("C", "W")), *arrays)
+
+
+def _to_ns(value: Any) -> int:
+    if isinstance(value, pd.Timestamp):
+        if value.tzinfo is not None:
+            return int(value.value)
+        ts = value
+    elif isinstance(value, int | np.integer):
+        return int(value)
+    else:
+        ts = pd.Timestamp(value)
+    if ts is pd.NaT:
+        raise ValueError("candle date is NaT")
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return int(ts.as_unit("ns").value)
+
+
+class _SingleBuffers:
+    """Reused one-element input arrays for :meth:`LiquidationEngine.update`."""
+
+    def __init__(self) -> None:
+        self.inputs = Inputs(
+            np.zeros(1, dtype=np.int64), *(np.zeros(1) for _ in range(8))
+        )
+
+
+def _single_inputs(candle: Mapping[str, Any] | pd.Series, buf: _SingleBuffers | None = None) -> Inputs:
+    """Inputs for one candle without building a DataFrame (the live-bot path)."""
+    get = candle.get
+    date = get("date")
+    if date is None and isinstance(candle, pd.Series):
+        date = candle.name
+    if date is None:
+        raise ValueError("candle has no 'date'")
+    vals = []
+    for name in REQUIRED_COLUMNS[1:]:
+        v = get(name)
+        if v is None:
+            raise ValueError(f"candle is missing {name!r}")
+        v = float(v)
+        if not math.isfinite(v):
+            raise ValueError(f"candle {name!r} is NaN/inf")
+        vals.append(v)
+    o, h, lo, c, vol = vals
+    if min(o, h, lo, c) <= 0:
+        raise ValueError("candle has a non-positive price")
+    if h < lo:
+        raise ValueError("candle high < low")
+    if max(o, c) > h * (1 + 1e-9) or min(o, c) < lo * (1 - 1e-9):
+        raise ValueError("candle open/close outside [low, high]")
+    if vol < 0:
+        raise ValueError("candle volume is negative")
+
+    def opt(name: str) -> float:
+        v = get(name)
+        return math.nan if v is None else float(v)
+
+    oi = opt("open_interest")
+    if math.isnan(oi) and get("open_interest_value") is not None:
+        oi = opt("open_interest_value") / c
+    tb = opt("taker_buy_volume")
+    lsr = opt("long_short_ratio")
+    if oi < 0 or tb < 0 or lsr < 0:
+        raise ValueError("candle has negative open interest, taker volume or long/short ratio")
+    if tb > vol * (1 + 1e-9):
+        raise ValueError("candle taker_buy_volume exceeds volume")
+    inp = (buf or _SingleBuffers()).inputs
+    inp.dates[0] = _to_ns(date)
+    inp.open[0] = o
+    inp.high[0] = h
+    inp.low[0] = lo
+    inp.close[0] = c
+    inp.volume[0] = vol
+    inp.oi[0] = oi
+    inp.taker_buy[0] = tb
+    inp.ls_ratio[0] = lsr
+    return inp
+
+
+# ----------------------------------------------------------------------------- the engine
+def _model_from(model: LiquidationModel | None, params: Mapping[str, Any]) -> LiquidationModel:
+    if model is None:
+        return LiquidationModel(**params)
+    if not isinstance(model, LiquidationModel):
+        raise ValueError(f"model must be a LiquidationModel, got {type(model).__name__}")
+    return model.replace(**params) if params else model
+
+
+@dataclass
+class LiquidationMap:
+    """Estimated liquidation mass per price bin at one instant (see :meth:`snapshot`).
+
+    ``prices`` are bin centres, ``long`` / ``short`` the quote notional liquidated if price reaches
+    the bin, ``price`` the close of the candle at ``time``.
+    """
+
+    time: pd.Timestamp | None
+    price: float
+    prices: np.ndarray
+    long: np.ndarray
+    short: np.ndarray
+    bin_bp: float
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"price": self.prices, "long": self.long, "short": self.short})
+
+
+class LiquidationEngine:
+    """Incremental cohort engine for live bots: one instance per market.
+
+    ``update(candle)`` processes one closed candle and returns its row (the same values, bit for
+    bit, as :func:`liquidation_levels` on the whole history); ``update_many(df)`` processes a block;
+    ``snapshot()`` gives the current book; ``state_dict()`` / ``from_state()`` and ``save()`` /
+    ``load()`` persist it so a restarted bot resumes without recomputing history.
+
+    >>> eng = LiquidationEngine(LiquidationModel(window="1d"))                # doctest: +SKIP
+    >>> row = eng.update({"date": "2025-01-01 00:00", "open": 1, "high": 1.01, "low": 0.99,
+    ...                   "close": 1.0, "volume": 1000})                        # doctest: +SKIP
+    """
+
+    def __init__(self, model: LiquidationModel | None = None, *, summaries: bool = True,
+                 **params: Any) -> None:
+        self.model = _model_from(model, params)
+        self.summaries = summaries
+        f_long, f_short, w = self.model.liquidation_factors()
+        self._f_long_log = np.log(f_long)
+        self._f_short_log = np.log(f_short)
+        self._lev_w = np.ascontiguousarray(w)
+        self._n_entries = int(self.model.entry_samples)
+        self._n_dep = 2 * len(w) * self._n_entries
+        self._logb = self.model.bin_log_width()
+        self._prm = self._params()
+        self._k = _kernels()
+        self._window_ns = int(self.model.window_td.value)
+        self._columns = LEVEL_COLUMNS if summaries else LEVEL_COLUMNS[:_N_CORE]
+        self._out1 = np.empty((1, self._k.N_OUT))
+        self._no_rows = np.zeros(0, dtype=np.int64)
+        self._no_snap = np.zeros((0, 0), dtype=np.float32)
+        self._one = _SingleBuffers()
+        reach = max(self.model.cluster_range_pct, self.model.band_pct) / 100.0
+        self._reach_lo = min(float(f_long.min()), 1 - reach)
+        self._reach_hi = max(float(f_short.max()), 1 + reach)
+        self._first_date: int | None = None
+        self._ist = np.zeros(8, dtype=np.int64)
+        self._fst = np.zeros(13, dtype=np.float64)
+        self._book_long = np.zeros(0)
+        self._book_short = np.zeros(0)
+        self._wipe_long = np.zeros(0, dtype=np.int64)
+        self._wipe_short = np.zeros(0, dtype=np.int64)
+        self._coh_date = np.zeros(0, dtype=np.int64)
+        self._coh_seq = np.zeros(0, dtype=np.int64)
+        self._coh_bin = np.zeros((0, self._n_dep), dtype=np.int64)
+        self._coh_mass = np.zeros((0, self._n_dep))
+        self._coh_n = np.zeros(0, dtype=np.int64)
+        self._last_close = math.nan
+        self._reset_scalars()
+
+    # ------------------------------------------------------------------ internals
+    def _params(self) -> np.ndarray:
+        k = _kernels()
+        m = self.model
+        p = np.zeros(k.N_PARAMS)
+        p[k.P_INV_LOGB] = 1.0 / self._logb
+        p[k.P_LOGB] = self._logb
+        p[k.P_WINDOW_NS] = float(m.window_td.value)
+        hl = m.half_life_td
+        p[k.P_HALF_LIFE_NS] = float(hl.value) if hl is not None else 0.0
+        p[k.P_PARTICIPATION] = m.participation
+        p[k.P_TILT] = m.direction_tilt
+        p[k.P_DECAY_WITH_OI] = 1.0 if m.decay_with_open_interest else 0.0
+        p[k.P_BAND] = m.band_pct / 100.0
+        p[k.P_RANGE] = m.cluster_range_pct / 100.0
+        p[k.P_DENSE] = m.cluster_dense_factor
+        p[k.P_MIN_SHARE] = m.cluster_min_share
+        p[k.P_GAP_FACTOR] = m.gap_factor
+        p[k.P_MAG_POWER] = m.magnet_distance_power
+        p[k.P_MAX_GAP_BINS] = float(m.cluster_max_gap_bins)
+        return p
+
+    def _reset_scalars(self) -> None:
+        k = _kernels()
+        self._ist[:] = 0
+        self._ist[k.I_LONG_TOP] = k.NONE_TOP
+        self._ist[k.I_SHORT_BOT] = k.NONE_BOT
+        self._fst[:] = 0.0
+        self._fst[k.F_SCALE] = 1.0
+        self._fst[k.F_PREV_OI] = np.nan
+
+    def _needed_bins(self, inp: Inputs) -> tuple[int, int]:
+        """Absolute bin range every step over ``inp`` may touch (deposits, consumption, scans)."""
+        lo_price = float(inp.low.min()) * self._reach_lo
+        hi_price = float(inp.high.max()) * self._reach_hi
+        if not math.isnan(self._last_close):
+            lo_price = min(lo_price, self._last_close)
+            hi_price = max(hi_price, self._last_close)
+        return (
+            math.floor(math.log(lo_price) / self._logb) - 2,
+            math.floor(math.log(hi_price) / self._logb) + 2,
+        )
+
+    def _ensure_book(self, k_lo: int, k_hi: int) -> None:
+        k = _kernels()
+        nb = self._book_long.shape[0]
+        k0 = int(self._ist[k.I_K0])
+        if nb and k0 <= k_lo and k_hi < k0 + nb:
+            return
+        if nb:
+            k_lo = min(k_lo, k0)
+            k_hi = max(k_hi, k0 + nb - 1)
+        margin = max(16, (k_hi - k_lo) // 4) if self._first_date is not None else 2
+        new_k0 = k_lo - margin
+        new_nb = k_hi - k_lo + 1 + 2 * margin
+        bl = np.zeros(new_nb)
+        bs = np.zeros(new_nb)
+        wl = np.full(new_nb, -1, dtype=np.int64)
+        ws = np.full(new_nb, -1, dtype=np.int64)
+        if nb:
+            off = k0 - new_k0
+            bl[off : off + nb] = self._book_long
+            bs[off : off + nb] = self._book_short
+            wl[off : off + nb] = self._wipe_long
+            ws[off : off + nb] = self._wipe_short
+        self._book_long, self._book_short = bl, bs
+        self._wipe_long, self._wipe_short = wl, ws
+        self._ist[k.I_K0] = new_k0
+
+    def _live_cohort_dates(self) -> np.ndarray:
+        k = _kernels()
+        cap = self._coh_date.shape[0]
+        size = int(self._ist[k.I_SIZE])
+        if not size:
+            return np.zeros(0, dtype=np.int64)
+        idx = (int(self._ist[k.I_HEAD]) + np.arange(size)) % cap
+        return self._coh_date[idx]
+
+    def _ensure_cohorts(self, dates: np.ndarray) -> None:
+        k = _kernels()
+        window = int(self.model.window_td.value)
+        live = self._live_cohort_dates()
+        all_dates = np.concatenate([live, dates])
+        first_new = live.shape[0]
+        start = np.searchsorted(all_dates, all_dates[first_new:] - window, side="right")
+        need = int(np.max(np.arange(first_new, all_dates.shape[0]) - start + 1)) if len(dates) else 0
+        cap = self._coh_date.shape[0]
+        # one spare slot: a candle is added before the next update's expiry runs
+        if need + 1 <= cap:
+            return
+        new_cap = max(need + 1, 2 * cap, 8)
+        size = int(self._ist[k.I_SIZE])
+        idx = (int(self._ist[k.I_HEAD]) + np.arange(size)) % max(cap, 1)
+        cd = np.zeros(new_cap, dtype=np.int64)
+        cs = np.zeros(new_cap, dtype=np.int64)
+        cb = np.zeros((new_cap, self._n_dep), dtype=np.int64)
+        cm = np.zeros((new_cap, self._n_dep))
+        cn = np.zeros(new_cap, dtype=np.int64)
+        if size:
+            cd[:size] = self._coh_date[idx]
+            cs[:size] = self._coh_seq[idx]
+            cb[:size] = self._coh_bin[idx]
+            cm[:size] = self._coh_mass[idx]
+            cn[:size] = self._coh_n[idx]
+        self._coh_date, self._coh_seq, self._coh_bin, self._coh_mass, self._coh_n = cd, cs, cb, cm, cn
+        self._ist[k.I_HEAD] = 0
+
+    def _run(
+        self,
+        inp: Inputs,
+        snap_rows: np.ndarray | None = None,
+        snap_k_lo: int = 0,
+        snap_width: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        k = _kernels()
+        n = len(inp)
+        if n and self._ist[k.I_HAS_PREV] and inp.dates[0] <= self._ist[k.I_PREV_DATE]:
+            raise ValueError(
+                f"candle {pd.Timestamp(int(inp.dates[0]), tz='UTC')} is not newer than the last "
+                f"processed candle {pd.Timestamp(int(self._ist[k.I_PREV_DATE]), tz='UTC')}"
+            )
+        out = np.full((n, k.N_OUT), np.nan)
+        if snap_rows is None:
+            snap_rows = np.zeros(0, dtype=np.int64)
+        snap_long = np.zeros((snap_rows.shape[0], snap_width), dtype=np.float32)
+        snap_short = np.zeros_like(snap_long)
+        if n == 0:
+            return out, snap_long, snap_short
+        self._ensure_book(*self._needed_bins(inp))
+        if n > 1 or int(self._ist[k.I_SIZE]) + 1 > self._coh_date.shape[0]:
+            self._ensure_cohorts(inp.dates)
+        if self._first_date is None:
+            self._first_date = int(inp.dates[0])
+        k.run_candles(
+            inp.dates, inp.open, inp.high, inp.low, inp.close, inp.volume, inp.oi,
+            inp.taker_buy, inp.ls_ratio,
+            self._book_long, self._book_short, self._wipe_long, self._wipe_short,
+            self._coh_date, self._coh_seq, self._coh_bin, self._coh_mass, self._coh_n,
+            self._ist, self._fst, self._prm, self._f_long_log, self._f_short_log, self._lev_w,
+            self._n_entries, out, self.summaries, snap_rows, np.int64(snap_k_lo),
+            snap_long, snap_short,
+        )  # fmt: skip
+        self._last_close = float(inp.close[-1])
+        warm = inp.dates < self._first_date + int(self.model.window_td.value)
+        out[warm] = np.nan
+        return out, snap_long, snap_short
+
+    def _frame(self, out: np.ndarray, index: pd.Index) -> pd.DataFrame:
+        cols = LEVEL_COLUMNS if self.summaries else LEVEL_COLUMNS[:_N_CORE]
+        return pd.DataFrame(out[:, : len(cols)], index=index, columns=list(cols))
+
+    # ------------------------------------------------------------------ public API
+    def update_many(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Process a block of new candles (after any already processed); one row per candle."""
+        inp = prepare_inputs(df)
+        out, _, _ = self._run(inp)
+        return self._frame(out, df.index)
+
+    def update(self, candle: Mapping[str, Any] | pd.Series) -> dict[str, float]:
+        """Process one closed candle; returns ``{column: value}`` as in the batch output.
+
+        ``candle`` maps ``date, open, high, low, close, volume`` (and optionally the extra input
+        columns) to values; a Series named by its date works too. Validation is the same as for
+        frames. This is the live-bot path, kept lean (a few microseconds of Python around the
+        kernel).
+        """
+        inp = _single_inputs(candle, self._one)
+        k = self._k
+        ist = self._ist
+        date = int(inp.dates[0])
+        if ist[k.I_HAS_PREV] and date <= ist[k.I_PREV_DATE]:
+            self._run(inp)  # raises the ordering error
+        lo = float(inp.low[0]) * self._reach_lo
+        hi = float(inp.high[0]) * self._reach_hi
+        k0 = int(ist[k.I_K0])
+        nb = self._book_long.shape[0]
+        if (
+            not nb
+            or math.floor(math.log(lo) / self._logb) - 2 < k0
+            or math.floor(math.log(hi) / self._logb) + 2 >= k0 + nb
+            or int(ist[k.I_SIZE]) + 1 > self._coh_date.shape[0]
+            or self._first_date is None
+        ):
+            out = self._run(inp)[0]
+        else:
+            out = self._out1
+            out.fill(np.nan)
+            k.run_candles(
+                inp.dates, inp.open, inp.high, inp.low, inp.close, inp.volume, inp.oi,
+                inp.taker_buy, inp.ls_ratio,
+                self._book_long, self._book_short, self._wipe_long, self._wipe_short,
+                self._coh_date, self._coh_seq, self._coh_bin, self._coh_mass, self._coh_n,
+                ist, self._fst, self._prm, self._f_long_log, self._f_short_log, self._lev_w,
+                self._n_entries, out, self.summaries, self._no_rows, np.int64(0),
+                self._no_snap, self._no_snap,
+            )  # fmt: skip
+            self._last_close = float(inp.close[0])
+            if date < self._first_date + self._window_ns:
+                out.fill(np.nan)
+        row = out[0].tolist()
+        return dict(zip(self._columns, row, strict=False))
+
+    @property
+    def last_date(self) -> pd.Timestamp | None:
+        """Date of the last processed candle (``None`` before the first)."""
+        k = _kernels()
+        if not self._ist[k.I_HAS_PREV]:
+            return None
+        return pd.Timestamp(int(self._ist[k.I_PREV_DATE]), tz="UTC")
+
+    @property
+    def candles_processed(self) -> int:
+        return int(self._ist[_kernels().I_SEQ])
+
+    def totals(self) -> dict[str, float]:
+        """Cumulative mass accounting in quote currency (for checks): opened, liquidated,
+        closed, expired and surviving, per side. ``opened = surviving + liquidated + closed +
+        expired`` up to floating-point rounding."""
+        k = _kernels()
+        f = self._fst
+        s = f[k.F_SCALE]
+        return {
+            "opened_long": float(f[k.F_OPENED_LONG]),
+            "opened_short": float(f[k.F_OPENED_SHORT]),
+            "liquidated_long": float(f[k.F_LIQ_LONG]),
+            "liquidated_short": float(f[k.F_LIQ_SHORT]),
+            "closed_long": float(f[k.F_CLOSED_LONG]),
+            "closed_short": float(f[k.F_CLOSED_SHORT]),
+            "expired_long": float(f[k.F_EXPIRED_LONG]),
+            "expired_short": float(f[k.F_EXPIRED_SHORT]),
+            "surviving_long": float(self._book_long.sum() * s),
+            "surviving_short": float(self._book_short.sum() * s),
+        }
+
+    def snapshot(self) -> LiquidationMap:
+        """Current estimated liquidation mass per price bin (only bins that hold mass, plus the
+        bins between them)."""
+        k = _kernels()
+        s = float(self._fst[k.F_SCALE])
+        total = self._book_long + self._book_short
+        nz = np.flatnonzero(total > 0)
+        k0 = int(self._ist[k.I_K0])
+        if nz.size:
+            a, b = int(nz[0]), int(nz[-1]) + 1
+        else:
+            a = b = 0
+        bins = np.arange(k0 + a, k0 + b)
+        return LiquidationMap(
+            time=self.last_date,
+            price=self._last_close,
+            prices=self.model.bin_to_price(bins),
+            long=self._book_long[a:b] * s,
+            short=self._book_short[a:b] * s,
+            bin_bp=self.model.bin_bp,
+        )
+
+    # ------------------------------------------------------------------ persistence
+    _ARRAYS = (
+        "_ist", "_fst", "_book_long", "_book_short", "_wipe_long", "_wipe_short",
+        "_coh_date", "_coh_seq", "_coh_bin", "_coh_mass", "_coh_n",
+    )  # fmt: skip
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: model parameters and state arrays (copies)."""
+        state: dict[str, Any] = {name: getattr(self, name).copy() for name in self._ARRAYS}
+        state["model"] = self.model.to_dict()
+        state["summaries"] = self.summaries
+        state["first_date"] = self._first_date
+        state["last_close"] = self._last_close
+        return state
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> LiquidationEngine:
+        """Rebuild an engine from :meth:`state_dict` output."""
+        params = dict(state["model"])
+        for key in ("leverages", "leverage_weights"):
+            if params.get(key) is not None:
+                params[key] = tuple(params[key])
+        eng = cls(LiquidationModel(**params), summaries=bool(state["summaries"]))
+        for name in cls._ARRAYS:
+            setattr(eng, name, np.array(state[name], copy=True))
+        fd = state.get("first_date")
+        eng._first_date = None if fd is None else int(fd)
+        eng._last_close = float(state.get("last_close", math.nan))
+        return eng
+
+    def save(self, path: str | Path) -> None:
+        """Save the state to an ``.npz`` file (written atomically)."""
+        import json
+
+        path = Path(path)
+        state = self.state_dict()
+        meta = {
+            "model": state.pop("model"),
+            "summaries": state.pop("summaries"),
+            "first_date": state.pop("first_date"),
+            "last_close": state.pop("last_close"),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, meta=np.array(json.dumps(meta)), **state)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> LiquidationEngine:
+        import json
+
+        with np.load(Path(path), allow_pickle=False) as data:
+            state: dict[str, Any] = {name: data[name] for name in cls._ARRAYS}
+            meta = json.loads(str(data["meta"]))
+        state.update(meta)
+        return cls.from_state(state)
+
+
+def liquidation_levels(
+    df: pd.DataFrame, model: LiquidationModel | None = None, **params: Any
+) -> pd.DataFrame:
+    """Estimated liquidations per candle and a summary of the liquidation book.
+
+    Parameters
+    ----------
+    df : candles with ``date, open, high, low, close, volume``; optional ``open_interest`` (coins)
+        or ``open_interest_value`` (quote), ``taker_buy_volume``, ``long_short_ratio``.
+    model : a :class:`~liqsignals.LiquidationModel`; ``**params`` override its fields.
+
+    Returns
+    -------
+    DataFrame aligned to ``df.index``; NaN during warm-up (the first window). Columns (see
+    :data:`liqsignals.COLUMNS` for the full table):
+
+    liq_long_liquidated, liq_short_liquidated : quote
+        estimated notional of longs / shorts liquidated in the candle.
+    liq_long_total, liq_short_total : quote
+        estimated long / short notional still open in the window.
+    liq_long_opened, liq_short_opened : quote
+        notional the model opened in the candle.
+    liq_long_band, liq_short_band : quote
+        long liquidation mass below price / short above, within ``band_pct``.
+    liq_long_cluster_* , liq_short_cluster_* : price / quote
+        nearest significant cluster below (longs) / above (shorts): ``price`` (mass-weighted
+        centre), ``low``, ``high`` (edges), ``size``.
+    liq_magnet_price, liq_magnet_side, liq_magnet_score : price, -1/+1, 1/%
+        the cluster with the highest share-over-distance score; side -1 = longs below.
+    liq_gap_above_pct, liq_gap_below_pct : %
+        distance from the close to the first meaningful mass above / below.
+
+    Example
+    -------
+    >>> levels = liquidation_levels(candles, window="1w")               # doctest: +SKIP
+    >>> levels[["liq_long_liquidated", "liq_short_liquidated"]].sum()   # doctest: +SKIP
+    """
+    engine = LiquidationEngine(_model_from(model, params))
+    return engine.update_many(df)
