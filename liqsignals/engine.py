@@ -49,36 +49,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from liqsignals.columns import LEVEL_COLUMNS
 from liqsignals.model import LiquidationModel
 
 __all__ = ["LiquidationEngine", "LiquidationMap", "liquidation_levels", "prepare_inputs"]
 
 REQUIRED_COLUMNS = ("date", "open", "high", "low", "close", "volume")
 
-#: kernel output columns, in kernel order (see ``_kernels.O_*``)
-LEVEL_COLUMNS = (
-    "liq_long_liquidated",
-    "liq_short_liquidated",
-    "liq_long_total",
-    "liq_short_total",
-    "liq_long_opened",
-    "liq_short_opened",
-    "liq_long_band",
-    "liq_short_band",
-    "liq_long_cluster_price",
-    "liq_long_cluster_low",
-    "liq_long_cluster_high",
-    "liq_long_cluster_size",
-    "liq_short_cluster_price",
-    "liq_short_cluster_low",
-    "liq_short_cluster_high",
-    "liq_short_cluster_size",
-    "liq_magnet_price",
-    "liq_magnet_side",
-    "liq_magnet_score",
-    "liq_gap_above_pct",
-    "liq_gap_below_pct",
-)
+# the kernel writes its outputs in the order of columns.LEVEL_COLUMNS (see _kernels.O_*)
 _N_CORE = 6  # the first six need no summaries
 
 

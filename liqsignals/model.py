@@ -312,9 +312,9 @@ class LiquidationModel:
             raise ValueError(f"every leverage must be > 1 (a 1x long is never liquidated): {levs}")
         if any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ValueError(f"leverage_weights must be >= 0 with a positive sum: {weights}")
-        total = sum(weights)
         object.__setattr__(self, "leverages", levs)
-        object.__setattr__(self, "leverage_weights", tuple(w / total for w in weights))
+        # stored as given (normalised where used), so a saved model reloads bit for bit
+        object.__setattr__(self, "leverage_weights", weights)
         object.__setattr__(self, "window", window_td)
         _check_positive("bin_bp", self.bin_bp)
         if self.bin_bp > 500:
@@ -446,7 +446,8 @@ class LiquidationModel:
                 f_short[i] = 1.0 + 1.0 / lv - mmr
         if np.any(f_long <= 0):
             raise ValueError("a leverage/margin combination gives a non-positive liquidation price")
-        return f_long, f_short, np.asarray(self.leverage_weights, dtype=np.float64)
+        w = np.asarray(self.leverage_weights, dtype=np.float64)
+        return f_long, f_short, w / w.sum()
 
     def bin_log_width(self) -> float:
         """Natural log of the ratio between neighbouring bin edges."""

@@ -1,0 +1,355 @@
+"""Per-candle ``liq_*`` columns: clusters, magnet zones, gaps, sweeps, imbalance.
+
+Each column turns one reading of a liquidation heatmap (as traders' guides describe them) into a
+causal number: the value at candle ``t`` uses candles ``<= t`` only. The engine
+(:func:`liqsignals.liquidation_levels`) gives the state of the book at each close; this module
+derives the rest with finite, backward-looking windows only (no centred windows, no back-fill, no
+whole-column normalisation). All columns, with units, are in :mod:`liqsignals.columns`.
+
+Rules
+-----
+* **Significant cluster**: a run of dense bins (mass >= ``cluster_dense_factor`` x the side's mean
+  bin mass within ``cluster_range_pct`` of price) that holds at least ``cluster_min_share`` of the
+  side's mass in that range. The nearest one on each side is reported.
+* **Magnet**: among significant clusters on both sides, the one with the highest
+  ``share / distance_pct ** magnet_distance_power`` (big and close wins).
+* **Liquidity gap**: distance to the first bin whose combined mass is at least ``gap_factor`` x the
+  mean bin mass within the search range.
+* **Intensity**: percentile of the nearest significant cluster's size among the last
+  ``intensity_lookback`` candles; buckets 0-3 at the 25/50/75th percentiles (low, medium, high,
+  extreme, as in the traders' guides' table).
+* **Sweep**: the candle's low reached the centre of the nearest long cluster *of the previous
+  candle* (so the cluster existed before the move) and closed back above its upper edge; the
+  "through" variant closed below its lower edge. Shorts mirrored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from liqsignals.columns import FEATURE_COLUMNS, rename_prefix
+from liqsignals.engine import _model_from, liquidation_levels, prepare_inputs
+from liqsignals.model import LiquidationModel
+
+__all__ = [
+    "FeatureStream",
+    "derive_features",
+    "liquidation_features",
+    "merge_informative",
+    "timeframe_to_timedelta",
+]
+
+DEFAULT_ATR_PERIOD = 14
+DEFAULT_INTENSITY_LOOKBACK = 500
+DEFAULT_DRIFT_LOOKBACK = 12
+
+
+def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np.ndarray:
+    """Simple-mean ATR. Each window is summed on its own (not as a running sum), so the value
+    at a candle does not depend on how much history precedes it: bit-identical on any tail."""
+    prev = np.concatenate([[np.nan], close[:-1]])
+    tr = np.fmax(high - low, np.fmax(np.abs(high - prev), np.abs(low - prev)))
+    out = np.full(tr.shape[0], np.nan)
+    if tr.shape[0] >= period:
+        windows = np.lib.stride_tricks.sliding_window_view(tr, period)
+        out[period - 1 :] = windows.sum(axis=1) / period
+    return out
+
+
+def derive_features(
+    candles: pd.DataFrame,
+    levels: pd.DataFrame,
+    *,
+    atr_period: int = DEFAULT_ATR_PERIOD,
+    intensity_lookback: int = DEFAULT_INTENSITY_LOOKBACK,
+    drift_lookback: int = DEFAULT_DRIFT_LOOKBACK,
+) -> pd.DataFrame:
+    """Derive the feature columns from candles and the engine's ``levels`` (same index).
+
+    Every operation looks back a bounded number of rows (``max(atr_period, intensity_lookback,
+    drift_lookback) + 1``), so recomputing it over the tail of a growing frame gives the same
+    values as over the whole frame (what the live bot relies on).
+    """
+    for name, value in (
+        ("atr_period", atr_period),
+        ("intensity_lookback", intensity_lookback),
+        ("drift_lookback", drift_lookback),
+    ):
+        if not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    high = candles["high"].to_numpy(dtype=np.float64)
+    low = candles["low"].to_numpy(dtype=np.float64)
+    close = candles["close"].to_numpy(dtype=np.float64)
+    lv = {c: levels[c].to_numpy(dtype=np.float64, copy=True) for c in levels.columns}
+    out: dict[str, np.ndarray] = {}
+    warm = np.isnan(lv["liq_long_total"])
+
+    long_band, short_band = lv["liq_long_band"], lv["liq_short_band"]
+    tot = long_band + short_band
+    with np.errstate(invalid="ignore", divide="ignore"):
+        imb = np.where(tot > 0, (short_band - long_band) / tot, np.nan)
+    imb[warm] = np.nan
+    out["liq_imbalance"] = imb
+
+    atr = _atr(high, low, close, atr_period)
+    out["liq_atr"] = atr
+    lc, sc = lv["liq_long_cluster_price"], lv["liq_short_cluster_price"]
+    out["liq_long_cluster_dist_pct"] = (close - lc) / close * 100.0
+    out["liq_short_cluster_dist_pct"] = (sc - close) / close * 100.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["liq_long_cluster_dist_atr"] = np.where(atr > 0, (close - lc) / atr, np.nan)
+        out["liq_short_cluster_dist_atr"] = np.where(atr > 0, (sc - close) / atr, np.nan)
+    mag = lv["liq_magnet_price"]
+    out["liq_magnet_dist_pct"] = (mag / close - 1.0) * 100.0
+    prev_mag = np.concatenate([np.full(min(drift_lookback, len(mag)), np.nan), mag[:-drift_lookback]])
+    out["liq_magnet_drift"] = (mag / prev_mag - 1.0) * 100.0
+
+    # intensity: size of the nearest significant cluster (either side) vs its own history
+    dl = out["liq_long_cluster_dist_pct"]
+    ds = out["liq_short_cluster_dist_pct"]
+    near = np.where(
+        np.isnan(ds) | (~np.isnan(dl) & (dl <= ds)),
+        lv["liq_long_cluster_size"],
+        lv["liq_short_cluster_size"],
+    )
+    minp = max(2, intensity_lookback // 4)
+    inten = (
+        pd.Series(near)
+        .rolling(intensity_lookback, min_periods=minp)
+        .rank(pct=True, method="max")
+        .to_numpy(copy=True)
+    )
+    inten[np.isnan(near)] = np.nan
+    out["liq_intensity"] = inten
+    bucket = np.floor(np.clip(inten, 0.0, 0.999999) * 4.0)
+    out["liq_intensity_bucket"] = bucket
+
+    # sweeps against the previous candle's nearest clusters
+    def prev(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([[np.nan], a[:-1]])
+
+    p_lc, p_lc_lo, p_lc_hi = (prev(lv[f"liq_long_cluster_{x}"]) for x in ("price", "low", "high"))
+    p_sc, p_sc_lo, p_sc_hi = (prev(lv[f"liq_short_cluster_{x}"]) for x in ("price", "low", "high"))
+    undefined = warm | np.isnan(prev(lv["liq_long_total"]))
+    with np.errstate(invalid="ignore"):
+        hit_long = low <= p_lc
+        hit_short = high >= p_sc
+        sw_l = hit_long & (close > p_lc_hi)
+        sw_l_thru = hit_long & (close < p_lc_lo)
+        sw_s = hit_short & (close < p_sc_lo)
+        sw_s_thru = hit_short & (close > p_sc_hi)
+
+    def flag(mask: np.ndarray) -> np.ndarray:
+        f = mask.astype(np.float64)
+        f[undefined] = np.nan
+        return f
+
+    out["liq_sweep_long"] = flag(sw_l)
+    out["liq_sweep_long_through"] = flag(sw_l_thru)
+    notional_l = np.where(sw_l | sw_l_thru, lv["liq_long_liquidated"], 0.0)
+    notional_l[undefined] = np.nan
+    out["liq_sweep_long_notional"] = notional_l
+    out["liq_sweep_long_low"] = np.where(sw_l | sw_l_thru, p_lc_lo, np.nan)
+    out["liq_sweep_short"] = flag(sw_s)
+    out["liq_sweep_short_through"] = flag(sw_s_thru)
+    notional_s = np.where(sw_s | sw_s_thru, lv["liq_short_liquidated"], 0.0)
+    notional_s[undefined] = np.nan
+    out["liq_sweep_short_notional"] = notional_s
+    out["liq_sweep_short_high"] = np.where(sw_s | sw_s_thru, p_sc_hi, np.nan)
+
+    for key in ("liq_long_cluster_dist_pct", "liq_short_cluster_dist_pct",
+                "liq_long_cluster_dist_atr", "liq_short_cluster_dist_atr",
+                "liq_magnet_dist_pct", "liq_magnet_drift"):  # fmt: skip
+        out[key][warm] = np.nan
+    derived = pd.DataFrame(out, index=levels.index)
+    return pd.concat([levels, derived], axis=1)[list(FEATURE_COLUMNS)]
+
+
+def _window_map(windows: Mapping[str, Any] | Sequence[Any] | None) -> dict[str, Any] | None:
+    if windows is None:
+        return None
+    if isinstance(windows, Mapping):
+        items = dict(windows)
+    elif isinstance(windows, str):
+        items = {windows: windows}
+    else:
+        items = {str(w): w for w in windows}
+    if not items:
+        raise ValueError("windows must not be empty")
+    for name in items:
+        if not name or not all(ch.isalnum() or ch == "_" for ch in name):
+            raise ValueError(f"window name {name!r} must be letters, digits or _")
+    return items
+
+
+def liquidation_features(
+    df: pd.DataFrame,
+    model: LiquidationModel | None = None,
+    *,
+    windows: Mapping[str, Any] | Sequence[Any] | None = None,
+    atr_period: int = DEFAULT_ATR_PERIOD,
+    intensity_lookback: int = DEFAULT_INTENSITY_LOOKBACK,
+    drift_lookback: int = DEFAULT_DRIFT_LOOKBACK,
+    **params: Any,
+) -> pd.DataFrame:
+    """All ``liq_*`` feature columns for a candle frame.
+
+    Parameters
+    ----------
+    df : candles (``date, open, high, low, close, volume`` and the optional inputs of
+        :func:`liqsignals.liquidation_levels`).
+    model : a :class:`~liqsignals.LiquidationModel`; ``**params`` override its fields.
+    windows : several windows at once, each with its own prefix: ``{"fast": "1d", "slow": "1w"}``
+        gives ``liq_fast_*`` and ``liq_slow_*`` columns (a list such as ``["1d", "1w"]`` uses the
+        window labels as names). Default: one model, prefix ``liq_``.
+    atr_period, intensity_lookback, drift_lookback : lookbacks of the derived columns, in candles.
+
+    Returns
+    -------
+    DataFrame aligned to ``df.index`` with the columns of :data:`liqsignals.COLUMNS` (units and
+    meaning there), NaN during warm-up.
+
+    Example
+    -------
+    >>> feats = liquidation_features(candles, window="1w", symbol="BTC/USDT:USDT")  # doctest: +SKIP
+    >>> feats[["liq_imbalance", "liq_magnet_price", "liq_sweep_long"]].tail()       # doctest: +SKIP
+    """
+    base = _model_from(model, params)
+    wmap = _window_map(windows)
+    prepare_inputs(df)  # validate once, with a clear error, before any work
+    kwargs = {
+        "atr_period": atr_period,
+        "intensity_lookback": intensity_lookback,
+        "drift_lookback": drift_lookback,
+    }
+    if wmap is None:
+        return derive_features(df, liquidation_levels(df, base), **kwargs)
+    frames = []
+    for name, window in wmap.items():
+        feats = derive_features(df, liquidation_levels(df, base.replace(window=window)), **kwargs)
+        frames.append(feats.rename(columns=lambda c, n=name: rename_prefix(c, f"liq_{n}_")))
+    return pd.concat(frames, axis=1)
+
+
+class FeatureStream:
+    """Candle-by-candle feature computation for live bots (same values as the batch function).
+
+    Keeps a :class:`~liqsignals.LiquidationEngine` and a bounded tail of candles and engine rows;
+    each update advances the engine by the new candles only and derives the feature columns over
+    the tail (every derived column looks back a bounded number of rows).
+
+    >>> stream = FeatureStream(LiquidationModel(window="1d"))   # doctest: +SKIP
+    >>> row = stream.update(candle_dict)                         # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: LiquidationModel | None = None,
+        *,
+        atr_period: int = DEFAULT_ATR_PERIOD,
+        intensity_lookback: int = DEFAULT_INTENSITY_LOOKBACK,
+        drift_lookback: int = DEFAULT_DRIFT_LOOKBACK,
+        **params: Any,
+    ) -> None:
+        from liqsignals.engine import LiquidationEngine
+
+        self.engine = LiquidationEngine(_model_from(model, params))
+        self._kwargs = {
+            "atr_period": atr_period,
+            "intensity_lookback": intensity_lookback,
+            "drift_lookback": drift_lookback,
+        }
+        self.tail_length = max(atr_period + 1, intensity_lookback, drift_lookback + 1) + 1
+        self._candles: pd.DataFrame | None = None
+        self._levels: pd.DataFrame | None = None
+
+    @property
+    def model(self) -> LiquidationModel:
+        return self.engine.model
+
+    def update_many(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Process new candles (newer than any seen); returns their feature rows."""
+        if len(df) == 0:
+            return pd.DataFrame(columns=list(FEATURE_COLUMNS), index=df.index, dtype=float)
+        levels = self.engine.update_many(df)
+        cols = ["date", "open", "high", "low", "close", "volume"]
+        cand = df[cols].reset_index(drop=True)
+        lv = levels.reset_index(drop=True)
+        if self._candles is not None and self._levels is not None:
+            cand = pd.concat([self._candles, cand], ignore_index=True)
+            lv = pd.concat([self._levels, lv], ignore_index=True)
+        feats = derive_features(cand, lv, **self._kwargs).iloc[-len(df) :]
+        feats.index = df.index
+        self._candles = cand.iloc[-self.tail_length :].reset_index(drop=True)
+        self._levels = lv.iloc[-self.tail_length :].reset_index(drop=True)
+        return feats
+
+    def update(self, candle: Mapping[str, Any]) -> dict[str, float]:
+        """Process one closed candle; returns ``{column: value}``."""
+        row = pd.DataFrame([dict(candle)])
+        row["date"] = pd.to_datetime(row["date"], utc=True)
+        feats = self.update_many(row)
+        return {c: float(v) for c, v in feats.iloc[0].items()}
+
+
+# ----------------------------------------------------------------------------- timeframes
+_TF_UNITS = {"s": "s", "m": "min", "h": "h", "d": "D", "w": "W"}
+
+
+def timeframe_to_timedelta(timeframe: str) -> pd.Timedelta:
+    """freqtrade/ccxt timeframe (``"15m"``, ``"1h"``, ``"1d"``, ``"1w"``) to a Timedelta.
+    ``"1M"`` (a calendar month) is rejected: it has no fixed length."""
+    if not isinstance(timeframe, str) or len(timeframe) < 2 or timeframe[-1] not in _TF_UNITS:
+        raise ValueError(f"unknown timeframe {timeframe!r}; use e.g. 5m, 15m, 1h, 4h, 1d")
+    try:
+        amount = int(timeframe[:-1])
+    except ValueError as exc:
+        raise ValueError(f"unknown timeframe {timeframe!r}") from exc
+    if amount <= 0:
+        raise ValueError(f"unknown timeframe {timeframe!r}")
+    return pd.Timedelta(amount, unit=_TF_UNITS[timeframe[-1]])
+
+
+def merge_informative(
+    dataframe: pd.DataFrame,
+    informative: pd.DataFrame,
+    timeframe: str,
+    timeframe_inf: str,
+    *,
+    ffill: bool = True,
+    suffix: str | None = None,
+) -> pd.DataFrame:
+    """Merge higher-timeframe columns onto a lower timeframe without lookahead.
+
+    Same semantics as freqtrade's ``merge_informative_pair``: a higher-timeframe candle (dated by
+    its open time) becomes visible on the lower-timeframe candle that closes at the same moment,
+    i.e. its date is shifted by ``timeframe_inf - timeframe``. Informative columns get the suffix
+    ``_<timeframe_inf>`` (or ``_<suffix>``). Both frames need a ``date`` column.
+    """
+    if "date" not in dataframe.columns or "date" not in informative.columns:
+        raise ValueError("merge_informative needs a 'date' column in both frames")
+    td = timeframe_to_timedelta(timeframe)
+    td_inf = timeframe_to_timedelta(timeframe_inf)
+    if td_inf < td:
+        raise ValueError(
+            f"informative timeframe {timeframe_inf} is shorter than the base timeframe {timeframe}"
+        )
+    tag = suffix or timeframe_inf
+    inf = informative.copy()
+    inf["date_merge"] = pd.to_datetime(inf["date"], utc=True) + (td_inf - td)
+    inf = inf.rename(columns={c: f"{c}_{tag}" for c in inf.columns if c != "date_merge"})
+    left = dataframe.copy()
+    left_dates = pd.to_datetime(left["date"], utc=True)
+    merged = left.assign(_ls_date=left_dates).merge(
+        inf, left_on="_ls_date", right_on="date_merge", how="left"
+    )
+    merged = merged.drop(columns=["_ls_date", "date_merge"])
+    if ffill:
+        cols = [c for c in inf.columns if c != "date_merge"]
+        merged[cols] = merged[cols].ffill()
+    merged.index = dataframe.index
+    return merged
