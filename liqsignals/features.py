@@ -161,7 +161,7 @@ def derive_features(
     out["liq_sweep_short_notional"] = notional_s
     out["liq_sweep_short_high"] = np.where(sw_s | sw_s_thru, p_sc_hi, np.nan)
 
-    for key in ("liq_long_cluster_dist_pct", "liq_short_cluster_dist_pct",
+    for key in ("liq_atr", "liq_long_cluster_dist_pct", "liq_short_cluster_dist_pct",
                 "liq_long_cluster_dist_atr", "liq_short_cluster_dist_atr",
                 "liq_magnet_dist_pct", "liq_magnet_drift"):  # fmt: skip
         out[key][warm] = np.nan
@@ -342,14 +342,19 @@ def merge_informative(
     inf = informative.copy()
     inf["date_merge"] = pd.to_datetime(inf["date"], utc=True) + (td_inf - td)
     inf = inf.rename(columns={c: f"{c}_{tag}" for c in inf.columns if c != "date_merge"})
-    left = dataframe.copy()
-    left_dates = pd.to_datetime(left["date"], utc=True)
-    merged = left.assign(_ls_date=left_dates).merge(
-        inf, left_on="_ls_date", right_on="date_merge", how="left"
-    )
-    merged = merged.drop(columns=["_ls_date", "date_merge"])
+    inf = inf.sort_values("date_merge")
+    left = dataframe.assign(_ls_date=pd.to_datetime(dataframe["date"], utc=True))
     if ffill:
-        cols = [c for c in inf.columns if c != "date_merge"]
-        merged[cols] = merged[cols].ffill()
+        # each candle sees the latest informative candle that has closed (a genuine NaN in that
+        # row stays NaN: rows are carried forward, values are not back-filled from older rows)
+        left = left.reset_index(drop=True)
+        order = np.argsort(left["_ls_date"].to_numpy(), kind="stable")
+        merged = pd.merge_asof(
+            left.iloc[order], inf, left_on="_ls_date", right_on="date_merge", direction="backward"
+        )
+        merged = merged.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
+    else:
+        merged = left.merge(inf, left_on="_ls_date", right_on="date_merge", how="left")
+    merged = merged.drop(columns=["_ls_date", "date_merge"])
     merged.index = dataframe.index
     return merged
