@@ -14,6 +14,9 @@ from collections.abc import Sequence
 # module paths whose ``register(subparsers)`` adds one or more commands
 _COMMAND_MODULES: list[str] = [
     "liqsignals.replay.cli",
+    "liqsignals.data.cli",
+    "liqsignals.evaluate_cli",
+    "liqsignals.plot_cli",
 ]
 
 

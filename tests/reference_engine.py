@@ -62,8 +62,18 @@ class ReferenceEngine:
         return b
 
     # one candle ---------------------------------------------------------------------------
-    def step(self, date: int, o: float, h: float, lo: float, c: float, v: float,
-             oi: float = math.nan, tb: float = math.nan, lsr: float = math.nan) -> dict:
+    def step(
+        self,
+        date: int,
+        o: float,
+        h: float,
+        lo: float,
+        c: float,
+        v: float,
+        oi: float = math.nan,
+        tb: float = math.nan,
+        lsr: float = math.nan,
+    ) -> dict:
         m = self.m
         window = m.window_td.value
         dt = 0 if self.prev_date is None else date - self.prev_date
@@ -156,7 +166,10 @@ class ReferenceEngine:
         m = self.m
         longs, shorts = self.book("long"), self.book("short")
         kc = self._bin(close)
-        kb_lo, kb_hi = self._bin(close * (1 - m.band_pct / 100)), self._bin(close * (1 + m.band_pct / 100))
+        kb_lo, kb_hi = (
+            self._bin(close * (1 - m.band_pct / 100)),
+            self._bin(close * (1 + m.band_pct / 100)),
+        )
         kr_lo = self._bin(close * (1 - m.cluster_range_pct / 100))
         kr_hi = self._bin(close * (1 + m.cluster_range_pct / 100))
         out = {

@@ -85,7 +85,10 @@ def test_tiers_come_from_position_notional_not_market_oi():
         assert fl == pytest.approx((1 - 1 / lev) / (1 - 0.004), rel=1e-12)
         assert fs == pytest.approx((1 + 1 / lev) / (1 + 0.004), rel=1e-12)
     big = LiquidationModel(
-        symbol="BTC/USDT:USDT", position_notional=5_000_000, leverages=(10.0,), leverage_weights=(1.0,)
+        symbol="BTC/USDT:USDT",
+        position_notional=5_000_000,
+        leverages=(10.0,),
+        leverage_weights=(1.0,),
     )
     fl = big.liquidation_factors()[0][0]
     assert fl == pytest.approx((1 - 0.1 - 12_000 / 5_000_000) / (1 - 0.01), rel=1e-12)
@@ -99,7 +102,9 @@ def test_margin_tiers_available_for_btc_and_eth():
 
 
 def test_approximation_without_tiers():
-    m = LiquidationModel(leverages=(10.0, 50.0), leverage_weights=(0.5, 0.5), maintenance_margin_rate=0.005)
+    m = LiquidationModel(
+        leverages=(10.0, 50.0), leverage_weights=(0.5, 0.5), maintenance_margin_rate=0.005
+    )
     f_long, f_short, w = m.liquidation_factors()
     np.testing.assert_allclose(f_long, [1 - 0.1 + 0.005, 1 - 0.02 + 0.005])
     np.testing.assert_allclose(f_short, [1 + 0.1 - 0.005, 1 + 0.02 - 0.005])
@@ -164,7 +169,9 @@ def test_kernel_matches_reference(seed, opts):
 
 def test_kernel_matches_reference_with_tiers_and_no_decay():
     df = random_candles(11, 120, vol=0.02, taker=True)
-    model = LiquidationModel(window="12h", symbol="BTC/USDT:USDT", close_half_life=None, bin_bp=15.0)
+    model = LiquidationModel(
+        window="12h", symbol="BTC/USDT:USDT", close_half_life=None, bin_bp=15.0
+    )
     np.testing.assert_allclose(
         liquidation_levels(df, model).to_numpy(),
         reference_levels(df, model)[list(LEVEL_COLUMNS)].to_numpy(),
@@ -182,7 +189,10 @@ def test_mass_is_conserved(opts):
     t = eng.totals()
     for side in ("long", "short"):
         accounted = (
-            t[f"surviving_{side}"] + t[f"liquidated_{side}"] + t[f"closed_{side}"] + t[f"expired_{side}"]
+            t[f"surviving_{side}"]
+            + t[f"liquidated_{side}"]
+            + t[f"closed_{side}"]
+            + t[f"expired_{side}"]
         )
         assert t[f"opened_{side}"] > 0
         assert accounted == pytest.approx(t[f"opened_{side}"], rel=1e-9)
@@ -192,7 +202,13 @@ def test_mass_is_conserved(opts):
 # ----------------------------------------------------------------------------- causality
 frames = st.builds(
     lambda seed, n, gaps, fillers, oi, taker: random_candles(
-        seed, n, gaps=gaps, fillers=fillers, open_interest=oi, taker=taker, nan_share=0.1 if oi else 0
+        seed,
+        n,
+        gaps=gaps,
+        fillers=fillers,
+        open_interest=oi,
+        taker=taker,
+        nan_share=0.1 if oi else 0,
     ),
     seed=st.integers(0, 10_000),
     n=st.integers(2, 160),
@@ -332,16 +348,22 @@ def test_side_split_rules():
     base = _flat(40)
     base["high"], base["low"] = 101.0, 99.0
     taker = liquidation_levels(base.assign(taker_buy_volume=7.0), **ONE_LEV)
-    assert (taker["liq_long_opened"] / (taker["liq_long_opened"] + taker["liq_short_opened"])).dropna().to_numpy() == pytest.approx(0.7)
+    assert (
+        taker["liq_long_opened"] / (taker["liq_long_opened"] + taker["liq_short_opened"])
+    ).dropna().to_numpy() == pytest.approx(0.7)
     lsr = liquidation_levels(base.assign(long_short_ratio=3.0), **ONE_LEV)
-    assert (lsr["liq_long_opened"] / lsr["liq_short_opened"]).dropna().to_numpy() == pytest.approx(3.0)
+    assert (lsr["liq_long_opened"] / lsr["liq_short_opened"]).dropna().to_numpy() == pytest.approx(
+        3.0
+    )
     up = base.assign(open=99.5, close=100.5)  # bullish candles, tilt 0.5 -> share 0.5+0.25*0.5
     out = liquidation_levels(up, **ONE_LEV)
     share = (out["liq_long_opened"] / (out["liq_long_opened"] + out["liq_short_opened"])).dropna()
     assert share.to_numpy() == pytest.approx(0.5 + 0.5 * 0.5 * 1.0 / 2.0)
     # taker share wins over the long/short ratio when both are present
     both = liquidation_levels(base.assign(taker_buy_volume=7.0, long_short_ratio=3.0), **ONE_LEV)
-    assert (both["liq_long_opened"] / (both["liq_long_opened"] + both["liq_short_opened"])).dropna().to_numpy() == pytest.approx(0.7)
+    assert (
+        both["liq_long_opened"] / (both["liq_long_opened"] + both["liq_short_opened"])
+    ).dropna().to_numpy() == pytest.approx(0.7)
 
 
 def test_planted_positions_are_liquidated_when_price_reaches_them():
@@ -362,7 +384,9 @@ def test_window_expiry():
     out = liquidation_levels(_flat(60), **ONE_LEV, close_half_life=None)
     per_candle = 0.05 * 10 * 100
     # a 1d window on 1h candles holds exactly 24 cohorts once full
-    assert (out["liq_long_total"] + out["liq_short_total"]).dropna().to_numpy() == pytest.approx(24 * per_candle)
+    assert (out["liq_long_total"] + out["liq_short_total"]).dropna().to_numpy() == pytest.approx(
+        24 * per_candle
+    )
 
 
 def test_decay_is_time_based_across_gaps():
@@ -434,7 +458,8 @@ def test_datetime_index_input_is_accepted():
     df = _good()
     by_index = df.set_index("date")
     assert_frames_identical(
-        liquidation_levels(by_index, **SMALL).reset_index(drop=True), liquidation_levels(df, **SMALL)
+        liquidation_levels(by_index, **SMALL).reset_index(drop=True),
+        liquidation_levels(df, **SMALL),
     )
 
 
@@ -479,11 +504,19 @@ def test_real_btc_liquidations_follow_sharp_moves():
     sharp_down = ret < ret.quantile(0.01)
     sharp_up = ret > ret.quantile(0.99)
     long_share = out.loc[sharp_down, "liq_long_liquidated"].sum() / out["liq_long_liquidated"].sum()
-    short_share = out.loc[sharp_up, "liq_short_liquidated"].sum() / out["liq_short_liquidated"].sum()
+    short_share = (
+        out.loc[sharp_up, "liq_short_liquidated"].sum() / out["liq_short_liquidated"].sum()
+    )
     # 1 % of the candles carry far more than 1 % of the liquidations (measured: see the note)
     assert long_share > 0.10, long_share
     assert short_share > 0.10, short_share
     # and on the wrong side almost nothing
-    assert out.loc[sharp_down, "liq_short_liquidated"].sum() < 0.2 * out.loc[sharp_down, "liq_long_liquidated"].sum()
-    assert out.loc[sharp_up, "liq_long_liquidated"].sum() < 0.2 * out.loc[sharp_up, "liq_short_liquidated"].sum()
+    assert (
+        out.loc[sharp_down, "liq_short_liquidated"].sum()
+        < 0.2 * out.loc[sharp_down, "liq_long_liquidated"].sum()
+    )
+    assert (
+        out.loc[sharp_up, "liq_long_liquidated"].sum()
+        < 0.2 * out.loc[sharp_up, "liq_short_liquidated"].sum()
+    )
     assert math.isfinite(long_share)

@@ -1,0 +1,715 @@
+"""Read and write freqtrade datadir files without importing freqtrade.
+
+Path rules follow freqtrade's feather data handler: futures data lives in
+``<datadir>/futures/<BASE>_<QUOTE>_<SETTLE>-<timeframe>-<candle_type>.feather`` and spot candles in
+``<datadir>/<BASE>_<QUOTE>-<timeframe>.feather``. Files are feather with lz4 compression, as
+freqtrade writes them, with a ``date`` column (UTC, start of the bar).
+
+Series freqtrade does not know (long/short ratio, taker volume, realised liquidations) are kept in
+``<datadir>/futures/liqsignals/`` under the same naming scheme: freqtrade lists every
+``*.feather`` in ``futures/`` and stops with an error on a candle type it does not know, which
+would break ``freqtrade backtesting``, ``download-data`` and ``list-data`` on that datadir.
+
+Example
+-------
+>>> from liqsignals.data import load_candles, parse_timerange
+>>> df = load_candles("user_data/data/binance", "BTC/USDT:USDT", "1h")  # doctest: +SKIP
+>>> parse_timerange("20240101-")
+TimeRange(start=Timestamp('2024-01-01 00:00:00+0000', tz='UTC'), stop=None)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "ATTACHED_COLUMNS",
+    "EXTRA_KINDS",
+    "FREQTRADE_CANDLE_TYPES",
+    "LAYOUTS",
+    "OHLCV_COLUMNS",
+    "TimeRange",
+    "append_frame",
+    "attach_market_data",
+    "data_path",
+    "filename_to_pair",
+    "list_data",
+    "load_candles",
+    "load_funding_rate",
+    "load_liquidation_bars",
+    "load_long_short_ratio",
+    "load_open_interest",
+    "load_series",
+    "load_taker_volume",
+    "pair_to_filename",
+    "parse_timerange",
+    "read_frame",
+    "save_candles",
+    "save_series",
+    "timeframe_to_timedelta",
+    "write_frame",
+]
+
+OHLCV_COLUMNS: tuple[str, ...] = ("date", "open", "high", "low", "close", "volume")
+
+# Columns on disk, per candle type / series kind. The first column is always "date".
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    "spot": OHLCV_COLUMNS,
+    "futures": OHLCV_COLUMNS,
+    "mark": OHLCV_COLUMNS,
+    "index": OHLCV_COLUMNS,
+    "premiumIndex": OHLCV_COLUMNS,
+    "funding_rate": ("date", "funding_rate"),
+    "open_interest": ("date", "open_interest_amount", "open_interest_value"),
+    "long_short_ratio": ("date", "long_short_ratio", "long_account", "short_account"),
+    "taker_volume": ("date", "taker_buy_volume", "taker_sell_volume"),
+    "liquidations": ("date", "long_liquidation_usd", "short_liquidation_usd"),
+}
+
+# candle types freqtrade itself reads and writes (``freqtrade.enums.CandleType``)
+FREQTRADE_CANDLE_TYPES = frozenset(
+    {"spot", "futures", "mark", "index", "premiumIndex", "funding_rate", "open_interest"}
+)
+# series only liqsignals reads; stored in ``futures/liqsignals/`` (see the module docstring)
+EXTRA_KINDS = frozenset({"long_short_ratio", "taker_volume", "liquidations"})
+_EXTRA_DIR = "liqsignals"
+
+_KNOWN_EXCHANGES = (
+    "binance",
+    "binanceusdm",
+    "bybit",
+    "okx",
+    "bitget",
+    "gate",
+    "kraken",
+    "hyperliquid",
+)
+_FILENAME_RE = re.compile(r"^(?P<pair>[\w-]+?)-(?P<tf>\d+[a-zA-Z]{1,2})(?:-(?P<kind>[A-Za-z_]+))?$")
+_TF_RE = re.compile(r"^(\d+)(s|m|h|d|w|M|Mo|y)$")
+
+
+# --------------------------------------------------------------------------------------------
+# names and paths
+
+
+def pair_to_filename(pair: str) -> str:
+    """File stem of a pair, as freqtrade builds it: ``"BTC/USDT:USDT"`` -> ``"BTC_USDT_USDT"``."""
+    for ch in ("/", " ", ".", "@", "$", "+", ":"):
+        pair = pair.replace(ch, "_")
+    return pair
+
+
+def filename_to_pair(stem: str) -> str:
+    """Pair of a file stem: the first ``_`` becomes ``/``, the second ``:`` (freqtrade's rule)."""
+    return stem.replace("_", "/", 1).replace("_", ":", 1)
+
+
+def timeframe_to_timedelta(timeframe: str) -> pd.Timedelta:
+    """Length of a ccxt/freqtrade timeframe (``"5m"``, ``"1h"``, ``"1d"``, ``"1w"``).
+
+    Months (``"1M"``) have no fixed length and raise ``ValueError``.
+    """
+    match = _TF_RE.match(timeframe)
+    if not match:
+        raise ValueError(f"invalid timeframe {timeframe!r}: expected e.g. '5m', '1h', '1d'")
+    n, unit = int(match[1]), match[2]
+    if n <= 0:
+        raise ValueError(f"invalid timeframe {timeframe!r}: length must be positive")
+    if unit in ("M", "Mo", "y"):
+        raise ValueError(f"timeframe {timeframe!r} has no fixed length")
+    return pd.Timedelta(
+        **{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: n}
+    )
+
+
+def data_path(
+    datadir: str | os.PathLike[str],
+    pair: str,
+    timeframe: str,
+    candle_type: str = "futures",
+) -> Path:
+    """Path of one pair's file in a freqtrade datadir.
+
+    ``candle_type`` is a freqtrade candle type (``futures``, ``mark``, ``funding_rate``,
+    ``open_interest``, ``spot``, ...) or one of ``EXTRA_KINDS``.
+    """
+    if candle_type not in LAYOUTS:
+        raise ValueError(f"unknown candle type {candle_type!r}; expected one of {sorted(LAYOUTS)}")
+    root = Path(datadir)
+    tf = timeframe.replace("M", "Mo") if timeframe.endswith("M") else timeframe
+    stem = pair_to_filename(pair)
+    if candle_type == "spot":
+        return root / f"{stem}-{tf}.feather"
+    folder = root / "futures"
+    if candle_type in EXTRA_KINDS:
+        folder = folder / _EXTRA_DIR
+    return folder / f"{stem}-{tf}-{candle_type}.feather"
+
+
+def list_data(datadir: str | os.PathLike[str]) -> list[tuple[str, str, str]]:
+    """Sorted ``(pair, timeframe, candle_type)`` of every data file found in ``datadir``."""
+    root = Path(datadir)
+    found: set[tuple[str, str, str]] = set()
+    for folder, default in (
+        (root, "spot"),
+        (root / "futures", None),
+        (root / "futures" / _EXTRA_DIR, None),
+    ):
+        if not folder.is_dir():
+            continue
+        for path in folder.glob("*.feather"):
+            match = _FILENAME_RE.match(path.name[: -len(".feather")])
+            if not match:
+                continue
+            kind = match["kind"] or default
+            if kind not in LAYOUTS:
+                continue
+            tf = match["tf"].replace("Mo", "M")
+            found.add((filename_to_pair(match["pair"]), tf, kind))
+    return sorted(found)
+
+
+# --------------------------------------------------------------------------------------------
+# time ranges
+
+
+class TimeRange(NamedTuple):
+    """A closed UTC interval; ``None`` leaves that end open. Both ends are inclusive."""
+
+    start: pd.Timestamp | None
+    stop: pd.Timestamp | None
+
+
+def _parse_timerange_part(text: str) -> pd.Timestamp | None:
+    if not text:
+        return None
+    for pattern, fmt in (
+        (r"\d{8}", "%Y%m%d"),
+        (r"\d{8}T\d{4}", "%Y%m%dT%H%M"),
+        (r"\d{8}T\d{6}", "%Y%m%dT%H%M%S"),
+    ):
+        if re.fullmatch(pattern, text):
+            return pd.to_datetime(text, format=fmt, utc=True)
+    if re.fullmatch(r"\d{10}", text):
+        return pd.Timestamp(int(text), unit="s", tz="UTC")
+    if re.fullmatch(r"\d{13}", text):
+        return pd.Timestamp(int(text), unit="ms", tz="UTC")
+    raise ValueError(f"invalid timerange value {text!r}")
+
+
+def parse_timerange(text: str | TimeRange | tuple | None) -> TimeRange:
+    """Parse freqtrade's ``--timerange`` syntax.
+
+    ``"20240101-20240301"``, ``"20240101-"`` and ``"-20240301"`` (either end may be left open);
+    each end may also be ``YYYYMMDDTHHMM[SS]`` or a Unix time in seconds (10 digits) or
+    milliseconds (13 digits). As in freqtrade, rows dated ``start <= date <= stop`` are kept.
+    ``None`` or ``""`` gives an unbounded range. A ``TimeRange`` or a ``(start, stop)`` tuple of
+    anything ``pd.Timestamp`` accepts is returned normalised to UTC.
+    """
+    if text is None or text == "":
+        return TimeRange(None, None)
+    if isinstance(text, tuple):
+        start, stop = (None if v is None else _utc(pd.Timestamp(v)) for v in text)
+    else:
+        parts = str(text).split("-")
+        if len(parts) != 2 or not any(parts):
+            raise ValueError(
+                f"invalid timerange {text!r}: expected YYYYMMDD-YYYYMMDD (either end may be empty)"
+            )
+        try:
+            start, stop = _parse_timerange_part(parts[0]), _parse_timerange_part(parts[1])
+        except ValueError as exc:
+            raise ValueError(f"invalid timerange {text!r}: {exc}") from None
+    if start is not None and stop is not None and start > stop:
+        raise ValueError(f"invalid timerange {text!r}: start is after stop")
+    return TimeRange(start, stop)
+
+
+def _utc(ts: pd.Timestamp) -> pd.Timestamp:
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _trim(df: pd.DataFrame, timerange: str | TimeRange | tuple | None) -> pd.DataFrame:
+    tr = parse_timerange(timerange)
+    if tr.start is not None:
+        df = df.loc[df["date"] >= tr.start]
+    if tr.stop is not None:
+        df = df.loc[df["date"] <= tr.stop]
+    return df.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# raw frames
+
+
+def _normalise_dates(df: pd.DataFrame, path: Path | str) -> pd.DataFrame:
+    if "date" not in df.columns:
+        raise ValueError(f"{path}: no 'date' column (columns: {list(df.columns)})")
+    date = df["date"]
+    if pd.api.types.is_numeric_dtype(date):
+        date = pd.to_datetime(date, unit="ms", utc=True)
+    elif not isinstance(date.dtype, pd.DatetimeTZDtype):
+        date = pd.to_datetime(date, utc=True)
+    df = df.copy()
+    df["date"] = date.dt.tz_convert("UTC").dt.as_unit("ms")
+    return df
+
+
+def read_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read one feather file as stored, with ``date`` as UTC ``datetime64[ms]``."""
+    path = Path(path)
+    return _normalise_dates(pd.read_feather(path), path)
+
+
+def write_frame(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``df`` to ``path`` as freqtrade does (feather, lz4, level 9), atomically.
+
+    The frame goes to a temporary file in the same folder, is flushed to disk and then renamed over
+    ``path``: an interrupted write leaves the previous file intact, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        df.reset_index(drop=True).to_feather(tmp, compression="lz4", compression_level=9)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable where supported
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return path
+
+
+def append_frame(
+    df: pd.DataFrame, path: str | os.PathLike[str], *, key: str | Iterable[str] = "date"
+) -> tuple[Path, int]:
+    """Merge ``df`` into the file at ``path`` (created when missing) and rewrite it atomically.
+
+    Rows are deduplicated on ``key`` (later rows win, so re-fetched rows replace stored ones) and
+    sorted by ``date``. Returns the path and the number of rows that were not stored before.
+    """
+    path = Path(path)
+    keys = [key] if isinstance(key, str) else list(key)
+    new = _normalise_dates(df, path) if "date" in df.columns else df
+    if path.exists():
+        old = read_frame(path)
+        merged = pd.concat([old, new], ignore_index=True) if len(old) else new
+        before = old.drop_duplicates(keys)
+    else:
+        merged, before = new, new.iloc[:0]
+    merged = merged.drop_duplicates(keys, keep="last")
+    merged = merged.sort_values(
+        keys if "date" not in keys else ["date", *[k for k in keys if k != "date"]], kind="stable"
+    ).reset_index(drop=True)
+    added = len(merged) - len(before)
+    write_frame(merged, path)
+    return path, added
+
+
+# --------------------------------------------------------------------------------------------
+# candles
+
+
+def _guess_exchange(datadir: Path) -> str:
+    name = datadir.resolve().name.lower()
+    return name if name in _KNOWN_EXCHANGES else "<exchange>"
+
+
+def _missing_file(
+    path: Path,
+    datadir: Path,
+    pair: str,
+    timeframe: str,
+    candle_type: str,
+    timerange: str | TimeRange | tuple | None,
+    exchange: str | None,
+) -> FileNotFoundError:
+    exchange = exchange or _guess_exchange(datadir)
+    tr = f" --timerange {timerange}" if isinstance(timerange, str) and timerange else ""
+    if candle_type in FREQTRADE_CANDLE_TYPES:
+        types = "" if candle_type in ("futures", "spot") else f" --candle-types {candle_type}"
+        mode = "spot" if candle_type == "spot" else "futures"
+        tf = timeframe if candle_type != "funding_rate" else timeframe
+        command = (
+            f"freqtrade download-data --exchange {exchange} --pairs {pair} --timeframes {tf}"
+            f" --trading-mode {mode}{types} --datadir {datadir}{tr}"
+        )
+    else:
+        what = {
+            "long_short_ratio": "long-short",
+            "taker_volume": "taker-volume",
+            "liquidations": "liquidations",
+        }[candle_type]
+        command = (
+            f"liqsignals download {what} --exchange {exchange} --pairs {pair} --timeframes {timeframe}"
+            f" --datadir {datadir}{tr}"
+        )
+    return FileNotFoundError(
+        f"no {candle_type} data for {pair} {timeframe}: {path} does not exist. Fetch it with:\n    {command}"
+    )
+
+
+def load_candles(
+    datadir: str | os.PathLike[str],
+    pair: str,
+    timeframe: str,
+    candle_type: str = "futures",
+    timerange: str | TimeRange | tuple | None = None,
+    *,
+    exchange: str | None = None,
+) -> pd.DataFrame:
+    """Load OHLCV candles from a freqtrade datadir.
+
+    Parameters
+    ----------
+    datadir : path
+        The exchange's data folder (freqtrade's ``--datadir``, e.g. ``user_data/data/binance``).
+    pair : str
+        ccxt symbol, e.g. ``"BTC/USDT:USDT"``.
+    timeframe : str
+        e.g. ``"1h"``.
+    candle_type : str
+        ``"futures"`` (default), ``"mark"``, ``"index"``, ``"premiumIndex"`` or ``"spot"``.
+    timerange : str or TimeRange, optional
+        freqtrade syntax, e.g. ``"20240101-20240301"``; both ends inclusive.
+    exchange : str, optional
+        Only used in the error message; guessed from the datadir's name when omitted.
+
+    Returns
+    -------
+    DataFrame
+        ``date`` (UTC, bar open time), ``open``, ``high``, ``low``, ``close`` (quote currency) and
+        ``volume`` (base currency), sorted by date, as stored (no gap filling).
+
+    Raises
+    ------
+    FileNotFoundError
+        naming the missing file and the ``freqtrade download-data`` command that fetches it.
+    """
+    if LAYOUTS.get(candle_type) != OHLCV_COLUMNS:
+        raise ValueError(f"{candle_type!r} is not an OHLCV candle type; use load_series()")
+    return load_series(datadir, pair, timeframe, candle_type, timerange, exchange=exchange)
+
+
+def save_candles(
+    df: pd.DataFrame,
+    datadir: str | os.PathLike[str],
+    pair: str,
+    timeframe: str,
+    candle_type: str = "futures",
+) -> Path:
+    """Store candles (or any kind in ``LAYOUTS``) at freqtrade's path for them, atomically."""
+    return save_series(df, datadir, pair, timeframe, candle_type)
+
+
+def _project(df: pd.DataFrame, kind: str, path: Path | str) -> pd.DataFrame:
+    columns = list(LAYOUTS[kind])
+    if kind == "funding_rate" and "funding_rate" not in df.columns and "open" in df.columns:
+        df = df.rename(columns={"open": "funding_rate"})  # freqtrade's legacy OHLCV layout
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: missing column(s) {missing} for {kind} (found {list(df.columns)})"
+        )
+    out = df.loc[:, columns].copy()
+    for col in columns[1:]:
+        out[col] = pd.to_numeric(out[col], errors="raise").astype("float64")
+    return out
+
+
+def load_series(
+    datadir: str | os.PathLike[str],
+    pair: str,
+    timeframe: str,
+    kind: str,
+    timerange: str | TimeRange | tuple | None = None,
+    *,
+    exchange: str | None = None,
+) -> pd.DataFrame:
+    """Load any series in ``LAYOUTS`` with its canonical columns, sorted by date.
+
+    Duplicated dates keep the last stored row.
+    """
+    datadir = Path(datadir)
+    path = data_path(datadir, pair, timeframe, kind)
+    if not path.exists() and kind in EXTRA_KINDS:
+        flat = datadir / "futures" / path.name  # also accept files written next to the candles
+        path = flat if flat.exists() else path
+    if not path.exists():
+        raise _missing_file(path, datadir, pair, timeframe, kind, timerange, exchange)
+    df = _project(read_frame(path), kind, path)
+    if not df["date"].is_monotonic_increasing or df["date"].duplicated().any():
+        df = df.drop_duplicates("date", keep="last").sort_values("date", kind="stable")
+    return _trim(df, timerange)
+
+
+def save_series(
+    df: pd.DataFrame,
+    datadir: str | os.PathLike[str],
+    pair: str,
+    timeframe: str,
+    kind: str,
+) -> Path:
+    """Store a series with its canonical columns (``LAYOUTS[kind]``), atomically."""
+    path = data_path(datadir, pair, timeframe, kind)
+    out = _project(_normalise_dates(df, path), kind, path)
+    return write_frame(out.sort_values("date", kind="stable"), path)
+
+
+def load_open_interest(
+    datadir: str | os.PathLike[str],
+    pair: str,
+    timeframe: str,
+    timerange: str | TimeRange | tuple | None = None,
+) -> pd.DataFrame:
+    """Open interest as freqtrade stores it (``--candle-types open_interest``).
+
+    Returns
+    -------
+    DataFrame
+        ``date`` (UTC), ``open_interest_amount`` (base currency, e.g. BTC; NaN when the exchange
+        reports only the value) and ``open_interest_value`` (quote currency; NaN when only the amount
+        is reported).
+    """
+    return load_series(datadir, pair, timeframe, "open_interest", timerange)
+
+
+def load_funding_rate(
+    datadir: str | os.PathLike[str],
+    pair: str,
+    timeframe: str = "1h",
+    timerange: str | TimeRange | tuple | None = None,
+) -> pd.DataFrame:
+    """Funding rates, from the current (``funding_rate``) or legacy (rate in ``open``) layout.
+
+    Returns
+    -------
+    DataFrame
+        ``date`` (UTC, funding time) and ``funding_rate`` (fraction per funding interval).
+    """
+    df = load_series(datadir, pair, timeframe, "funding_rate", timerange)
+    df["date"] = df["date"].dt.floor("s")  # some exchanges stamp funding a few ms late
+    return df
+
+
+def load_long_short_ratio(
+    datadir: str | os.PathLike[str],
+    pair: str,
+    timeframe: str,
+    timerange: str | TimeRange | tuple | None = None,
+) -> pd.DataFrame:
+    """Account long/short ratio.
+
+    Returns
+    -------
+    DataFrame
+        ``date`` (UTC), ``long_short_ratio`` (long accounts / short accounts), ``long_account`` and
+        ``short_account`` (fractions of accounts, summing to 1; NaN when not reported).
+    """
+    return load_series(datadir, pair, timeframe, "long_short_ratio", timerange)
+
+
+def load_taker_volume(
+    datadir: str | os.PathLike[str],
+    pair: str,
+    timeframe: str,
+    timerange: str | TimeRange | tuple | None = None,
+) -> pd.DataFrame:
+    """Taker volume per bar.
+
+    Returns
+    -------
+    DataFrame
+        ``date`` (UTC, bar open time), ``taker_buy_volume`` and ``taker_sell_volume`` (base
+        currency traded by aggressive buyers / sellers during the bar).
+    """
+    return load_series(datadir, pair, timeframe, "taker_volume", timerange)
+
+
+def load_liquidation_bars(
+    datadir: str | os.PathLike[str],
+    pair: str,
+    timeframe: str,
+    timerange: str | TimeRange | tuple | None = None,
+) -> pd.DataFrame:
+    """Realised liquidations per bar.
+
+    Returns
+    -------
+    DataFrame
+        ``date`` (UTC, bar open time), ``long_liquidation_usd`` (longs liquidated: forced sells) and
+        ``short_liquidation_usd`` (shorts liquidated: forced buys), in quote currency.
+    """
+    return load_series(datadir, pair, timeframe, "liquidations", timerange)
+
+
+# --------------------------------------------------------------------------------------------
+# attaching optional inputs to candles
+
+# kind -> (stored column -> output column), and whether it is a level ("last") or a flow ("sum")
+_ATTACH: dict[str, tuple[dict[str, str], str]] = {
+    "open_interest": (
+        {"open_interest_amount": "open_interest", "open_interest_value": "open_interest_value"},
+        "last",
+    ),
+    "long_short_ratio": ({"long_short_ratio": "long_short_ratio"}, "last"),
+    "taker_volume": ({"taker_buy_volume": "taker_buy_volume"}, "sum"),
+    "liquidations": (
+        {
+            "long_liquidation_usd": "long_liquidation_usd",
+            "short_liquidation_usd": "short_liquidation_usd",
+        },
+        "sum",
+    ),
+}
+ATTACHED_COLUMNS: tuple[str, ...] = tuple(c for cols, _ in _ATTACH.values() for c in cols.values())
+
+
+def _pick_timeframe(available: Iterable[str], timeframe: str, how: str) -> str | None:
+    """Same timeframe first, then the coarsest finer one, then (levels only) the finest coarser."""
+    tf = timeframe_to_timedelta(timeframe)
+    options = []
+    for cand in available:
+        try:
+            options.append((timeframe_to_timedelta(cand), cand))
+        except ValueError:
+            continue
+    same = [c for d, c in options if d == tf]
+    if same:
+        return same[0]
+    finer = sorted((d, c) for d, c in options if d < tf and tf % d == pd.Timedelta(0))
+    if finer:
+        return finer[-1][1]
+    if how == "last":
+        coarser = sorted((d, c) for d, c in options if d > tf)
+        if coarser:
+            return coarser[0][1]
+    return None
+
+
+def _attach_level(
+    dates: pd.Series,
+    tf: pd.Timedelta,
+    series: pd.DataFrame,
+    period: pd.Timedelta,
+    columns: Mapping[str, str],
+) -> pd.DataFrame:
+    # a row dated s is taken as known at s + period; candle [d, d + tf) may use it when
+    # s + period <= d + tf, and only while it is less than max(period, tf) old
+    known = pd.DataFrame({"_known": series["date"] + period})
+    for src in columns:
+        known[src] = series[src].to_numpy()
+    known = known.dropna(subset=list(columns), how="all")
+    left = pd.DataFrame({"_close": dates + tf})
+    merged = pd.merge_asof(
+        left,
+        known.sort_values("_known"),
+        left_on="_close",
+        right_on="_known",
+        direction="backward",
+        tolerance=max(period, tf) - pd.Timedelta(milliseconds=1),
+    )
+    return pd.DataFrame({dst: merged[src].to_numpy() for src, dst in columns.items()})
+
+
+def _attach_flow(
+    dates: pd.Series,
+    tf: pd.Timedelta,
+    series: pd.DataFrame,
+    period: pd.Timedelta,
+    columns: Mapping[str, str],
+) -> pd.DataFrame:
+    # sum of the bars [s, s + period) inside the candle [d, d + tf); NaN unless every one is there
+    candles = pd.DataFrame({"_slot": dates.to_numpy()})
+    rows = series.loc[:, ["date", *columns]].sort_values("date")
+    rows = pd.merge_asof(rows, candles, left_on="date", right_on="_slot", direction="backward")
+    rows = rows.loc[rows["_slot"].notna() & (rows["date"] + period <= rows["_slot"] + tf)]
+    grouped = rows.groupby("_slot")
+    sums = grouped[list(columns)].sum(min_count=1)
+    counts = grouped["date"].count()
+    sums = sums.where(counts >= int(tf / period), np.nan)
+    out = sums.reindex(pd.DatetimeIndex(dates))
+    return pd.DataFrame({dst: out[src].to_numpy() for src, dst in columns.items()})
+
+
+def attach_market_data(
+    candles: pd.DataFrame,
+    datadir: str | os.PathLike[str],
+    pair: str,
+    timeframe: str,
+    *,
+    kinds: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Return ``candles`` with the optional market data found in ``datadir`` merged on, causally.
+
+    Each row gets only what was known when its candle closed. A stored row dated ``s`` at the
+    series' timeframe ``p`` counts as known at ``s + p`` (the bar ``[s, s + p)`` is complete): for
+    snapshots this reading may be one period late, never early.
+
+    * Levels (open interest, long/short ratio): the latest row known by the candle's close, if it is
+      less than ``max(p, timeframe)`` old, otherwise NaN (a stale value is never carried on). When
+      the exchange reported only the amount (or only the value) of open interest, the other is
+      derived with the candle's close.
+    * Flows (taker volume, realised liquidations): the sum over the series' bars inside the candle,
+      only when the series' timeframe divides the candle's and every bar is present; otherwise NaN.
+
+    For each kind, the stored timeframe equal to ``timeframe`` is used when present, else the
+    coarsest finer one (levels may also use a coarser one). Missing kinds are skipped; columns of a
+    kind that was found but has no value for a row are NaN (never back-filled).
+
+    Returns
+    -------
+    DataFrame
+        ``candles`` plus, where available: ``open_interest`` (base currency), ``open_interest_value``
+        (quote currency), ``long_short_ratio`` (long / short accounts), ``taker_buy_volume`` (base
+        currency), ``long_liquidation_usd`` and ``short_liquidation_usd`` (quote currency).
+    """
+    if "date" not in candles.columns:
+        raise ValueError("candles have no 'date' column")
+    tf = timeframe_to_timedelta(timeframe)
+    wanted = list(_ATTACH) if kinds is None else list(kinds)
+    unknown = [k for k in wanted if k not in _ATTACH]
+    if unknown:
+        raise ValueError(f"cannot attach {unknown}; known kinds: {sorted(_ATTACH)}")
+    dates = pd.to_datetime(candles["date"], utc=True).dt.as_unit("ms").reset_index(drop=True)
+    if not dates.is_monotonic_increasing:
+        raise ValueError("candles must be sorted by date before attaching market data")
+    available = list_data(datadir)
+    out = candles.copy()
+    for kind in wanted:
+        columns, how = _ATTACH[kind]
+        tfs = [t for p, t, k in available if p == pair and k == kind]
+        chosen = _pick_timeframe(tfs, timeframe, how)
+        if chosen is None:
+            continue
+        series = load_series(datadir, pair, chosen, kind)
+        period = timeframe_to_timedelta(chosen)
+        attach = _attach_level if how == "last" else _attach_flow
+        frame = attach(dates, tf, series, period, columns)
+        for col in frame.columns:
+            out[col] = frame[col].to_numpy()
+        if kind == "open_interest" and "close" in out.columns:
+            close = out["close"].astype("float64")
+            amount, value = out["open_interest"], out["open_interest_value"]
+            out["open_interest"] = amount.fillna(value / close)
+            out["open_interest_value"] = value.fillna(amount * close)
+    return out
