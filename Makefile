@@ -29,7 +29,8 @@ format: venv
 
 ## bench: speed figures (not part of the tests)
 bench: venv
-	$(PY) benchmarks/run_all.py
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 ## backtest: the main job, an offline backtest of the flagship strategy on the bundled data
 backtest: venv

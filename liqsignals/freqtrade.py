@@ -1,0 +1,384 @@
+"""freqtrade glue: ``liq_*`` columns in strategies, cluster-aware stops, sizing, leverage, plots.
+
+Strategies stay thin: they inherit :class:`LiqStrategyMixin` next to ``IStrategy`` and call
+:meth:`LiqStrategyMixin.liq_populate` in ``populate_indicators``. The mixin
+
+* computes the ``liq_*`` columns with the model set by class attributes (``liq_window``,
+  ``liq_leverage``, ``liq_params``) and the pair's own margin tiers;
+* in backtesting / hyperopt computes them over the whole frame at once; in dry-run / live keeps one
+  :class:`~liqsignals.features.FeatureStream` per pair and feeds it only the new candles, falling
+  back to a full rebuild when the history changed (restart, gap, replaced candles);
+* attaches open interest (freqtrade's ``open_interest`` candle type) and funding rate when the data
+  exists, and runs on candles alone when it does not;
+* offers a cluster-aware ``custom_stoploss`` building block (stop beyond the nearest adverse
+  cluster plus an ATR buffer), a ``custom_stake_amount`` that reduces size near high-intensity
+  zones, ``leverage()`` with a cap, and a ``plot_config`` with magnet lines, zone bands and
+  liquidation bars.
+
+This module imports freqtrade only inside functions, so it can be imported (and its helpers tested)
+cheaply; strategies import it after freqtrade anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from liqsignals.features import (
+    DEFAULT_ATR_PERIOD,
+    DEFAULT_DRIFT_LOOKBACK,
+    DEFAULT_INTENSITY_LOOKBACK,
+    FeatureStream,
+    liquidation_features,
+    timeframe_to_timedelta,
+)
+from liqsignals.model import LiquidationModel, load_margin_tiers, parse_duration
+
+__all__ = [
+    "LiqStrategyMixin",
+    "liq_plot_config",
+    "stake_factor",
+    "startup_candles",
+    "stop_beyond",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def startup_candles(
+    window: str,
+    timeframe: str,
+    *,
+    intensity_lookback: int = DEFAULT_INTENSITY_LOOKBACK,
+    margin: int = 10,
+) -> int:
+    """Candles a strategy needs before its first valid ``liq_*`` value.
+
+    One model window (the engine's warm-up and memory) plus the longest derived lookback (the
+    intensity percentile) plus a small margin. With this many startup candles freqtrade's
+    ``recursive-analysis`` finds no difference, because the engine forgets everything older than
+    its window.
+
+    >>> startup_candles("1w", "15m", intensity_lookback=500)
+    1182
+    """
+    per_window = parse_duration(window, "window") / timeframe_to_timedelta(timeframe)
+    return int(math.ceil(per_window)) + int(intensity_lookback) + int(margin)
+
+
+def stop_beyond(level: float, atr: float, side: str, buffer_atr: float) -> float:
+    """A stop price beyond ``level`` by ``buffer_atr`` ATRs: below it for a long, above for a
+    short. NaN in, NaN out (the caller keeps its current stop)."""
+    if side == "long":
+        return level - buffer_atr * atr
+    if side == "short":
+        return level + buffer_atr * atr
+    raise ValueError(f"side must be 'long' or 'short', got {side!r}")
+
+
+def stake_factor(
+    intensity_bucket: float,
+    distance_atr: float,
+    *,
+    near_atr: float = 3.0,
+    factors: dict[int, float] | None = None,
+) -> float:
+    """Size multiplier near liquidation zones: the usual advice of traders' guides is to trade
+    smaller when a high-intensity cluster sits close to price (violent moves through it).
+
+    ``factors`` maps intensity bucket (0 low .. 3 extreme) to a multiplier applied when the nearest
+    cluster is within ``near_atr`` ATRs; far or unknown clusters give 1.0.
+
+    >>> stake_factor(3, 1.5)
+    0.5
+    >>> stake_factor(3, 8.0)
+    1.0
+    """
+    factors = {2: 0.75, 3: 0.5} if factors is None else factors
+    if not (math.isfinite(intensity_bucket) and math.isfinite(distance_atr)):
+        return 1.0
+    if abs(distance_atr) > near_atr:
+        return 1.0
+    return float(factors.get(int(intensity_bucket), 1.0))
+
+
+def liq_plot_config(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """freqtrade ``plot_config`` showing magnet lines, the nearest cluster zones as bands and the
+    estimated liquidations as bars (``freqtrade plot-dataframe``)."""
+    config: dict[str, Any] = {
+        "main_plot": {
+            "liq_magnet_price": {"color": "gold", "type": "scatter"},
+            "liq_long_cluster_high": {
+                "color": "rgba(0,200,83,0.6)",
+                "fill_to": "liq_long_cluster_low",
+                "fill_label": "long liquidation zone",
+                "fill_color": "rgba(0,200,83,0.15)",
+            },
+            "liq_long_cluster_low": {"color": "rgba(0,200,83,0.6)"},
+            "liq_short_cluster_low": {
+                "color": "rgba(255,82,82,0.6)",
+                "fill_to": "liq_short_cluster_high",
+                "fill_label": "short liquidation zone",
+                "fill_color": "rgba(255,82,82,0.15)",
+            },
+            "liq_short_cluster_high": {"color": "rgba(255,82,82,0.6)"},
+        },
+        "subplots": {
+            "Estimated liquidations": {
+                "liq_long_liquidated": {"type": "bar", "color": "green"},
+                "liq_short_liquidated": {"type": "bar", "color": "red"},
+            },
+            "Imbalance": {"liq_imbalance": {"color": "blue"}},
+        },
+    }
+    if extra:
+        for key in ("main_plot", "subplots"):
+            config[key].update(extra.get(key, {}))
+    return config
+
+
+@dataclass
+class _PairCache:
+    stream: FeatureStream
+    features: pd.DataFrame  # indexed by candle date
+    last_row: tuple[float, ...]  # OHLCV of the last processed candle, to detect rewrites
+
+
+class LiqStrategyMixin:
+    """Mix into an ``IStrategy`` subclass (``class S(LiqStrategyMixin, IStrategy)``).
+
+    Class attributes (override in the strategy):
+
+    ``liq_window`` (model window), ``liq_leverage`` (leverage preset), ``liq_params`` (other
+    :class:`~liqsignals.LiquidationModel` fields), ``liq_use_market_data`` (attach open interest and
+    funding when the data exists), ``leverage_cap``, ``liq_stake_factors`` and ``liq_near_atr``
+    (sizing near clusters), ``liq_stop_buffer_atr`` (cluster stop buffer).
+    """
+
+    liq_window: ClassVar[str] = "1w"
+    liq_leverage: ClassVar[str] = "all"
+    liq_params: ClassVar[dict[str, Any]] = {}
+    liq_use_market_data: ClassVar[bool] = True
+    liq_intensity_lookback: ClassVar[int] = DEFAULT_INTENSITY_LOOKBACK
+    leverage_cap: ClassVar[float] = 3.0
+    liq_stake_factors: ClassVar[dict[int, float]] = {2: 0.75, 3: 0.5}
+    liq_near_atr: ClassVar[float] = 3.0
+    liq_stop_buffer_atr: ClassVar[float] = 1.0
+
+    # freqtrade attributes the mixin reads
+    timeframe: str
+    config: dict[str, Any]
+    dp: Any
+
+    # ------------------------------------------------------------------ model and inputs
+    def liq_model(self, pair: str) -> LiquidationModel:
+        """The model for ``pair``: class settings plus the pair's Binance margin tiers."""
+        symbol = pair if load_margin_tiers(pair) else None
+        return LiquidationModel(
+            window=self.liq_window, leverage=self.liq_leverage, symbol=symbol, **self.liq_params
+        )
+
+    def _liq_feature_kwargs(self) -> dict[str, Any]:
+        return {
+            "atr_period": DEFAULT_ATR_PERIOD,
+            "intensity_lookback": int(self.liq_intensity_lookback),
+            "drift_lookback": DEFAULT_DRIFT_LOOKBACK,
+        }
+
+    def _liq_market_data(self, dataframe: pd.DataFrame, pair: str) -> pd.DataFrame:
+        """Candles plus open interest / funding columns where the data provider has them."""
+        inputs = dataframe[["date", "open", "high", "low", "close", "volume"]].copy()
+        if not self.liq_use_market_data or getattr(self, "dp", None) is None:
+            return inputs
+        oi = self._liq_informative(pair, self.timeframe, "open_interest")
+        if oi is not None:
+            cols = [c for c in ("open_interest_amount", "open_interest_value") if c in oi.columns]
+            oi = oi[["date", *cols]].dropna(how="all", subset=cols)
+            if len(oi):
+                merged = inputs[["date"]].merge(oi, on="date", how="left")
+                if (
+                    "open_interest_amount" in merged
+                    and merged["open_interest_amount"].notna().any()
+                ):
+                    inputs["open_interest"] = merged["open_interest_amount"].to_numpy()
+                elif "open_interest_value" in merged:
+                    inputs["open_interest_value"] = merged["open_interest_value"].to_numpy()
+        fr = self._liq_informative(pair, "1h", "funding_rate")
+        if fr is not None:
+            col = "funding_rate" if "funding_rate" in fr.columns else "open"
+            fr = fr[["date", col]].rename(columns={col: "funding_rate"}).dropna()
+            fr = fr.sort_values("date")
+            if len(fr):
+                # a funding event is known from its timestamp on: latest event at or before the
+                # candle's open (never a later one)
+                merged = pd.merge_asof(
+                    inputs[["date"]].sort_values("date"), fr, on="date", direction="backward"
+                )
+                inputs["funding_rate"] = merged["funding_rate"].to_numpy()
+        return inputs
+
+    def _liq_informative(self, pair: str, timeframe: str, candle_type: str) -> pd.DataFrame | None:
+        try:
+            df = self.dp.get_pair_dataframe(pair, timeframe, candle_type=candle_type)
+        except Exception as exc:  # data provider raises on unsupported candle types
+            logger.debug("no %s data for %s: %s", candle_type, pair, exc)
+            return None
+        if df is None or len(df) == 0:
+            return None
+        return df
+
+    def _liq_live(self) -> bool:
+        runmode = str(getattr(self, "config", {}).get("runmode", ""))
+        return runmode in ("live", "dry_run", "RunMode.LIVE", "RunMode.DRY_RUN")
+
+    # ------------------------------------------------------------------ the columns
+    def liq_populate(self, dataframe: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
+        """Add every ``liq_*`` column (and ``funding_rate`` when known) to ``dataframe``."""
+        pair = metadata["pair"]
+        inputs = self._liq_market_data(dataframe, pair)
+        engine_inputs = inputs.drop(columns=["funding_rate"], errors="ignore")
+        if self._liq_live():
+            feats = self._liq_incremental(pair, engine_inputs)
+        else:
+            feats = liquidation_features(
+                engine_inputs, self.liq_model(pair), **self._liq_feature_kwargs()
+            )
+        for col in feats.columns:
+            dataframe[col] = feats[col].to_numpy()
+        if "funding_rate" in inputs:
+            dataframe["funding_rate"] = inputs["funding_rate"].to_numpy()
+        return dataframe
+
+    def _liq_incremental(self, pair: str, inputs: pd.DataFrame) -> pd.DataFrame:
+        caches: dict[str, _PairCache] = self.__dict__.setdefault("_liq_caches", {})
+        cache = caches.get(pair)
+        dates = pd.DatetimeIndex(pd.to_datetime(inputs["date"], utc=True))
+        new_rows: pd.DataFrame | None = None
+        if cache is not None and len(dates):
+            last = cache.stream.engine.last_date
+            pos = dates.get_indexer([last])[0] if last is not None else -1
+            same = False
+            if pos >= 0:
+                row = inputs.iloc[pos]
+                cur = tuple(float(row[c]) for c in ("open", "high", "low", "close", "volume"))
+                same = cur == cache.last_row
+            if same and pos >= 0:
+                new_rows = inputs.iloc[pos + 1 :]
+            else:
+                logger.info("liqsignals: history of %s changed, rebuilding its engine", pair)
+                cache = None
+        if cache is None:
+            stream = FeatureStream(self.liq_model(pair), **self._liq_feature_kwargs())
+            feats = stream.update_many(inputs)
+            feats.index = dates
+            cache = _PairCache(stream, feats, (math.nan,))
+            caches[pair] = cache
+        elif new_rows is not None and len(new_rows):
+            added = cache.stream.update_many(new_rows)
+            added.index = dates[len(inputs) - len(new_rows) :]
+            cache.features = pd.concat([cache.features, added])
+        if len(inputs):
+            last_row = inputs.iloc[-1]
+            cache.last_row = tuple(
+                float(last_row[c]) for c in ("open", "high", "low", "close", "volume")
+            )
+        keep = max(len(inputs), 1)
+        cache.features = cache.features.iloc[-keep:]
+        return cache.features.reindex(dates)
+
+    # ------------------------------------------------------------------ freqtrade callbacks
+    def leverage(
+        self,
+        pair: str,
+        current_time: Any,
+        current_rate: float,
+        proposed_leverage: float,
+        max_leverage: float,
+        entry_tag: str | None,
+        side: str,
+        **kwargs: Any,
+    ) -> float:
+        """The configured cap, never above what the exchange allows for the pair."""
+        return float(min(self.leverage_cap, max_leverage))
+
+    def custom_stake_amount(
+        self,
+        pair: str,
+        current_time: Any,
+        current_rate: float,
+        proposed_stake: float,
+        min_stake: float | None,
+        max_stake: float,
+        leverage: float,
+        entry_tag: str | None,
+        side: str,
+        **kwargs: Any,
+    ) -> float:
+        """Reduce the stake when a high-intensity cluster is close on the adverse side."""
+        row = self.liq_last_row(pair)
+        if row is None:
+            return proposed_stake
+        adverse = "long" if side == "long" else "short"
+        factor = stake_factor(
+            float(row.get("liq_intensity_bucket", np.nan)),
+            float(row.get(f"liq_{adverse}_cluster_dist_atr", np.nan)),
+            near_atr=self.liq_near_atr,
+            factors=dict(self.liq_stake_factors),
+        )
+        stake = proposed_stake * factor
+        if min_stake is not None and stake < min_stake:
+            stake = min_stake
+        return float(min(stake, max_stake))
+
+    def liq_last_row(self, pair: str) -> pd.Series | None:
+        """The latest analysed candle of ``pair`` (causal in backtests: freqtrade trims it)."""
+        dp = getattr(self, "dp", None)
+        if dp is None:
+            return None
+        df, _ = dp.get_analyzed_dataframe(pair, self.timeframe)
+        if df is None or len(df) == 0:
+            return None
+        return df.iloc[-1]
+
+    def liq_signal_row(self, pair: str, trade: Any) -> pd.Series | None:
+        """The candle whose signal opened ``trade`` (the last candle closed before the entry)."""
+        dp = getattr(self, "dp", None)
+        if dp is None:
+            return None
+        df, _ = dp.get_analyzed_dataframe(pair, self.timeframe)
+        if df is None or len(df) == 0:
+            return None
+        signal_time = pd.Timestamp(trade.open_date_utc) - timeframe_to_timedelta(self.timeframe)
+        rows = df[df["date"] <= signal_time]
+        if len(rows) == 0:
+            return None
+        return rows.iloc[-1]
+
+    def liq_cluster_stop(
+        self, pair: str, trade: Any, current_rate: float, *, buffer_atr: float | None = None
+    ) -> float | None:
+        """Cluster-aware stop as a ``custom_stoploss`` return value: beyond the nearest adverse
+        cluster (long liquidations below a long, short liquidations above a short) plus an ATR
+        buffer; ``None`` (keep the current stop) when no cluster is known. freqtrade only ever
+        tightens a stop, so this never loosens it."""
+        from freqtrade.strategy import stoploss_from_absolute
+
+        row = self.liq_last_row(pair)
+        if row is None:
+            return None
+        side = "short" if trade.is_short else "long"
+        edge = (
+            row.get("liq_long_cluster_low") if side == "long" else row.get("liq_short_cluster_high")
+        )
+        stop = stop_beyond(float(edge), float(row.get("liq_atr", np.nan)), side,
+                           self.liq_stop_buffer_atr if buffer_atr is None else buffer_atr)  # fmt: skip
+        if not math.isfinite(stop) or stop <= 0:
+            return None
+        return stoploss_from_absolute(
+            stop, current_rate, is_short=trade.is_short, leverage=trade.leverage
+        )
