@@ -119,8 +119,22 @@ def _renormalise(book_long, book_short, coh_mass, fst):
 
 
 @njit(cache=True)
-def _expire(date, book_long, book_short, wipe_long, wipe_short, coh_date, coh_seq, coh_bin,
-            coh_mass, coh_n, n_half, ist, fst, window_ns):
+def _expire(
+    date,
+    book_long,
+    book_short,
+    wipe_long,
+    wipe_short,
+    coh_date,
+    coh_seq,
+    coh_bin,
+    coh_mass,
+    coh_n,
+    n_half,
+    ist,
+    fst,
+    window_ns,
+):
     k0 = ist[I_K0]
     cap = coh_date.shape[0]
     s = fst[F_SCALE]
@@ -153,8 +167,9 @@ def _expire(date, book_long, book_short, wipe_long, wipe_short, coh_date, coh_se
 
 
 @njit(cache=True)
-def _scan_clusters(book, s, start, stop, step, mean, dense, max_gap, min_mass, k0,
-                   out_lo, out_hi, out_sum, out_wk):
+def _scan_clusters(
+    book, s, start, stop, step, mean, dense, max_gap, min_mass, k0, out_lo, out_hi, out_sum, out_wk
+):
     """Clusters on one side, scanning from ``start`` toward ``stop`` (exclusive) by ``step``.
 
     A cluster is a run of dense bins (mass >= dense * mean) that may bridge up to ``max_gap``
@@ -217,8 +232,7 @@ def _scan_clusters(book, s, start, stop, step, mean, dense, max_gap, min_mass, k
 
 
 @njit(cache=True)
-def _summaries(close, book_long, book_short, ist, fst, prm, out_row,
-               w_lo, w_hi, w_sum, w_wk):
+def _summaries(close, book_long, book_short, ist, fst, prm, out_row, w_lo, w_hi, w_sum, w_wk):
     nb = book_long.shape[0]
     k0 = ist[I_K0]
     s = fst[F_SCALE]
@@ -288,8 +302,22 @@ def _summaries(close, book_long, book_short, ist, fst, prm, out_row,
         if side_total <= 0.0 or nbins <= 0:
             continue
         mean = side_total / nbins
-        n = _scan_clusters(book, s, start, stop, step, mean, dense, max_gap,
-                           min_share * side_total, k0, w_lo, w_hi, w_sum, w_wk)
+        n = _scan_clusters(
+            book,
+            s,
+            start,
+            stop,
+            step,
+            mean,
+            dense,
+            max_gap,
+            min_share * side_total,
+            k0,
+            w_lo,
+            w_hi,
+            w_sum,
+            w_wk,
+        )
         for c in range(n):
             centre = math.exp(w_wk[c] * logb)
             if c == 0:
@@ -328,11 +356,39 @@ def _summaries(close, book_long, book_short, ist, fst, prm, out_row,
 
 
 @njit(cache=True)
-def run_candles(dates, opens, highs, lows, closes, volumes, oi, taker_buy, ls_ratio,
-                book_long, book_short, wipe_long, wipe_short,
-                coh_date, coh_seq, coh_bin, coh_mass, coh_n,
-                ist, fst, prm, f_long_log, f_short_log, lev_w, n_entries,
-                out, summaries, snap_rows, snap_k_lo, snap_long, snap_short):
+def run_candles(
+    dates,
+    opens,
+    highs,
+    lows,
+    closes,
+    volumes,
+    oi,
+    taker_buy,
+    ls_ratio,
+    book_long,
+    book_short,
+    wipe_long,
+    wipe_short,
+    coh_date,
+    coh_seq,
+    coh_bin,
+    coh_mass,
+    coh_n,
+    ist,
+    fst,
+    prm,
+    f_long_log,
+    f_short_log,
+    lev_w,
+    n_entries,
+    out,
+    summaries,
+    snap_rows,
+    snap_k_lo,
+    snap_long,
+    snap_short,
+):
     """Advance the state over candles ``0..n-1``; row ``t`` of ``out`` gets candle ``t``'s values.
 
     ``snap_rows`` (sorted candle indices) selects candles whose book, bins
@@ -371,8 +427,22 @@ def run_candles(dates, opens, highs, lows, closes, volumes, oi, taker_buy, ls_ra
         dt = float(date - ist[I_PREV_DATE]) if has_prev else 0.0
 
         # 0. expire cohorts older than the window
-        _expire(date, book_long, book_short, wipe_long, wipe_short, coh_date, coh_seq, coh_bin,
-                coh_mass, coh_n, n_half, ist, fst, window_ns)
+        _expire(
+            date,
+            book_long,
+            book_short,
+            wipe_long,
+            wipe_short,
+            coh_date,
+            coh_seq,
+            coh_bin,
+            coh_mass,
+            coh_n,
+            n_half,
+            ist,
+            fst,
+            window_ns,
+        )
         s = fst[F_SCALE]
 
         # 1. consume: the price path from the previous close through this candle's range

@@ -70,7 +70,9 @@ _TABLE: list[tuple[str, str, str, str]] = [
     ("liq_sweep_short_high", "price", "upper (far) edge of the swept short cluster, NaN without a sweep", "features"),
 ]  # fmt: skip
 
-COLUMNS: dict[str, Column] = {name: Column(name, unit, meaning, src) for name, unit, meaning, src in _TABLE}
+COLUMNS: dict[str, Column] = {
+    name: Column(name, unit, meaning, src) for name, unit, meaning, src in _TABLE
+}
 LEVEL_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS.values() if c.source == "levels")
 FEATURE_COLUMNS: tuple[str, ...] = tuple(COLUMNS)
 

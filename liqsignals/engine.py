@@ -130,7 +130,9 @@ def prepare_inputs(df: pd.DataFrame) -> Inputs:
 
     def col(name: str) -> np.ndarray:
         try:
-            arr = pd.to_numeric(df[name], errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+            arr = pd.to_numeric(df[name], errors="raise").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"column {name!r} is not numeric: {exc}") from exc
         return np.ascontiguousarray(arr)
@@ -142,7 +144,9 @@ def prepare_inputs(df: pd.DataFrame) -> Inputs:
             raise ValueError(f"column {name!r} has NaN/inf at row {_first_bad(bad)}")
     for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c)):
         if np.any(arr <= 0):
-            raise ValueError(f"column {name!r} has a non-positive price at row {_first_bad(arr <= 0)}")
+            raise ValueError(
+                f"column {name!r} has a non-positive price at row {_first_bad(arr <= 0)}"
+            )
     if np.any(h < lo):
         raise ValueError(f"high < low at row {_first_bad(h < lo)}")
     tol = 1e-9
@@ -165,7 +169,9 @@ def prepare_inputs(df: pd.DataFrame) -> Inputs:
     if np.any(tb < 0):
         raise ValueError(f"column 'taker_buy_volume' is negative at row {_first_bad(tb < 0)}")
     if np.any(tb > v * (1 + 1e-9)):
-        raise ValueError(f"taker_buy_volume exceeds volume at row {_first_bad(tb > v * (1 + 1e-9))}")
+        raise ValueError(
+            f"taker_buy_volume exceeds volume at row {_first_bad(tb > v * (1 + 1e-9))}"
+        )
     lsr = col("long_short_ratio") if "long_short_ratio" in df.columns else nan.copy()
     if np.any(lsr < 0):
         raise ValueError(f"column 'long_short_ratio' is negative at row {_first_bad(lsr < 0)}")
@@ -194,12 +200,12 @@ class _SingleBuffers:
     """Reused one-element input arrays for :meth:`LiquidationEngine.update`."""
 
     def __init__(self) -> None:
-        self.inputs = Inputs(
-            np.zeros(1, dtype=np.int64), *(np.zeros(1) for _ in range(8))
-        )
+        self.inputs = Inputs(np.zeros(1, dtype=np.int64), *(np.zeros(1) for _ in range(8)))
 
 
-def _single_inputs(candle: Mapping[str, Any] | pd.Series, buf: _SingleBuffers | None = None) -> Inputs:
+def _single_inputs(
+    candle: Mapping[str, Any] | pd.Series, buf: _SingleBuffers | None = None
+) -> Inputs:
     """Inputs for one candle without building a DataFrame (the live-bot path)."""
     get = candle.get
     date = get("date")
@@ -293,8 +299,9 @@ class LiquidationEngine:
     ...                   "close": 1.0, "volume": 1000})                        # doctest: +SKIP
     """
 
-    def __init__(self, model: LiquidationModel | None = None, *, summaries: bool = True,
-                 **params: Any) -> None:
+    def __init__(
+        self, model: LiquidationModel | None = None, *, summaries: bool = True, **params: Any
+    ) -> None:
         self.model = _model_from(model, params)
         self.summaries = summaries
         f_long, f_short, w = self.model.liquidation_factors()
@@ -415,7 +422,9 @@ class LiquidationEngine:
         all_dates = np.concatenate([live, dates])
         first_new = live.shape[0]
         start = np.searchsorted(all_dates, all_dates[first_new:] - window, side="right")
-        need = int(np.max(np.arange(first_new, all_dates.shape[0]) - start + 1)) if len(dates) else 0
+        need = (
+            int(np.max(np.arange(first_new, all_dates.shape[0]) - start + 1)) if len(dates) else 0
+        )
         cap = self._coh_date.shape[0]
         # one spare slot: a candle is added before the next update's expiry runs
         if need + 1 <= cap:
@@ -434,7 +443,13 @@ class LiquidationEngine:
             cb[:size] = self._coh_bin[idx]
             cm[:size] = self._coh_mass[idx]
             cn[:size] = self._coh_n[idx]
-        self._coh_date, self._coh_seq, self._coh_bin, self._coh_mass, self._coh_n = cd, cs, cb, cm, cn
+        self._coh_date, self._coh_seq, self._coh_bin, self._coh_mass, self._coh_n = (
+            cd,
+            cs,
+            cb,
+            cm,
+            cn,
+        )
         self._ist[k.I_HEAD] = 0
 
     def _run(

@@ -105,7 +105,9 @@ def derive_features(
         out["liq_short_cluster_dist_atr"] = np.where(atr > 0, (sc - close) / atr, np.nan)
     mag = lv["liq_magnet_price"]
     out["liq_magnet_dist_pct"] = (mag / close - 1.0) * 100.0
-    prev_mag = np.concatenate([np.full(min(drift_lookback, len(mag)), np.nan), mag[:-drift_lookback]])
+    prev_mag = np.concatenate(
+        [np.full(min(drift_lookback, len(mag)), np.nan), mag[:-drift_lookback]]
+    )
     out["liq_magnet_drift"] = (mag / prev_mag - 1.0) * 100.0
 
     # intensity: size of the nearest significant cluster (either side) vs its own history
