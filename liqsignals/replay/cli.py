@@ -1,0 +1,186 @@
+"""``liqsignals replay`` and ``liqsignals offline``: the replay exchange from the command line.
+
+``liqsignals replay --datadir DIR [--host 127.0.0.1] [--port 8701]``
+    Serve until Ctrl-C or SIGTERM.
+``liqsignals replay --print-config [--port 8701]``
+    Print the freqtrade config overlay for that port (what ``config/replay.json`` holds for the
+    default port) and exit.
+``liqsignals offline [--datadir DIR] -- freqtrade backtesting -c config/futures.json -c {overlay} ...``
+    Run one command with the exchange alive on a free port; ``{overlay}``, ``{port}`` and
+    ``{url}`` in the command are replaced. Exits with the command's exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from liqsignals.replay.config import DEFAULT_HOST, DEFAULT_PORT
+
+_LOOPBACK = ("127.", "localhost", "::1")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``replay`` and ``offline`` commands to the ``liqsignals`` parser."""
+    p = subparsers.add_parser(
+        "replay",
+        help="serve a freqtrade datadir as a Binance USDT-M futures exchange on loopback",
+        description="Serve a freqtrade datadir as a Binance USDT-M futures REST exchange on "
+        "loopback, for freqtrade and ccxt to use offline (layer config/replay.json).",
+    )
+    _add_exchange_options(p)
+    p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (loopback only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s)")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the freqtrade config overlay for --host/--port and exit",
+    )
+    p.set_defaults(func=_cmd_replay)
+
+    o = subparsers.add_parser(
+        "offline",
+        help="run a command (e.g. freqtrade) with the replay exchange alive; "
+        "{overlay} in it becomes the overlay config's path",
+        description="Start the replay exchange on a free loopback port, write its freqtrade "
+        "config overlay to a temporary file, run COMMAND with {overlay}, {port} and {url} "
+        "replaced, stop the exchange and exit with COMMAND's exit code.",
+    )
+    _add_exchange_options(o)
+    o.add_argument("--timeout", type=float, default=None, help="kill COMMAND after SECONDS")
+    o.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    o.set_defaults(func=_cmd_offline)
+
+
+def _add_exchange_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--datadir",
+        type=Path,
+        default=None,
+        help="exchange folder of a freqtrade datadir, holding futures/ "
+        "(default: the bundled sample data)",
+    )
+    p.add_argument(
+        "--at",
+        default=None,
+        help="historical mode: the instant the exchange calls now (ISO date/time or epoch ms; "
+        "default: end of the data)",
+    )
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="live mode: replay history shifted so that --start plays back as the current "
+        "wall-clock time; candles appear as time passes",
+    )
+    p.add_argument(
+        "--start",
+        default=None,
+        help="live mode: stored moment that maps to now (default: one week before the data ends)",
+    )
+    p.add_argument(
+        "--speed", type=float, default=1.0, help="live mode: time acceleration (default 1)"
+    )
+    p.add_argument(
+        "--faults",
+        default=None,
+        metavar="SPEC",
+        help="fault injection, e.g. 'server_error=0.02,rate_limit=0.01,retry_after_s=2,seed=1' "
+        "(see liqsignals.replay.faults)",
+    )
+
+
+def _parse_ms(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise ValueError(f"cannot read {text!r} as a date/time or epoch milliseconds") from None
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return int(ts.value // 1_000_000)
+
+
+def _exchange_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    from liqsignals.replay.clock import WEEK_MS, HistoricalClock, LiveClock
+    from liqsignals.replay.faults import FaultConfig
+    from liqsignals.replay.store import DataStore
+
+    datadir = args.datadir or _default_datadir()
+    store = DataStore(datadir)
+    if args.live and args.at:
+        raise ValueError("--at (historical) and --live exclude each other")
+    clock: Any
+    if args.live:
+        start = _parse_ms(args.start) if args.start else store.last_close_ms() - WEEK_MS
+        clock = LiveClock(start, speed=args.speed)
+    else:
+        clock = HistoricalClock(_parse_ms(args.at) if args.at else store.last_close_ms())
+    faults = FaultConfig.parse(args.faults) if args.faults else None
+    return {"datadir": datadir, "clock": clock, "faults": faults}
+
+
+def _default_datadir() -> Path:
+    from liqsignals import sample
+
+    return sample.datadir()
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    if not args.host.startswith(_LOOPBACK):
+        raise ValueError(f"--host {args.host}: the replay exchange listens on loopback only")
+    if args.print_config:
+        from liqsignals.replay.config import freqtrade_overlay
+
+        print(json.dumps(freqtrade_overlay(args.port, args.host), indent=2))
+        return 0
+
+    from liqsignals.replay.server import ReplayExchange
+
+    kwargs = _exchange_kwargs(args)
+    exchange = ReplayExchange(host=args.host, port=args.port, **kwargs)
+    try:
+        exchange.start()
+    except OSError as exc:
+        raise ValueError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    markets = ", ".join(m.pair for m in exchange.store.markets.values())
+    print(
+        f"replay exchange on {exchange.url} serving {exchange.store.datadir} ({markets}); "
+        f"clock {exchange.clock!r}. Ctrl-C to stop.",
+        flush=True,
+    )
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        exchange.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("replay exchange stopped", flush=True)
+    return 0
+
+
+def _cmd_offline(args: argparse.Namespace) -> int:
+    from liqsignals.replay.offline import run_offline
+
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise ValueError("no command given (liqsignals offline -- freqtrade ...)")
+    result = run_offline(command, timeout=args.timeout, **_exchange_kwargs(args))
+    if result.timed_out:
+        print(f"liqsignals offline: {command[0]} timed out", file=sys.stderr)
+        return 124
+    return result.returncode

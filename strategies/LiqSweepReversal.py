@@ -1,0 +1,166 @@
+"""LiqSweepReversal: trade the reversal after a sweep of a liquidation cluster.
+
+Traders read a wick through a dense cluster of estimated liquidations that closes back inside as
+"liquidity taken, move done": the forced orders are filled and price tends to reverse toward the
+opposite cluster. This strategy
+
+* enters long after a sweep of a significant long-liquidation cluster below price that closed
+  back above it (``liq_sweep_long``), short mirrored, optionally confirmed by RSI and volume;
+* puts the stop beyond the swept cluster's far edge plus an ATR buffer (``custom_stoploss``; the
+  stop only ever tightens, and later follows the nearest adverse cluster);
+* targets the nearest significant opposite cluster (the magnet) with ``custom_exit``, with a
+  ROI table as fallback.
+
+The logic that is not freqtrade glue lives in ``liqsignals`` (``liq_*`` columns,
+:class:`liqsignals.freqtrade.LiqStrategyMixin`). ``LiqSweepReversalFixedStop`` is the same strategy
+with a fixed percentage stop, so the value of cluster-based stops is measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+import ta
+from freqtrade.persistence import Trade
+from freqtrade.strategy import DecimalParameter, IntParameter, IStrategy, stoploss_from_absolute
+from pandas import DataFrame
+
+from liqsignals.freqtrade import LiqStrategyMixin, liq_plot_config, startup_candles, stop_beyond
+
+
+class LiqSweepReversal(LiqStrategyMixin, IStrategy):
+    INTERFACE_VERSION = 3
+
+    timeframe = "15m"
+    can_short = True
+    process_only_new_candles = True
+
+    liq_window = "1w"
+    startup_candle_count = startup_candles(liq_window, timeframe)
+
+    # stop beyond the swept cluster (custom_stoploss); the static value is the hard cap
+    # (a share of the margin: 3x leverage -> at most ~8 % price move)
+    stoploss = -0.25
+    use_custom_stoploss = True
+    # fallback when the magnet is never reached
+    minimal_roi = {"0": 0.12, "720": 0.04, "1440": 0.01, "2880": 0.0}
+    use_exit_signal = False
+
+    order_types = {
+        "entry": "limit",
+        "exit": "limit",
+        "stoploss": "market",
+        "stoploss_on_exchange": False,
+    }
+
+    # hyperoptable: entry confirmation
+    rsi_long_max = IntParameter(25, 70, default=55, space="buy")
+    rsi_short_min = IntParameter(30, 75, default=45, space="buy")
+    volume_factor = DecimalParameter(0.0, 3.0, default=1.0, decimals=1, space="buy")
+    # hyperoptable: stop buffer and how far toward the opposite cluster to take profit
+    stop_buffer_atr = DecimalParameter(0.0, 3.0, default=1.0, decimals=1, space="sell")
+    target_fraction = DecimalParameter(0.3, 1.0, default=0.8, decimals=2, space="sell")
+
+    plot_config = liq_plot_config({"subplots": {"RSI": {"rsi": {"color": "purple"}}}})
+
+    def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe = self.liq_populate(dataframe, metadata)
+        dataframe["rsi"] = ta.momentum.RSIIndicator(close=dataframe["close"], window=14).rsi()
+        dataframe["volume_mean"] = dataframe["volume"].rolling(48, min_periods=48).mean()
+        return dataframe
+
+    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        traded = dataframe["volume"] > 0
+        loud = dataframe["volume"] >= self.volume_factor.value * dataframe["volume_mean"]
+        long_cond = (
+            traded
+            & loud
+            & (dataframe["liq_sweep_long"] == 1)
+            & (dataframe["rsi"] <= self.rsi_long_max.value)
+            & dataframe["liq_short_cluster_price"].notna()
+        )
+        short_cond = (
+            traded
+            & loud
+            & (dataframe["liq_sweep_short"] == 1)
+            & (dataframe["rsi"] >= self.rsi_short_min.value)
+            & dataframe["liq_long_cluster_price"].notna()
+        )
+        dataframe.loc[long_cond, ["enter_long", "enter_tag"]] = (1, "sweep_long")
+        dataframe.loc[short_cond, ["enter_short", "enter_tag"]] = (1, "sweep_short")
+        return dataframe
+
+    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        return dataframe
+
+    # ------------------------------------------------------------------ stops and targets
+    def _swept_stop(self, pair: str, trade: Trade) -> float:
+        row = self.liq_signal_row(pair, trade)
+        if row is None:
+            return math.nan
+        if trade.is_short:
+            return stop_beyond(float(row["liq_sweep_short_high"]), float(row["liq_atr"]), "short",
+                               self.stop_buffer_atr.value)  # fmt: skip
+        return stop_beyond(float(row["liq_sweep_long_low"]), float(row["liq_atr"]), "long",
+                           self.stop_buffer_atr.value)  # fmt: skip
+
+    def custom_stoploss(
+        self,
+        pair: str,
+        trade: Trade,
+        current_time: datetime,
+        current_rate: float,
+        current_profit: float,
+        after_fill: bool,
+        **kwargs: Any,
+    ) -> float | None:
+        candidates = []
+        swept = self._swept_stop(pair, trade)
+        if math.isfinite(swept) and swept > 0:
+            candidates.append(
+                stoploss_from_absolute(swept, current_rate, trade.is_short, trade.leverage)
+            )
+        follow = self.liq_cluster_stop(
+            pair, trade, current_rate, buffer_atr=self.stop_buffer_atr.value
+        )
+        if follow is not None and follow > 0:
+            candidates.append(follow)
+        if not candidates:
+            return None
+        # the tightest candidate; freqtrade never moves a stop back
+        return min(candidates)
+
+    def custom_exit(
+        self,
+        pair: str,
+        trade: Trade,
+        current_time: datetime,
+        current_rate: float,
+        current_profit: float,
+        **kwargs: Any,
+    ) -> str | None:
+        row = self.liq_signal_row(pair, trade)
+        if row is None:
+            return None
+        entry = trade.open_rate
+        if trade.is_short:
+            magnet = float(row["liq_long_cluster_price"])
+            target = entry - self.target_fraction.value * (entry - magnet)
+            hit = current_rate <= target
+        else:
+            magnet = float(row["liq_short_cluster_price"])
+            target = entry + self.target_fraction.value * (magnet - entry)
+            hit = current_rate >= target
+        if math.isfinite(magnet) and hit:
+            return "magnet_target"
+        return None
+
+
+class LiqSweepReversalFixedStop(LiqSweepReversal):
+    """Baseline: the same entries and targets with a fixed stop instead of the cluster stop
+    (-6 % of the margin: about 2 % of price at the 3x leverage cap)."""
+
+    use_custom_stoploss = False
+    stoploss = -0.06

@@ -1,0 +1,199 @@
+"""Shipped strategies: they load as freqtrade loads them, trade on BTC and ETH offline, and pass
+freqtrade's own lookahead-analysis and recursive-analysis."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from liqsignals import sample
+from liqsignals.freqtrade import stake_factor, startup_candles, stop_beyond
+
+ROOT = Path(__file__).resolve().parent.parent
+STRATEGIES = [
+    "LiqSweepReversal",
+    "LiqSweepReversalFixedStop",
+    "LiqMagnetTrend",
+    "LiqMagnetTrendFixedStop",
+]
+
+
+def _run(argv: list[str], tmp_path: Path) -> str:
+    from liqsignals.replay.offline import run_offline
+
+    base = [
+        sys.executable, "-m", "freqtrade", argv[0],
+        "-c", str(ROOT / "config" / "futures.json"), "-c", "{overlay}",
+        "--strategy-path", str(ROOT / "strategies"),
+        "--datadir", str(sample.datadir()), "--userdir", str(tmp_path / "user_data"),
+        "--timeframe", "15m",
+    ]  # fmt: skip
+    (tmp_path / "user_data").mkdir(exist_ok=True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = run_offline(base + argv[1:], datadir=sample.datadir())
+    assert result.returncode == 0, result.output[-3000:]
+    return result.output
+
+
+# ----------------------------------------------------------------------------- helpers
+def test_startup_candles_cover_window_and_lookback():
+    assert startup_candles("1w", "15m", intensity_lookback=500, margin=10) == 7 * 96 + 500 + 10
+    assert startup_candles("1d", "1h", intensity_lookback=100, margin=0) == 124
+
+
+def test_stop_beyond_and_stake_factor():
+    assert stop_beyond(100.0, 2.0, "long", 1.5) == pytest.approx(97.0)
+    assert stop_beyond(100.0, 2.0, "short", 1.5) == pytest.approx(103.0)
+    assert np.isnan(stop_beyond(np.nan, 2.0, "long", 1.0))
+    with pytest.raises(ValueError):
+        stop_beyond(1.0, 1.0, "up", 1.0)
+    assert stake_factor(3, 1.0) == 0.5
+    assert stake_factor(2, -2.0) == 0.75
+    assert stake_factor(1, 1.0) == 1.0
+    assert stake_factor(3, 10.0) == 1.0
+    assert stake_factor(np.nan, 1.0) == 1.0
+
+
+def test_no_parameter_files_override_defaults():
+    assert not list((ROOT / "strategies").glob("*.json"))
+
+
+# ----------------------------------------------------------------------------- loading
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_strategy_loads_through_resolver(name):
+    from freqtrade.resolvers import StrategyResolver
+
+    config = json.loads((ROOT / "config" / "futures.json").read_text())
+    config.update(
+        {"strategy": name, "strategy_path": str(ROOT / "strategies"), "user_data_dir": None}
+    )
+    strategy = StrategyResolver.load_strategy(config)
+    assert type(strategy).__name__ == name
+    assert strategy.can_short and strategy.timeframe == "15m"
+    assert strategy.startup_candle_count == startup_candles(strategy.liq_window, "15m")
+    assert strategy.leverage("BTC/USDT:USDT", None, 1.0, 1.0, 125.0, None, "long") == 3.0
+    assert strategy.leverage("BTC/USDT:USDT", None, 1.0, 1.0, 2.0, None, "long") == 2.0
+    plot = strategy.plot_config
+    assert "liq_magnet_price" in plot["main_plot"]
+    assert "Estimated liquidations" in plot["subplots"]
+
+
+def test_strategy_columns_on_sample_frame():
+    """populate_indicators adds every liq_* column, NaN only in warm-up."""
+    from freqtrade.resolvers import StrategyResolver
+
+    from liqsignals import COLUMNS
+
+    config = json.loads((ROOT / "config" / "futures.json").read_text())
+    config.update({"strategy": "LiqSweepReversal", "strategy_path": str(ROOT / "strategies")})
+    strategy = StrategyResolver.load_strategy(config)
+    df = sample.load_candles("BTC/USDT:USDT", "15m").iloc[:3000].copy()
+    out = strategy.populate_indicators(df, {"pair": "BTC/USDT:USDT"})
+    for col in COLUMNS:
+        assert col in out.columns
+    assert out["liq_long_total"].iloc[: 7 * 96].isna().all()
+    assert out["liq_long_total"].iloc[7 * 96 :].notna().all()
+
+
+# ----------------------------------------------------------------------------- live path
+def test_live_incremental_matches_batch():
+    """In dry-run the mixin updates one engine per pair with new candles only; the columns equal
+    the batch computation on the same frame (exactly while the frame grows, and to rounding once
+    freqtrade's window rolls forward)."""
+    from freqtrade.resolvers import StrategyResolver
+
+    config = json.loads((ROOT / "config" / "futures.json").read_text())
+    config.update({"strategy": "LiqMagnetTrend", "strategy_path": str(ROOT / "strategies")})
+    strategy = StrategyResolver.load_strategy(config)
+    batch_strategy = StrategyResolver.load_strategy(dict(config))
+    strategy.config["runmode"] = "dry_run"
+    df = sample.load_candles("ETH/USDT:USDT", "15m").iloc[:2200].reset_index(drop=True)
+    cols = None
+    for end in (1500, 1501, 1502, 1510):  # growing frame
+        live = strategy.populate_indicators(df.iloc[:end].copy(), {"pair": "ETH/USDT:USDT"})
+        batch = batch_strategy.populate_indicators(df.iloc[:end].copy(), {"pair": "ETH/USDT:USDT"})
+        cols = [c for c in live.columns if c.startswith("liq_")]
+        np.testing.assert_array_equal(live[cols].to_numpy(), batch[cols].to_numpy())
+    for start in (10, 11, 20):  # rolling frame of 1500 candles
+        frame = df.iloc[start : start + 1500].reset_index(drop=True)
+        live = strategy.populate_indicators(frame.copy(), {"pair": "ETH/USDT:USDT"})
+        batch = batch_strategy.populate_indicators(frame.copy(), {"pair": "ETH/USDT:USDT"})
+        tail = slice(-200, None)
+        np.testing.assert_allclose(
+            live[cols].iloc[tail].to_numpy(dtype=float),
+            batch[cols].iloc[tail].to_numpy(dtype=float),
+            rtol=1e-9,
+            atol=1e-9,
+        )
+    # history rewritten (e.g. a restart with corrected candles): the engine is rebuilt
+    changed = df.iloc[20:1520].reset_index(drop=True).copy()
+    changed.loc[1499, "close"] = changed.loc[1499, "close"] * 1.001
+    changed.loc[1499, "high"] = max(changed.loc[1499, "high"], changed.loc[1499, "close"])
+    live = strategy.populate_indicators(changed.copy(), {"pair": "ETH/USDT:USDT"})
+    batch = batch_strategy.populate_indicators(changed.copy(), {"pair": "ETH/USDT:USDT"})
+    np.testing.assert_array_equal(live[cols].to_numpy(), batch[cols].to_numpy())
+
+
+# ----------------------------------------------------------------------------- offline backtests
+@pytest.mark.slow
+def test_every_strategy_backtests_with_trades_on_btc_and_eth(tmp_path):
+    out = _run(
+        ["backtesting", "--strategy-list", *STRATEGIES, "--timerange", "20250101-20250531",
+         "--export", "trades", "--cache", "none"],
+        tmp_path,
+    )  # fmt: skip
+    assert "STRATEGY SUMMARY" in out
+    results = tmp_path / "user_data" / "backtest_results"
+    latest = results / json.loads((results / ".last_result.json").read_text())["latest_backtest"]
+    with zipfile.ZipFile(latest) as zf:
+        data = json.loads(zf.read(latest.with_suffix(".json").name))
+    for name in STRATEGIES:
+        trades = pd.DataFrame(data["strategy"][name]["trades"])
+        assert len(trades) > 0, name
+        assert set(trades["pair"]) == {"BTC/USDT:USDT", "ETH/USDT:USDT"}, name
+        assert (trades["leverage"] <= 3.0).all()
+        assert trades["is_short"].any() and (~trades["is_short"]).any(), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["LiqSweepReversal", "LiqMagnetTrend"])
+def test_lookahead_analysis_finds_no_bias(name, tmp_path):
+    out = _run(
+        ["lookahead-analysis", "-s", name, "--timerange", "20250101-20250401",
+         "--minimum-trade-amount", "5", "--targeted-trade-amount", "8"],
+        tmp_path,
+    )  # fmt: skip
+    assert f"{name}: no bias detected" in out
+    row = next(line for line in out.splitlines() if f"│ {name}.py" in line)
+    cells = [c.strip() for c in row.split("│")]
+    assert cells[3] == "No"  # has_bias
+    assert int(cells[4]) >= 5  # total signals checked
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["LiqSweepReversal", "LiqMagnetTrend"])
+def test_recursive_analysis_below_threshold_at_startup(name, tmp_path):
+    out = _run(["recursive-analysis", "-s", name, "--timerange", "20250101-20250201"], tmp_path)
+    lines = out.splitlines()
+    header = next(line for line in lines if "Indicators" in line and "from strategy" in line)
+    heads = [c.strip() for c in header.split("┃")]
+    col = next(i for i, c in enumerate(heads) if "from strategy" in c)
+    checked = 0
+    for line in lines:
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) == len(heads) and cells[1].startswith("liq_"):
+            value = cells[col]
+            if value != "-":
+                assert abs(float(value.rstrip("%"))) < 0.1, (cells[1], value)
+            checked += 1
+    assert checked >= 30
+    assert re.search(r"startup candle of \d+", out)
