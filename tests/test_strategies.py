@@ -68,15 +68,26 @@ def test_no_parameter_files_override_defaults():
 
 
 # ----------------------------------------------------------------------------- loading
-@pytest.mark.parametrize("name", STRATEGIES)
-def test_strategy_loads_through_resolver(name):
+def load_strategy(name: str, tmp_path: Path):
+    """Load a strategy as the bot does: freqtrade's Configuration, then StrategyResolver."""
+    from freqtrade.configuration import Configuration
+    from freqtrade.enums import RunMode
     from freqtrade.resolvers import StrategyResolver
 
-    config = json.loads((ROOT / "config" / "futures.json").read_text())
-    config.update(
-        {"strategy": name, "strategy_path": str(ROOT / "strategies"), "user_data_dir": None}
-    )
-    strategy = StrategyResolver.load_strategy(config)
+    args = {
+        "config": [str(ROOT / "config" / "futures.json")],
+        "user_data_dir": str(tmp_path),
+        "datadir": str(sample.datadir()),
+        "strategy": name,
+        "strategy_path": str(ROOT / "strategies"),
+    }
+    config = Configuration(args, RunMode.BACKTEST).get_config()
+    return StrategyResolver.load_strategy(config)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_strategy_loads_through_resolver(name, tmp_path):
+    strategy = load_strategy(name, tmp_path)
     assert type(strategy).__name__ == name
     assert strategy.can_short and strategy.timeframe == "15m"
     assert strategy.startup_candle_count == startup_candles(strategy.liq_window, "15m")
@@ -87,15 +98,11 @@ def test_strategy_loads_through_resolver(name):
     assert "Estimated liquidations" in plot["subplots"]
 
 
-def test_strategy_columns_on_sample_frame():
+def test_strategy_columns_on_sample_frame(tmp_path):
     """populate_indicators adds every liq_* column, NaN only in warm-up."""
-    from freqtrade.resolvers import StrategyResolver
-
     from liqsignals import COLUMNS
 
-    config = json.loads((ROOT / "config" / "futures.json").read_text())
-    config.update({"strategy": "LiqSweepReversal", "strategy_path": str(ROOT / "strategies")})
-    strategy = StrategyResolver.load_strategy(config)
+    strategy = load_strategy("LiqSweepReversal", tmp_path)
     df = sample.load_candles("BTC/USDT:USDT", "15m").iloc[:3000].copy()
     out = strategy.populate_indicators(df, {"pair": "BTC/USDT:USDT"})
     for col in COLUMNS:
@@ -105,17 +112,14 @@ def test_strategy_columns_on_sample_frame():
 
 
 # ----------------------------------------------------------------------------- live path
-def test_live_incremental_matches_batch():
+def test_live_incremental_matches_batch(tmp_path):
     """In dry-run the mixin updates one engine per pair with new candles only; the columns equal
     the batch computation on the same frame (exactly while the frame grows, and to rounding once
     freqtrade's window rolls forward)."""
-    from freqtrade.resolvers import StrategyResolver
-
-    config = json.loads((ROOT / "config" / "futures.json").read_text())
-    config.update({"strategy": "LiqMagnetTrend", "strategy_path": str(ROOT / "strategies")})
-    strategy = StrategyResolver.load_strategy(config)
-    batch_strategy = StrategyResolver.load_strategy(dict(config))
+    strategy = load_strategy("LiqMagnetTrend", tmp_path)
+    batch_strategy = load_strategy("LiqMagnetTrend", tmp_path)
     strategy.config["runmode"] = "dry_run"
+    assert strategy.config is not batch_strategy.config
     df = sample.load_candles("ETH/USDT:USDT", "15m").iloc[:2200].reset_index(drop=True)
     cols = None
     for end in (1500, 1501, 1502, 1510):  # growing frame
