@@ -1,0 +1,1007 @@
+"""Pictures of liquidation heatmaps and liquidation maps: PNG (matplotlib) and HTML (plotly).
+
+* **Heatmap** (:func:`plot_heatmap`, :func:`heatmap_figure`): time on x, price on y, colour the
+  estimated liquidation notional per price row (black -> blue -> green -> yellow, or the
+  colour-blind-safe ``"cividis"``), scaled by ``sqrt`` or ``log`` and clipped at a high percentile
+  so clusters stand out; the candles drawn on top; optionally the trades of a freqtrade backtest
+  (entries, exits coloured by profit, stop levels).
+* **Liquidation map** (:func:`plot_map`, :func:`map_figure`): x = price, bars of estimated long
+  notional below the current price and short notional above it, cumulative curves (how much a move
+  from the current price would liquidate) on a second axis, a line at the current price and the
+  largest clusters labelled.
+
+:func:`save_heatmap` and :func:`save_map` pick the format from the file suffix (``.png`` or
+``.html``). matplotlib and plotly are imported inside the functions, never at module import;
+PNGs are drawn on an Agg canvas (no GUI, no pyplot state) at an exact pixel size.
+
+Example
+-------
+>>> from liqsignals import sample
+>>> from liqsignals.heatmap import liquidation_heatmap
+>>> from liqsignals.plotting import save_heatmap
+>>> hm = liquidation_heatmap(sample.load_candles("BTC/USDT:USDT", "1h"), window="1w",
+...                          start="2025-04-01", max_bins=600)            # doctest: +SKIP
+>>> save_heatmap(hm, "heatmap.png", mode="combined")                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from liqsignals.heatmap import (
+    MODES,
+    Heatmap,
+    LiquidationMap,
+    cumulative_liquidations,
+    map_buckets,
+    top_clusters,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.colors import Colormap, Normalize
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "COLOR_SCHEMES",
+    "SCALES",
+    "heatmap_figure",
+    "liquidation_cmap",
+    "load_trades",
+    "map_figure",
+    "plot_heatmap",
+    "plot_map",
+    "save_heatmap",
+    "save_map",
+]
+
+#: ``colors`` choices: the default black -> blue -> green -> yellow scale, and matplotlib maps
+#: that stay readable with colour-vision deficiencies.
+COLOR_SCHEMES: tuple[str, ...] = ("default", "cividis", "viridis", "magma")
+#: ``scale`` choices for the colour intensity.
+SCALES: tuple[str, ...] = ("sqrt", "log", "linear")
+
+# black -> navy -> blue -> teal -> green -> yellow, as in the commercial heatmaps
+_DEFAULT_STOPS: tuple[tuple[float, str], ...] = (
+    (0.00, "#000000"),
+    (0.10, "#0a1238"),
+    (0.30, "#1d3f9e"),
+    (0.55, "#13a08c"),
+    (0.78, "#6fd34f"),
+    (1.00, "#fff21a"),
+)
+_BG = "#0b0c10"
+_FG = "#d8dce6"
+_GRID = "#2a2e39"
+# candles: white / red, colours the heatmap scale does not use
+_UP = "#eef0f4"
+_DOWN = "#ff3b5c"
+# trade exits
+_WIN = "#39d98a"
+_LOSS = "#ff3b5c"
+_LONG = "#f6465d"  # long liquidations are forced sells below price
+_SHORT = "#2ebd85"  # short liquidations are forced buys above price
+_LOG_DECADES = 3.0
+# margins of the main axes, in pixels
+_LEFT, _BOTTOM, _TOP = 86, 56, 64
+
+
+# ----------------------------------------------------------------------------- shared helpers
+def liquidation_cmap(colors: str = "default") -> Colormap:
+    """The colour map for ``colors`` (see :data:`COLOR_SCHEMES`); zero and NaN draw as its low end."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LinearSegmentedColormap
+
+    cmap: Colormap
+    if colors == "default":
+        cmap = LinearSegmentedColormap.from_list("liqsignals", list(_DEFAULT_STOPS), N=256)
+    elif colors in COLOR_SCHEMES:
+        cmap = colormaps[colors]
+    else:
+        raise ValueError(f"colors must be one of {COLOR_SCHEMES}, got {colors!r}")
+    low = cmap(0.0)
+    return cmap.with_extremes(bad=low, under=low)
+
+
+def _vmax(z: np.ndarray, clip_pct: float) -> float:
+    if not 0 < clip_pct <= 100:
+        raise ValueError(f"clip_pct must be in (0, 100], got {clip_pct!r}")
+    pos = z[z > 0]
+    if pos.size == 0:
+        return 1.0
+    v = float(np.percentile(pos, clip_pct))
+    return v if v > 0 else float(pos.max())
+
+
+def _norm(scale: str, vmax: float) -> Normalize:
+    from matplotlib.colors import LogNorm, Normalize, PowerNorm
+
+    if scale == "sqrt":
+        return PowerNorm(gamma=0.5, vmin=0.0, vmax=vmax, clip=True)
+    if scale == "log":
+        return LogNorm(vmin=vmax / 10**_LOG_DECADES, vmax=vmax, clip=True)
+    if scale == "linear":
+        return Normalize(vmin=0.0, vmax=vmax, clip=True)
+    raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+
+
+def _fmt_money(x: float, _pos: Any = None) -> str:
+    """``1234567`` -> ``"1.23M"``."""
+    a = abs(x)
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if a >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def _fmt_price(x: float, _pos: Any = None) -> str:
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if abs(x) >= 1:
+        return f"{x:,.2f}"
+    return f"{x:.4g}"
+
+
+def _quote(meta: dict[str, Any]) -> str:
+    pair = str(meta.get("pair") or "")
+    if "/" in pair:
+        return pair.split("/", 1)[1].split(":", 1)[0]
+    return str(meta.get("quote") or "quote")
+
+
+def _naive_utc(times: pd.DatetimeIndex) -> np.ndarray:
+    idx = pd.DatetimeIndex(times)
+    if idx.tz is not None:
+        idx = idx.tz_convert("UTC").tz_localize(None)
+    return idx.to_numpy(dtype="datetime64[ns]")
+
+
+def _time_edges(t: np.ndarray) -> np.ndarray:
+    """Column edges in matplotlib date numbers: column ``i`` spans ``[t_i, t_i + step)``."""
+    step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0 / 24
+    return np.concatenate([t, [t[-1] + step]])
+
+
+def _group_candles(
+    o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, size: int
+) -> tuple[np.ndarray, ...]:
+    """Merge runs of ``size`` columns into one candle; returns first/last column and OHLC."""
+    n = len(c)
+    starts = np.arange(0, n, size)
+    ends = np.minimum(starts + size, n) - 1
+    go, gh, gl, gc = (np.full(len(starts), np.nan) for _ in range(4))
+    for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        seg = slice(a, b + 1)
+        ok = np.flatnonzero(~np.isnan(c[seg]))
+        if ok.size == 0:
+            continue
+        go[i] = o[seg][ok[0]]
+        gc[i] = c[seg][ok[-1]]
+        gh[i] = np.nanmax(h[seg])
+        gl[i] = np.nanmin(lo[seg])
+    return starts, ends, go, gh, gl, gc
+
+
+def _new_figure(width: int, height: int, dpi: int) -> Figure:
+    from matplotlib.figure import Figure
+
+    for name, v in (("width", width), ("height", height), ("dpi", dpi)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if width < 300 or height < 200:
+        raise ValueError(f"picture too small ({width} x {height} px); use at least 300 x 200")
+    return Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor=_BG)
+
+
+def _style_axes(ax: Any) -> None:
+    ax.set_facecolor(_BG)
+    for spine in ax.spines.values():
+        spine.set_color(_GRID)
+    ax.tick_params(colors=_FG, labelsize=9)
+    ax.xaxis.label.set_color(_FG)
+    ax.yaxis.label.set_color(_FG)
+
+
+def _axes_rect(width: int, height: int, right_px: int) -> tuple[float, float, float, float]:
+    left, bottom, top = _LEFT, _BOTTOM, _TOP
+    return (
+        left / width,
+        bottom / height,
+        (width - left - right_px) / width,
+        (height - bottom - top) / height,
+    )
+
+
+def _titles(fig: Figure, title: str, note: str) -> None:
+    """Title and, under it, the small print, left-aligned above the axes."""
+    width, height = fig.get_size_inches() * fig.dpi
+    fig.text(_LEFT / width, 1 - 24 / height, title, color=_FG, fontsize=13, fontweight="bold")
+    fig.text(_LEFT / width, 1 - 44 / height, note, color="#8a90a0", fontsize=8)
+
+
+def _save_png(fig: Figure, path: Path) -> Path:
+    """Draw on an Agg canvas at the figure's exact pixel size and write an RGB PNG.
+
+    The pictures are opaque, so the alpha channel is dropped and Pillow's optimiser is used:
+    lossless, and a quarter or so smaller than matplotlib's RGBA output.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    Image.fromarray(np.ascontiguousarray(rgba[..., :3])).save(path, format="PNG", optimize=True)
+    return path
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".html", ".htm"):
+        raise ValueError(f"{path}: unknown picture format {path.suffix!r}; use .png or .html")
+    return "png" if suffix == ".png" else "html"
+
+
+def _note(meta: dict[str, Any], model: Any = None) -> str:
+    """Small print under a picture: what the colours are and which model made them."""
+    window = meta.get("window") or (model.to_dict().get("window") if model is not None else None)
+    leverage = meta.get("leverage") or (model.leverage if model is not None else None)
+    parts = [str(x) for x in (meta.get("exchange"),) if x]
+    if window:
+        parts.append(f"window {window}")
+    if leverage:
+        parts.append(f"leverage {leverage}")
+    return "estimated from candles by liqsignals (" + ", ".join(parts) + ")"
+
+
+# ----------------------------------------------------------------------------- backtest trades
+def load_trades(
+    path: str | Path, pair: str | None = None, strategy: str | None = None
+) -> pd.DataFrame:
+    """Trades of a freqtrade backtest result, read without importing freqtrade.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``backtest-result-*.zip`` or ``.json`` as ``freqtrade backtesting --export trades``
+        writes them, or the ``backtest_results`` folder (its ``.last_result.json`` names the
+        newest), as accepted by freqtrade's ``load_backtest_data``.
+    pair : str, optional
+        Keep only this pair's trades.
+    strategy : str, optional
+        Needed when the result holds several strategies.
+
+    Returns
+    -------
+    DataFrame
+        One row per trade, sorted by ``open_date``: ``pair``, ``open_date``, ``close_date`` (UTC),
+        ``open_rate``, ``close_rate`` (quote), ``is_short`` (bool), ``profit_ratio``,
+        ``profit_abs`` (stake currency), ``exit_reason``, ``stop_loss_abs`` and
+        ``initial_stop_loss_abs`` (quote; NaN when not exported), plus whatever else freqtrade
+        exported (``leverage``, ``enter_tag``, ...).
+    """
+    file = Path(path)
+    if file.is_dir():
+        pointer = file / ".last_result.json"
+        if not pointer.is_file():
+            raise FileNotFoundError(f"{pointer} does not exist: no backtest results in {file}")
+        file = file / json.loads(pointer.read_text())["latest_backtest"]
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"backtest result {file} does not exist; create one with "
+            f"`freqtrade backtesting ... --export trades`"
+        )
+    try:
+        if file.suffix == ".zip":
+            with zipfile.ZipFile(file) as zf:
+                data = json.loads(zf.read(file.with_suffix(".json").name))
+        else:
+            data = json.loads(file.read_text())
+    except (KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise ValueError(f"{file}: not a freqtrade backtest result ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("strategy"), dict):
+        raise ValueError(f"{file}: not a freqtrade backtest result (no 'strategy' object)")
+    strategies = data["strategy"]
+    if strategy is None:
+        if len(strategies) != 1:
+            raise ValueError(
+                f"{file} holds several strategies {sorted(strategies)}; choose one with --strategy"
+            )
+        strategy = next(iter(strategies))
+    if strategy not in strategies:
+        raise ValueError(f"{file}: no strategy {strategy!r}; available: {sorted(strategies)}")
+    df = pd.DataFrame(strategies[strategy].get("trades", []))
+    base = ["pair", "open_date", "close_date", "open_rate", "close_rate", "is_short"]
+    if df.empty:
+        return pd.DataFrame(columns=[*base, "profit_ratio", "stop_loss_abs"])
+    df["open_date"] = pd.to_datetime(df["open_date"], utc=True)
+    df["close_date"] = pd.to_datetime(df["close_date"], utc=True)
+    if "is_short" not in df.columns:
+        df["is_short"] = False
+    df["is_short"] = df["is_short"].fillna(False).astype(bool)
+    for col in ("profit_ratio", "profit_abs", "stop_loss_abs", "initial_stop_loss_abs"):
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
+    if pair is not None:
+        df = df.loc[df["pair"] == pair]
+    return df.sort_values("open_date", kind="stable").reset_index(drop=True)
+
+
+def _trades_in(trades: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    if trades is None or len(trades) == 0:
+        return pd.DataFrame()
+    t = trades.loc[(trades["close_date"] >= start) & (trades["open_date"] <= end)]
+    return t.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- heatmap (PNG)
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+def _heatmap_title(hm: Heatmap, mode: str) -> str:
+    pair = hm.meta.get("pair") or ""
+    tf = hm.meta.get("timeframe") or ""
+    side = {"long": "long", "short": "short", "combined": "long + short"}[mode]
+    head = " ".join(x for x in (str(pair), str(tf)) if x)
+    return f"{head}  estimated liquidation heatmap ({side})".strip()
+
+
+def plot_heatmap(
+    hm: Heatmap,
+    mode: str = "combined",
+    *,
+    colors: str = "default",
+    scale: str = "sqrt",
+    clip_pct: float = 99.5,
+    candles: bool = True,
+    max_candles: int = 240,
+    trades: pd.DataFrame | None = None,
+    title: str | None = None,
+    width: int = 1600,
+    height: int = 900,
+    dpi: int = 100,
+) -> Figure:
+    """Draw a heatmap with matplotlib (Agg canvas, no pyplot).
+
+    Parameters
+    ----------
+    hm : Heatmap
+    mode : ``"long"``, ``"short"`` or ``"combined"``
+    colors : one of :data:`COLOR_SCHEMES`
+    scale : ``"sqrt"`` (default), ``"log"`` (three decades below the clip) or ``"linear"``
+    clip_pct : float
+        Colour saturates at this percentile of the non-zero cells.
+    candles : bool
+        Draw candles (merged to at most ``max_candles``); otherwise the close line.
+    trades : DataFrame, optional
+        From :func:`load_trades`: entries (triangles: up long, down short), exits (circles, green
+        for profit, red for loss), the path between them and stop levels (dashed).
+    width, height, dpi : picture size in pixels and its resolution.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.axes[0]`` is the heatmap; its ``images[0]`` holds the matrix.
+    """
+    import matplotlib.dates as mdates
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    _check_mode(mode)
+    z = hm.matrix(mode)
+    cmap = liquidation_cmap(colors)
+    norm = _norm(scale, _vmax(z, clip_pct))
+    fig = _new_figure(width, height, dpi)
+    ax = fig.add_axes(_axes_rect(width, height, right_px=120))
+    cax = fig.add_axes(
+        ((width - 104) / width, _BOTTOM / height, 14 / width, (height - _BOTTOM - _TOP) / height)
+    )
+    _style_axes(ax)
+    _style_axes(cax)
+
+    t = mdates.date2num(_naive_utc(hm.times))
+    xe = _time_edges(t)
+    data = np.ma.masked_less_equal(z.T, 0) if scale == "log" else z.T
+    mesh = ax.pcolorfast(xe, hm.edges, data, cmap=cmap, norm=norm)
+    ax.set_xlim(xe[0], xe[-1])
+    ax.set_ylim(hm.edges[0], hm.edges[-1])
+
+    if candles and np.isfinite(hm.close).any():
+        size = max(1, math.ceil(len(t) / max(1, max_candles)))
+        a, b, o, h, lo, c = _group_candles(hm.open, hm.high, hm.low, hm.close, size)
+        x = (xe[a] + xe[b + 1]) / 2
+        w = (xe[b + 1] - xe[a]) * 0.7
+        up = c >= o
+        col = np.where(up, _UP, _DOWN)
+        ok = np.isfinite(c)
+        ax.vlines(x[ok], lo[ok], h[ok], colors=col[ok], linewidth=0.8, zorder=3)
+        body = np.maximum(np.abs(c - o), (hm.edges[-1] - hm.edges[0]) * 4e-4)
+        ax.bar(
+            x[ok],
+            body[ok],
+            width=w[ok],
+            bottom=np.minimum(o, c)[ok],
+            color=col[ok],
+            edgecolor=col[ok],
+            linewidth=0.4,
+            zorder=4,
+            label="candles",
+        )
+    else:
+        ax.plot(t, hm.close, color="#ffffff", linewidth=0.9, zorder=3, label="close")
+
+    tr = _trades_in(trades, hm.times[0], hm.times[-1]) if trades is not None else pd.DataFrame()
+    if len(tr):
+        _draw_trades_mpl(ax, tr)
+
+    locator = mdates.AutoDateLocator(minticks=5, maxticks=12)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.yaxis.set_major_formatter(FuncFormatter(_fmt_price))
+    ax.set_ylabel(f"price ({_quote(hm.meta)})")
+    ax.grid(color=_GRID, linewidth=0.5, alpha=0.6)
+    ax.set_axisbelow(False)
+    _titles(fig, title if title is not None else _heatmap_title(hm, mode),
+            _note(hm.meta, hm.model) + ", times UTC")  # fmt: skip
+    cb = fig.colorbar(mesh, cax=cax)
+    if scale != "log":  # the function scale of PowerNorm may show ticks beyond vmax
+        vmax = float(norm.vmax or 1.0)
+        ticks = MaxNLocator(nbins=7).tick_values(0.0, vmax)
+        cb.set_ticks([float(v) for v in ticks if 0.0 <= v <= vmax])
+    cb.ax.yaxis.set_major_formatter(FuncFormatter(_fmt_money))
+    cb.set_label(
+        f"estimated liquidations per {hm.row_bp:.0f} bp row ({_quote(hm.meta)}, {scale})",
+        color=_FG,
+        fontsize=9,
+    )
+    cb.outline.set_edgecolor(_GRID)
+    if len(tr) or not candles:
+        leg = ax.legend(loc="upper left", fontsize=8, facecolor=_BG, edgecolor=_GRID)
+        for text in leg.get_texts():
+            text.set_color(_FG)
+    return fig
+
+
+def _draw_trades_mpl(ax: Any, tr: pd.DataFrame) -> None:
+    import matplotlib.dates as mdates
+
+    t_in = mdates.date2num(_naive_utc(pd.DatetimeIndex(tr["open_date"])))
+    t_out = mdates.date2num(_naive_utc(pd.DatetimeIndex(tr["close_date"])))
+    short = tr["is_short"].to_numpy(dtype=bool)
+    win = tr["profit_ratio"].fillna(0).to_numpy() > 0
+    for a, b, p0, p1 in zip(t_in, t_out, tr["open_rate"], tr["close_rate"], strict=True):
+        ax.plot([a, b], [p0, p1], color="#ffffff", linewidth=0.6, alpha=0.5, zorder=5)
+    stop = tr["stop_loss_abs"].to_numpy(dtype=float)
+    has = np.isfinite(stop)
+    if has.any():
+        ax.hlines(
+            stop[has],
+            t_in[has],
+            t_out[has],
+            colors="#ff9f1a",
+            linestyles="dashed",
+            linewidth=0.9,
+            zorder=5,
+            label="stop level",
+        )
+    kw = {"s": 46, "edgecolors": "#ffffff", "linewidths": 0.6, "zorder": 6}
+    if (~short).any():
+        ax.scatter(t_in[~short], tr["open_rate"][~short], marker="^", c="#00d5ff",
+                   label="long entry", **kw)  # fmt: skip
+    if short.any():
+        ax.scatter(t_in[short], tr["open_rate"][short], marker="v", c="#ff7ad9",
+                   label="short entry", **kw)  # fmt: skip
+    if win.any():
+        ax.scatter(t_out[win], tr["close_rate"][win], marker="o", c=_WIN,
+                   label="exit, profit", **kw)  # fmt: skip
+    if (~win).any():
+        ax.scatter(t_out[~win], tr["close_rate"][~win], marker="o", c=_LOSS,
+                   label="exit, loss", **kw)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- heatmap (HTML)
+def _downsample(hm: Heatmap, mode: str, max_times: int, max_bins: int) -> dict[str, Any]:
+    """Fewer columns (every ``k``-th snapshot, the last one kept) and rows (summed)."""
+    z = hm.matrix(mode)
+    n_t, n_b = z.shape
+    step = max(1, math.ceil(n_t / max_times))
+    cols = np.arange(n_t - 1, -1, -step)[::-1]
+    f = max(1, math.ceil(n_b / max_bins))
+    nb = n_b // f
+    lo = n_b - nb * f  # drop the lowest spare rows so the top edge stays
+    zz = z[cols][:, lo:].reshape(len(cols), nb, f).sum(axis=2)
+    edges = hm.edges[lo::f]
+    a = np.r_[0, cols[:-1] + 1]
+    o = np.array([hm.open[i] for i in a])
+    h = np.array([np.nanmax(hm.high[i : j + 1]) for i, j in zip(a, cols, strict=True)])
+    low = np.array([np.nanmin(hm.low[i : j + 1]) for i, j in zip(a, cols, strict=True)])
+    return {
+        "times": hm.times[cols],
+        "edges": edges,
+        "prices": np.sqrt(edges[:-1] * edges[1:]),
+        "z": zz.astype(np.float32),
+        "open": o,
+        "high": h,
+        "low": low,
+        "close": hm.close[cols],
+    }
+
+
+def _plotly_colorscale(colors: str, scale: str, n: int = 33) -> list[list[Any]]:
+    """A plotly colour scale over raw values ``0 .. vmax`` that reproduces ``scale``.
+
+    Colour position ``u`` sits at value fraction ``u**2`` for ``sqrt`` and
+    ``10**(-3 (1 - u))`` for ``log``, so the figure holds the real notional (shown on hover) and
+    no second matrix is needed.
+    """
+    from matplotlib.colors import to_hex
+
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    cmap = liquidation_cmap(colors)
+    stops: list[list[Any]] = [[0.0, to_hex(cmap(0.0))]]
+    for i in range(1, n):
+        u = i / (n - 1)
+        if scale == "sqrt":
+            f = u * u
+        elif scale == "log":
+            f = 10 ** (-_LOG_DECADES * (1 - u))
+        else:
+            f = u
+        stops.append([float(f), to_hex(cmap(u))])
+    stops[-1][0] = 1.0
+    return stops
+
+
+def heatmap_figure(
+    hm: Heatmap,
+    mode: str = "combined",
+    *,
+    colors: str = "default",
+    scale: str = "sqrt",
+    clip_pct: float = 99.5,
+    trades: pd.DataFrame | None = None,
+    title: str | None = None,
+    max_times: int = 800,
+    max_bins: int = 400,
+    max_candles: int = 800,
+    width: int | None = None,
+    height: int = 800,
+) -> Any:
+    """An interactive plotly figure of the heatmap.
+
+    A ``Heatmap`` trace (hover: time, price, estimated notional), a ``Candlestick`` trace and, with
+    ``trades``, markers for entries and exits and dashed stop levels. The matrix is reduced to at
+    most ``max_times`` x ``max_bins`` cells (keeping snapshots, summing price rows) to keep the
+    file small.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    import plotly.graph_objects as go
+
+    _check_mode(mode)
+    d = _downsample(hm, mode, max_times, max_bins)
+    z = d["z"]
+    vmax = _vmax(z, clip_pct)
+    quote = _quote(hm.meta)
+    x = _naive_utc(d["times"])
+    fig = go.Figure()
+    fig.add_trace(
+        go.Heatmap(
+            x=x,
+            y=d["prices"],
+            z=np.ascontiguousarray(z.T),
+            zmin=0.0,
+            zmax=vmax,
+            colorscale=_plotly_colorscale(colors, scale),
+            colorbar={"title": {"text": f"est. liquidations ({quote}, {scale} colours)"}},
+            hovertemplate=(
+                "%{x|%Y-%m-%d %H:%M} UTC<br>price %{y:,.2f}<br>"
+                f"estimated notional %{{z:,.0f}} {quote}"
+                f"<extra>{mode}</extra>"
+            ),
+            name=f"liquidations ({mode})",
+        )
+    )
+    size = max(1, math.ceil(len(x) / max_candles))
+    a, b, o, h, lo, c = _group_candles(d["open"], d["high"], d["low"], d["close"], size)
+    fig.add_trace(
+        go.Candlestick(
+            x=x[b],
+            open=o,
+            high=h,
+            low=lo,
+            close=c,
+            name="candles",
+            increasing={"line": {"color": _UP}},
+            decreasing={"line": {"color": _DOWN}},
+        )
+    )
+    tr = _trades_in(trades, hm.times[0], hm.times[-1]) if trades is not None else pd.DataFrame()
+    if len(tr):
+        _draw_trades_plotly(fig, tr)
+    fig.update_layout(
+        template="plotly_dark",
+        title={"text": title if title is not None else _heatmap_title(hm, mode)},
+        xaxis={"rangeslider": {"visible": False}, "title": {"text": "time (UTC)"}},
+        yaxis={"title": {"text": f"price ({quote})"}, "range": [d["edges"][0], d["edges"][-1]]},
+        height=height,
+        width=width,
+        legend={"orientation": "h", "y": 1.02, "x": 0},
+        annotations=[
+            {
+                "text": _note(hm.meta, hm.model),
+                "xref": "paper",
+                "yref": "paper",
+                "x": 1,
+                "y": -0.08,
+                "showarrow": False,
+                "font": {"size": 10, "color": "#8a90a0"},
+                "xanchor": "right",
+            }
+        ],
+    )
+    return fig
+
+
+def _draw_trades_plotly(fig: Any, tr: pd.DataFrame) -> None:
+    import plotly.graph_objects as go
+
+    t_in = _naive_utc(pd.DatetimeIndex(tr["open_date"]))
+    t_out = _naive_utc(pd.DatetimeIndex(tr["close_date"]))
+    short = tr["is_short"].to_numpy(dtype=bool)
+    profit = tr["profit_ratio"].fillna(0).to_numpy() * 100
+    reason = tr["exit_reason"].astype(str).to_numpy() if "exit_reason" in tr else [""] * len(tr)
+    for name, mask, symbol, color in (
+        ("long entry", ~short, "triangle-up", "#00d5ff"),
+        ("short entry", short, "triangle-down", "#ff7ad9"),
+    ):
+        if mask.any():
+            fig.add_trace(
+                go.Scatter(
+                    x=t_in[mask],
+                    y=tr["open_rate"][mask],
+                    mode="markers",
+                    name=name,
+                    marker={"symbol": symbol, "size": 10, "color": color,
+                            "line": {"color": "white", "width": 1}},
+                    hovertemplate="entry %{y:,.2f}<br>%{x|%Y-%m-%d %H:%M}<extra>" + name + "</extra>",
+                )
+            )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=t_out,
+            y=tr["close_rate"],
+            mode="markers",
+            name="exit",
+            marker={
+                "symbol": "circle",
+                "size": 9,
+                "color": np.where(profit > 0, _WIN, _LOSS),
+                "line": {"color": "white", "width": 1},
+            },
+            customdata=[[float(p), str(r)] for p, r in zip(profit, reason, strict=True)],
+            hovertemplate=(
+                "exit %{y:,.2f}<br>%{x|%Y-%m-%d %H:%M}<br>profit %{customdata[0]:.2f} %"
+                "<br>%{customdata[1]}<extra>exit</extra>"
+            ),
+        )
+    )
+    stop = tr["stop_loss_abs"].to_numpy(dtype=float)
+    has = np.isfinite(stop)
+    if has.any():
+        xs: list[Any] = []
+        ys: list[Any] = []
+        for a, b, s in zip(t_in[has], t_out[has], stop[has], strict=True):
+            xs += [a, b, None]
+            ys += [s, s, None]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                name="stop level",
+                line={"color": "#ff9f1a", "dash": "dash", "width": 1},
+                hovertemplate="stop %{y:,.2f}<extra></extra>",
+            )
+        )
+
+
+def save_heatmap(
+    hm: Heatmap,
+    path: str | Path,
+    mode: str = "combined",
+    *,
+    width: int = 1600,
+    height: int = 900,
+    dpi: int = 100,
+    plotlyjs: str | bool = True,
+    **kwargs: Any,
+) -> Path:
+    """Write the heatmap to ``path``: ``.png`` (matplotlib, ``width`` x ``height`` pixels) or
+    ``.html`` (plotly; ``plotlyjs=True`` embeds plotly.js so the file works offline, ``"cdn"``
+    links it). ``kwargs`` go to :func:`plot_heatmap` / :func:`heatmap_figure`.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    path = Path(path)
+    if _suffix(path) == "png":
+        return _save_png(
+            plot_heatmap(hm, mode, width=width, height=height, dpi=dpi, **kwargs), path
+        )
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("candles", "max_candles")}
+    fig = heatmap_figure(hm, mode, width=None, height=height, **kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(path, include_plotlyjs=plotlyjs, full_html=True)
+    return path
+
+
+# ----------------------------------------------------------------------------- liquidation map
+def _map_data(
+    lmap: LiquidationMap, range_pct: float, bucket_pct: float | None, top: int
+) -> dict[str, Any]:
+    if not 0 < range_pct < 100:
+        raise ValueError(f"range_pct must be in (0, 100), got {range_pct!r}")
+    if lmap.price <= 0 or not math.isfinite(lmap.price):
+        raise ValueError("the map has no current price (no candle processed)")
+    lo, hi = lmap.price * (1 - range_pct / 100), lmap.price * (1 + range_pct / 100)
+    bucket = bucket_pct if bucket_pct is not None else 2 * range_pct / 160
+    buckets = map_buckets(lmap, bucket, price_range=(lo, hi))
+    cum = cumulative_liquidations(lmap)
+    cum = cum.loc[(cum["price"] >= lo) & (cum["price"] <= hi)]
+    clusters = top_clusters(lmap, n=top, bucket_pct=bucket) if top > 0 else None
+    if clusters is not None:
+        clusters = clusters.loc[(clusters["price"] >= lo) & (clusters["price"] <= hi)]
+    return {"buckets": buckets, "cum": cum, "clusters": clusters, "lo": lo, "hi": hi}
+
+
+def _map_title(lmap: LiquidationMap, meta: dict[str, Any]) -> str:
+    pair = meta.get("pair") or ""
+    when = f"{lmap.time:%Y-%m-%d %H:%M} UTC" if lmap.time is not None else ""
+    return f"{pair}  estimated liquidation map  {when}".strip()
+
+
+def plot_map(
+    lmap: LiquidationMap,
+    *,
+    range_pct: float = 15.0,
+    bucket_pct: float | None = None,
+    top: int = 3,
+    meta: dict[str, Any] | None = None,
+    title: str | None = None,
+    width: int = 1600,
+    height: int = 900,
+    dpi: int = 100,
+) -> Figure:
+    """Draw a liquidation map with matplotlib.
+
+    Parameters
+    ----------
+    lmap : LiquidationMap
+    range_pct : float
+        Price axis from ``range_pct`` % below to ``range_pct`` % above the current price.
+    bucket_pct : float, optional
+        Bar width in % of price (default: 160 bars over the axis).
+    top : int
+        Label the ``top`` largest clusters per side (0: none).
+    meta : dict, optional
+        ``pair``, ``exchange``, ``window`` for the title and notes.
+    width, height, dpi : picture size in pixels and its resolution.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.axes[0]`` holds the bars, in two containers labelled ``"long"`` and ``"short"``;
+        ``fig.axes[1]`` the cumulative curves.
+    """
+    from matplotlib.ticker import FuncFormatter
+
+    meta = dict(meta or {})
+    d = _map_data(lmap, range_pct, bucket_pct, top)
+    b = d["buckets"]
+    quote = _quote(meta)
+    fig = _new_figure(width, height, dpi)
+    ax = fig.add_axes(_axes_rect(width, height, right_px=96))
+    _style_axes(ax)
+    ax2 = ax.twinx()
+    _style_axes(ax2)
+    ax.set_zorder(ax2.get_zorder() + 1)  # bars and labels above the curves
+    ax.patch.set_visible(False)
+
+    w = (b["high"] - b["low"]).to_numpy() * 0.85
+    below = (b["price"] < lmap.price).to_numpy()
+    above = (b["price"] > lmap.price).to_numpy()
+    bl = ax.bar(b["price"][below], b["long"][below], width=w[below], color=_LONG,
+                alpha=0.9, label="long liquidations (below price)")  # fmt: skip
+    bs = ax.bar(b["price"][above], b["short"][above], width=w[above], color=_SHORT,
+                alpha=0.9, label="short liquidations (above price)")  # fmt: skip
+    bl.set_label("long")
+    bs.set_label("short")
+    cum = d["cum"]
+    ax2.plot(cum["price"], cum["long_cum"], color="#ff8a9a", linewidth=1.6,
+             label="cumulative long (fall to price)")  # fmt: skip
+    ax2.plot(cum["price"], cum["short_cum"], color="#7fe3b7", linewidth=1.6,
+             label="cumulative short (rise to price)")  # fmt: skip
+    ax2.fill_between(cum["price"], cum["long_cum"].fillna(0), color="#ff8a9a", alpha=0.07)
+    ax2.fill_between(cum["price"], cum["short_cum"].fillna(0), color="#7fe3b7", alpha=0.07)
+    ax.axvline(lmap.price, color="#ffffff", linestyle="--", linewidth=1.0, zorder=6)
+    ymax = float(max(b["long"].max(), b["short"].max(), 1.0)) if len(b) else 1.0
+    ax.set_ylim(0, ymax * 1.22)
+    ax2.set_ylim(0, None)
+    ax.text(lmap.price, ymax * 1.17, f" price {_fmt_price(lmap.price)} ", color=_BG,
+            fontsize=9, ha="center", va="center", zorder=8,
+            bbox={"boxstyle": "round,pad=0.25", "fc": "#ffffff", "ec": "none"})  # fmt: skip
+    clusters = d["clusters"]
+    if clusters is not None:
+        for i, row in enumerate(clusters.itertuples()):
+            bar_top = row.notional
+            ax.annotate(
+                f"{_fmt_price(row.price)}\n{_fmt_money(row.notional)}",
+                xy=(row.price, bar_top),
+                xytext=(0, 14 + 12 * (i % 2)),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color=_LONG if row.side == "long" else _SHORT,
+                arrowprops={"arrowstyle": "-", "color": "#8a90a0", "lw": 0.6},
+                bbox={"boxstyle": "round,pad=0.2", "fc": _BG, "ec": "none", "alpha": 0.75},
+                zorder=9,
+            )
+    ax.set_xlim(d["lo"], d["hi"])
+    ax.xaxis.set_major_formatter(FuncFormatter(_fmt_price))
+    ax.yaxis.set_major_formatter(FuncFormatter(_fmt_money))
+    ax2.yaxis.set_major_formatter(FuncFormatter(_fmt_money))
+    ax.set_xlabel(f"price ({quote})")
+    ax.set_ylabel(f"estimated liquidations per bar ({quote})")
+    ax2.set_ylabel(f"cumulative ({quote})")
+    ax.grid(color=_GRID, linewidth=0.5, alpha=0.6)
+    handles: list[Any] = [bl, bs, *ax2.get_lines()]
+    labels = [
+        "long liquidations (below price)",
+        "short liquidations (above price)",
+        "cumulative long (fall to price)",
+        "cumulative short (rise to price)",
+    ]
+    leg = ax.legend(handles, labels, loc="upper left", fontsize=8, facecolor=_BG, edgecolor=_GRID)
+    for text in leg.get_texts():
+        text.set_color(_FG)
+    _titles(fig, title if title is not None else _map_title(lmap, meta), _note(meta))
+    return fig
+
+
+def map_figure(
+    lmap: LiquidationMap,
+    *,
+    range_pct: float = 15.0,
+    bucket_pct: float | None = None,
+    top: int = 3,
+    meta: dict[str, Any] | None = None,
+    title: str | None = None,
+    width: int | None = None,
+    height: int = 700,
+) -> Any:
+    """An interactive plotly liquidation map (same content as :func:`plot_map`).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Bar traces ``"long"`` and ``"short"``, cumulative line traces on ``yaxis2``.
+    """
+    import plotly.graph_objects as go
+
+    meta = dict(meta or {})
+    d = _map_data(lmap, range_pct, bucket_pct, top)
+    b = d["buckets"]
+    quote = _quote(meta)
+    below = b["price"] < lmap.price
+    above = b["price"] > lmap.price
+    fig = go.Figure()
+    for name, mask, col, color in (
+        ("long", below, "long", _LONG),
+        ("short", above, "short", _SHORT),
+    ):
+        sub = b.loc[mask]
+        fig.add_trace(
+            go.Bar(
+                x=sub["price"],
+                y=sub[col],
+                width=(sub["high"] - sub["low"]) * 0.85,
+                name=name,
+                marker={"color": color},
+                hovertemplate=(
+                    f"price %{{x:,.2f}}<br>estimated {name} notional %{{y:,.0f}} {quote}"
+                    "<extra></extra>"
+                ),
+            )
+        )
+    cum = d["cum"]
+    for name, col, color in (
+        ("cumulative long", "long_cum", "#ff8a9a"),
+        ("cumulative short", "short_cum", "#7fe3b7"),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=cum["price"],
+                y=cum[col],
+                mode="lines",
+                name=name,
+                yaxis="y2",
+                line={"color": color},
+                hovertemplate=f"price %{{x:,.2f}}<br>{name} %{{y:,.0f}} {quote}<extra></extra>",
+            )
+        )
+    annotations = []
+    clusters = d["clusters"]
+    if clusters is not None:
+        for row in clusters.itertuples():
+            annotations.append(
+                {
+                    "x": row.price,
+                    "y": row.notional,
+                    "text": f"{_fmt_price(row.price)}<br>{_fmt_money(row.notional)}",
+                    "showarrow": True,
+                    "arrowhead": 0,
+                    "ay": -30,
+                    "font": {"size": 10, "color": _LONG if row.side == "long" else _SHORT},
+                }
+            )
+    fig.add_vline(x=lmap.price, line={"color": "white", "dash": "dash", "width": 1})
+    fig.update_layout(
+        template="plotly_dark",
+        title={"text": title if title is not None else _map_title(lmap, meta)},
+        xaxis={"title": {"text": f"price ({quote})"}, "range": [d["lo"], d["hi"]]},
+        yaxis={"title": {"text": f"estimated liquidations ({quote})"}},
+        yaxis2={
+            "title": {"text": f"cumulative ({quote})"},
+            "overlaying": "y",
+            "side": "right",
+            "showgrid": False,
+            "rangemode": "tozero",
+        },
+        bargap=0,
+        annotations=annotations,
+        height=height,
+        width=width,
+        legend={"orientation": "h", "y": 1.06, "x": 0},
+    )
+    return fig
+
+
+def save_map(
+    lmap: LiquidationMap,
+    path: str | Path,
+    *,
+    width: int = 1600,
+    height: int = 900,
+    dpi: int = 100,
+    plotlyjs: str | bool = True,
+    **kwargs: Any,
+) -> Path:
+    """Write the liquidation map to ``path`` (``.png`` or ``.html``, see :func:`save_heatmap`);
+    ``kwargs`` go to :func:`plot_map` / :func:`map_figure`.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    path = Path(path)
+    if _suffix(path) == "png":
+        return _save_png(plot_map(lmap, width=width, height=height, dpi=dpi, **kwargs), path)
+    fig = map_figure(lmap, height=height, **kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(path, include_plotlyjs=plotlyjs, full_html=True)
+    return path
