@@ -41,6 +41,7 @@ from liqsignals.model import LiquidationModel, load_margin_tiers, parse_duration
 
 __all__ = [
     "LiqStrategyMixin",
+    "LiqStreamStats",
     "liq_plot_config",
     "stake_factor",
     "startup_candles",
@@ -143,10 +144,55 @@ def liq_plot_config(extra: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 @dataclass
+class LiqStreamStats:
+    """How the mixin computed one pair's ``liq_*`` columns in dry-run / live.
+
+    ``rebuilds`` counts full computations (the first frame, and every time the history changed:
+    restart, gap, replaced candles), ``updates`` the calls that fed new candles to the existing
+    engine, ``unchanged`` the calls with no new candle. ``candles_fed`` is the total number of
+    candles given to the engine, ``last_fed`` the number in the latest call.
+    """
+
+    rebuilds: int = 0
+    updates: int = 0
+    unchanged: int = 0
+    candles_fed: int = 0
+    last_fed: int = 0
+    last_mode: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
 class _PairCache:
     stream: FeatureStream
     features: pd.DataFrame  # indexed by candle date
-    last_row: tuple[float, ...]  # OHLCV of the last processed candle, to detect rewrites
+    dates: np.ndarray  # int64 ns dates of the inputs last seen
+    values: np.ndarray  # their engine input values, to detect rewritten history
+    columns: tuple[str, ...]  # names of those values
+
+
+def _unchanged_prefix(
+    cache: _PairCache, stamps: np.ndarray, values: np.ndarray, columns: tuple[str, ...]
+) -> int:
+    """Index of the first candle of the new frame the engine has not seen, or -1 when the frame
+    does not continue the history the engine processed (a candle changed, went missing or was
+    added before the newest one, the inputs gained or lost a column, or the frame jumped)."""
+    old = cache.dates
+    if columns != cache.columns or not len(old) or not len(stamps):
+        return -1
+    if stamps[0] < old[0]:
+        return -1  # older candles than the engine started with: it cannot take them in
+    first = int(np.searchsorted(old, stamps[0]))
+    overlap = len(old) - first
+    if overlap <= 0 or overlap > len(stamps):
+        return -1  # no common candle, or the frame ends before the last processed candle
+    if not np.array_equal(stamps[:overlap], old[first:]):
+        return -1
+    if not np.array_equal(values[:overlap], cache.values[first:], equal_nan=True):
+        return -1
+    return overlap
 
 
 class LiqStrategyMixin:
@@ -256,40 +302,46 @@ class LiqStrategyMixin:
 
     def _liq_incremental(self, pair: str, inputs: pd.DataFrame) -> pd.DataFrame:
         caches: dict[str, _PairCache] = self.__dict__.setdefault("_liq_caches", {})
+        stats = self.__dict__.setdefault("_liq_stats", {}).setdefault(pair, LiqStreamStats())
         cache = caches.get(pair)
         dates = pd.DatetimeIndex(pd.to_datetime(inputs["date"], utc=True))
-        new_rows: pd.DataFrame | None = None
-        if cache is not None and len(dates):
-            last = cache.stream.engine.last_date
-            pos = dates.get_indexer([last])[0] if last is not None else -1
-            same = False
-            if pos >= 0:
-                row = inputs.iloc[pos]
-                cur = tuple(float(row[c]) for c in ("open", "high", "low", "close", "volume"))
-                same = cur == cache.last_row
-            if same and pos >= 0:
-                new_rows = inputs.iloc[pos + 1 :]
-            else:
+        stamps = dates.as_unit("ns").asi8
+        columns = tuple(c for c in inputs.columns if c != "date")
+        values = inputs[list(columns)].to_numpy(dtype="float64")
+        start = 0
+        if cache is not None:
+            start = _unchanged_prefix(cache, stamps, values, columns)
+            if start < 0:
                 logger.info("liqsignals: history of %s changed, rebuilding its engine", pair)
                 cache = None
         if cache is None:
             stream = FeatureStream(self.liq_model(pair), **self._liq_feature_kwargs())
             feats = stream.update_many(inputs)
             feats.index = dates
-            cache = _PairCache(stream, feats, (math.nan,))
+            cache = _PairCache(stream, feats, stamps, values, columns)
             caches[pair] = cache
-        elif new_rows is not None and len(new_rows):
-            added = cache.stream.update_many(new_rows)
-            added.index = dates[len(inputs) - len(new_rows) :]
+            stats.rebuilds += 1
+            stats.last_mode, stats.last_fed = "rebuild", len(inputs)
+            logger.info("liqsignals: %s engine built from %d candles", pair, len(inputs))
+        elif start < len(inputs):
+            added = cache.stream.update_many(inputs.iloc[start:])
+            added.index = dates[start:]
             cache.features = pd.concat([cache.features, added])
-        if len(inputs):
-            last_row = inputs.iloc[-1]
-            cache.last_row = tuple(
-                float(last_row[c]) for c in ("open", "high", "low", "close", "volume")
-            )
+            stats.updates += 1
+            stats.last_mode, stats.last_fed = "update", len(inputs) - start
+            logger.debug("liqsignals: %s engine fed %d new candle(s)", pair, stats.last_fed)
+        else:
+            stats.unchanged += 1
+            stats.last_mode, stats.last_fed = "unchanged", 0
+        stats.candles_fed += stats.last_fed
+        cache.dates, cache.values = stamps, values
         keep = max(len(inputs), 1)
         cache.features = cache.features.iloc[-keep:]
         return cache.features.reindex(dates)
+
+    def liq_stream_stats(self, pair: str) -> LiqStreamStats | None:
+        """Counters of the dry-run / live engine of ``pair`` (``None`` before its first call)."""
+        return self.__dict__.get("_liq_stats", {}).get(pair)
 
     # ------------------------------------------------------------------ freqtrade callbacks
     def leverage(
@@ -335,29 +387,28 @@ class LiqStrategyMixin:
             stake = min_stake
         return float(min(stake, max_stake))
 
-    def liq_last_row(self, pair: str) -> pd.Series | None:
-        """The latest analysed candle of ``pair`` (causal in backtests: freqtrade trims it)."""
+    def _liq_analyzed(self, pair: str) -> pd.DataFrame | None:
         dp = getattr(self, "dp", None)
         if dp is None:
             return None
         df, _ = dp.get_analyzed_dataframe(pair, self.timeframe)
         if df is None or len(df) == 0:
             return None
-        return df.iloc[-1]
+        return df
+
+    def liq_last_row(self, pair: str) -> pd.Series | None:
+        """The latest analysed candle of ``pair`` (causal in backtests: freqtrade trims it)."""
+        df = self._liq_analyzed(pair)
+        return None if df is None else df.iloc[-1]
 
     def liq_signal_row(self, pair: str, trade: Any) -> pd.Series | None:
         """The candle whose signal opened ``trade`` (the last candle closed before the entry)."""
-        dp = getattr(self, "dp", None)
-        if dp is None:
-            return None
-        df, _ = dp.get_analyzed_dataframe(pair, self.timeframe)
-        if df is None or len(df) == 0:
+        df = self._liq_analyzed(pair)
+        if df is None:
             return None
         signal_time = pd.Timestamp(trade.open_date_utc) - timeframe_to_timedelta(self.timeframe)
         rows = df[df["date"] <= signal_time]
-        if len(rows) == 0:
-            return None
-        return rows.iloc[-1]
+        return None if len(rows) == 0 else rows.iloc[-1]
 
     def liq_cluster_stop(
         self, pair: str, trade: Any, current_rate: float, *, buffer_atr: float | None = None

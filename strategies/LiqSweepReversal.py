@@ -46,7 +46,9 @@ class LiqSweepReversal(LiqStrategyMixin, IStrategy):
     use_custom_stoploss = True
     # fallback when the magnet is never reached
     minimal_roi = {"0": 0.12, "720": 0.04, "1440": 0.01, "2880": 0.0}
-    use_exit_signal = False
+    # freqtrade calls custom_exit (the magnet target) only with exit signals enabled;
+    # populate_exit_trend itself sets no exit signal
+    use_exit_signal = True
 
     order_types = {
         "entry": "limit",

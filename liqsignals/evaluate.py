@@ -1,0 +1,1072 @@
+"""Checks of the model against the market: do clusters attract price, do estimates match reality?
+
+Two questions, each answered with a baseline that needs no liquidation model at all:
+
+**Magnet test** (:func:`magnet_samples`, :func:`magnet_summary`, :func:`magnet_study`). At candle
+``t`` (every ``step`` candles after warm-up) a *target* is read from the engine's state at the close
+of ``t`` only: with ``rule="larger"`` (default) the larger, by notional, of the nearest significant
+long cluster below and the nearest significant short cluster above, among those whose centre lies
+within ``band_pct`` of the close; ``rule="nearest"`` takes the nearer of the two, ``rule="magnet"``
+the ``liq_magnet_price``. The target is *hit* when price touches its centre within the next
+``horizon`` candles (``high >= level`` above, ``low <= level`` below, candles ``t+1 .. t+H``). Two
+reference levels get the same test:
+
+* the *mirror* level, at the same log distance on the other side of the close
+  (``close**2 / level``);
+* the *baseline* level: the same distance on a random side (seeded coin flip per sample), which a
+  driftless market touches exactly as often as the target. ``lift = hit_rate / baseline_hit_rate``.
+
+Samples overlap (a horizon is longer than ``step``, and a cluster persists for up to one window), so
+confidence intervals come from a circular moving-block bootstrap over the sampling grid, blocks of
+at least ``block`` candles (default: the longer of the horizon and the model window), stratified by
+pair.
+
+**Estimated vs realised liquidations** (:func:`read_realised`, :func:`realised_bars`,
+:func:`compare_realised`). Per-candle estimates (``liq_long_liquidated``, ``liq_short_liquidated``)
+are summed into the coarser bars of a realised series (candles whose open time falls in
+``[bar, bar + bar_length)``; only bars whose candles are all present and past warm-up). Reported:
+Spearman rank correlation per side, side accuracy on the largest bars, and the same for a naive
+baseline, ``|return| x quote volume`` put on the long side for falling bars and on the short side for
+rising bars.
+
+Example
+-------
+>>> from liqsignals import sample, evaluate
+>>> df = sample.load_candles("BTC/USDT:USDT", "1h")                        # doctest: +SKIP
+>>> evaluate.magnet_test(df, window="1w", horizon=24, band_pct=5.0)        # doctest: +SKIP
+{'n': ..., 'hit_rate': ..., 'baseline_hit_rate': ..., 'lift': ..., ...}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from liqsignals.engine import LiquidationEngine, _model_from, prepare_inputs
+from liqsignals.features import liquidation_features, timeframe_to_timedelta
+from liqsignals.model import LiquidationModel, parse_duration
+
+__all__ = [
+    "DISTANCE_EDGES",
+    "GUIDE_MOVES",
+    "INTENSITY_LABELS",
+    "REALISED_COLUMNS",
+    "RULES",
+    "MagnetStudy",
+    "compare_realised",
+    "evaluate_realised",
+    "horizon_candles",
+    "intensity_impact",
+    "magnet_samples",
+    "magnet_study",
+    "magnet_summary",
+    "magnet_test",
+    "read_realised",
+    "realised_bars",
+    "spearman",
+]
+
+#: Target rules of the magnet test.
+RULES: tuple[str, ...] = ("larger", "nearest", "magnet")
+#: Edges (in % of price) of the distance bands of the magnet tables.
+DISTANCE_EDGES: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 100.0)
+#: ``liq_intensity_bucket`` value -> name, as in the traders' guides.
+INTENSITY_LABELS: dict[int, str] = {0: "low", 1: "medium", 2: "high", 3: "extreme"}
+#: The guides' "cluster intensity -> expected BTC move" claims, per bucket.
+GUIDE_MOVES: dict[int, str] = {0: "< $200", 1: "$200-500", 2: "$500-1,000", 3: "> $1,000"}
+#: Columns of a realised liquidation series (quote currency per bar, bar open time in UTC).
+REALISED_COLUMNS: tuple[str, ...] = ("date", "long_liquidation_usd", "short_liquidation_usd")
+
+_FEATURES_NEEDED = (
+    "liq_long_cluster_price",
+    "liq_long_cluster_size",
+    "liq_short_cluster_price",
+    "liq_short_cluster_size",
+    "liq_magnet_price",
+    "liq_magnet_side",
+    "liq_intensity_bucket",
+)
+
+
+# ----------------------------------------------------------------------------- small helpers
+def horizon_candles(horizon: int | str, timeframe: str | pd.Timedelta) -> int:
+    """A horizon in candles: an int (or digit string) is already candles; a duration such as
+    ``"1d"`` or ``"36h"`` is divided by the timeframe and must be a whole number of candles."""
+    if isinstance(horizon, bool):
+        raise ValueError(f"horizon must be candles or a duration, got {horizon!r}")
+    if isinstance(horizon, int | np.integer) or (isinstance(horizon, str) and horizon.isdigit()):
+        h = int(horizon)
+    else:
+        tf = timeframe if isinstance(timeframe, pd.Timedelta) else timeframe_to_timedelta(timeframe)
+        td = parse_duration(horizon, "horizon")
+        ratio = td / tf
+        if abs(ratio - round(ratio)) > 1e-9:
+            raise ValueError(f"horizon {horizon!r} is not a whole number of {timeframe} candles")
+        h = int(round(ratio))
+    if h < 1:
+        raise ValueError(f"horizon must be at least one candle, got {horizon!r}")
+    return h
+
+
+def _candle_spacing(dates: Any) -> pd.Timedelta:
+    d = pd.Series(_np_dates(dates)).diff().dropna()
+    if d.empty:
+        raise ValueError("need at least two candles to know their timeframe")
+    return pd.Timedelta(d.mode().iloc[0])
+
+
+def _np_dates(values: Any) -> np.ndarray:
+    """Dates as naive ``datetime64[ns]`` in UTC (naive input is taken as UTC)."""
+    idx = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
+    return idx.tz_convert("UTC").tz_localize(None).as_unit("ns").to_numpy()
+
+
+def _dates(df: pd.DataFrame) -> np.ndarray:
+    """A candle frame's ``date`` column (or DatetimeIndex) as :func:`_np_dates`."""
+    if "date" in df.columns:
+        return _np_dates(df["date"])
+    if isinstance(df.index, pd.DatetimeIndex):
+        return _np_dates(df.index)
+    raise ValueError("missing column 'date' (or a DatetimeIndex)")
+
+
+def _utc64(value: Any) -> np.datetime64:
+    ts = _utc(value)
+    assert ts is not None
+    return ts.tz_localize(None).as_unit("ns").to_datetime64()
+
+
+def _utc(value: Any) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def spearman(x: np.ndarray | pd.Series, y: np.ndarray | pd.Series) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN when either side is constant or
+    fewer than three pairs are finite."""
+    a = np.asarray(x, dtype=np.float64)
+    b = np.asarray(y, dtype=np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3:
+        return math.nan
+    ra = pd.Series(a[ok]).rank(method="average").to_numpy()
+    rb = pd.Series(b[ok]).rank(method="average").to_numpy()
+    if np.ptp(ra) == 0 or np.ptp(rb) == 0:
+        return math.nan
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _future_extremes(high: np.ndarray, low: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """``max(high[t+1 .. t+h])`` and ``min(low[t+1 .. t+h])`` for every ``t`` (NaN when the
+    horizon runs past the data)."""
+    n = high.shape[0]
+    fmax = np.full(n, np.nan)
+    fmin = np.full(n, np.nan)
+    if n - h >= 1:
+        fmax[: n - h] = np.lib.stride_tricks.sliding_window_view(high[1:], h).max(axis=1)
+        fmin[: n - h] = np.lib.stride_tricks.sliding_window_view(low[1:], h).min(axis=1)
+    return fmax, fmin
+
+
+# ----------------------------------------------------------------------------- magnet test
+def _targets(
+    close: np.ndarray, feats: pd.DataFrame, band_pct: float, rule: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per candle: target side (+1 above, -1 below, 0 none), level (price), size (quote)."""
+    col = {c: feats[c].to_numpy(dtype=np.float64) for c in _FEATURES_NEEDED}
+    lc, ls = col["liq_long_cluster_price"], col["liq_long_cluster_size"]
+    sc, ss = col["liq_short_cluster_price"], col["liq_short_cluster_size"]
+    with np.errstate(invalid="ignore"):
+        dl = (close - lc) / close * 100.0
+        ds = (sc - close) / close * 100.0
+        in_l = np.isfinite(lc) & (dl <= band_pct)
+        in_s = np.isfinite(sc) & (ds <= band_pct)
+    side = np.zeros(close.shape[0])
+    level = np.full(close.shape[0], np.nan)
+    size = np.full(close.shape[0], np.nan)
+    if rule == "magnet":
+        mp, msd = col["liq_magnet_price"], col["liq_magnet_side"]
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(mp) & (np.abs(mp / close - 1.0) * 100.0 <= band_pct)
+        side[ok] = msd[ok]
+        level[ok] = mp[ok]
+        # the magnet's notional is known when it is one of the nearest clusters
+        size = np.where(ok & (mp == lc), ls, np.where(ok & (mp == sc), ss, np.nan))
+        return side, level, size
+    with np.errstate(invalid="ignore"):
+        if rule == "larger":
+            pick_s = in_s & (~in_l | (ss > ls) | ((ss == ls) & (ds < dl)))
+        elif rule == "nearest":
+            pick_s = in_s & (~in_l | (ds < dl))
+        else:
+            raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    pick_l = in_l & ~pick_s
+    side[pick_s] = 1.0
+    side[pick_l] = -1.0
+    level = np.where(pick_s, sc, np.where(pick_l, lc, np.nan))
+    size = np.where(pick_s, ss, np.where(pick_l, ls, np.nan))
+    return side, level, size
+
+
+def magnet_samples(
+    candles: pd.DataFrame,
+    model: LiquidationModel | None = None,
+    *,
+    features: pd.DataFrame | None = None,
+    horizon: int = 24,
+    band_pct: float = 5.0,
+    step: int | None = None,
+    rule: str = "larger",
+    start: Any = None,
+    seed: int = 0,
+    **params: Any,
+) -> pd.DataFrame:
+    """One row per sampled candle that has a target: where it was and whether price got there.
+
+    Parameters
+    ----------
+    candles : candle frame (``date, open, high, low, close, volume``), sorted, as for the engine.
+    model, **params : the model (``features`` is computed from it when not given).
+    features : output of :func:`liqsignals.liquidation_features` for ``candles`` (same index).
+    horizon : candles ``t+1 .. t+horizon`` are searched for the touch.
+    band_pct : only targets whose centre lies within this distance (% of the close) count.
+    step : sample every ``step`` candles (default ``max(1, horizon // 4)``).
+    rule : ``"larger"``, ``"nearest"`` or ``"magnet"`` (see the module docstring).
+    start : first candle date that may be sampled (earlier candles only warm the engine up).
+    seed : seed of the coin flips that place the baseline level.
+
+    Returns
+    -------
+    DataFrame with one row per sample, columns:
+
+    date : candle ``t`` (UTC open time; the state is read at its close)
+    i, grid : candle position in ``candles``, and position on the sampling grid ``(i - i0) // step``
+    close : close of ``t`` (price)
+    side : +1 target above (short liquidations), -1 below (long liquidations)
+    level, dist_pct, size : target centre (price), its distance from the close (%) and notional
+        (quote; NaN for a magnet that is not one of the nearest clusters)
+    bucket : ``liq_intensity_bucket`` at ``t`` (0 low .. 3 extreme; NaN while undefined)
+    hit : price touched ``level`` within the horizon (bool)
+    mirror_level, mirror_hit : level at the same log distance on the other side, and its touch
+    baseline_side, baseline_hit : side of the coin-flip level (+1/-1) and its touch
+    move : ``close[t+H] - close[t]`` (quote), move_pct (%)
+    move_toward : ``move * side`` (quote; positive = toward the target)
+    excursion_toward : furthest move toward the target within the horizon (quote, >= 0 when
+        price moved that way)
+    """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    h = int(horizon)
+    if h < 1:
+        raise ValueError(f"horizon must be >= 1 candle, got {horizon!r}")
+    if not band_pct > 0:
+        raise ValueError(f"band_pct must be > 0, got {band_pct!r}")
+    step = max(1, h // 4) if step is None else int(step)
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step!r}")
+    prepare_inputs(candles)
+    if features is None:
+        features = liquidation_features(candles, _model_from(model, params))
+    missing = [c for c in _FEATURES_NEEDED if c not in features.columns]
+    if missing:
+        raise ValueError(
+            f"features lack column(s) {missing}; pass liquidation_features(...) output"
+        )
+    if len(features) != len(candles):
+        raise ValueError("features and candles must have the same length")
+    dates = _dates(candles)
+    close = candles["close"].to_numpy(dtype=np.float64)
+    high = candles["high"].to_numpy(dtype=np.float64)
+    low = candles["low"].to_numpy(dtype=np.float64)
+    n = close.shape[0]
+    i0 = 0 if start is None else int(np.searchsorted(dates, _utc64(start)))
+    grid_pos = np.arange(i0, max(i0, n - h), step)
+    side, level, size = _targets(close, features, float(band_pct), rule)
+    keep = grid_pos[side[grid_pos] != 0]
+    fmax, fmin = _future_extremes(high, low, h)
+    t = keep
+    s = side[t]
+    lv = level[t]
+    c = close[t]
+    up_hit = fmax[t] >= lv
+    dn_hit = fmin[t] <= lv
+    hit = np.where(s > 0, up_hit, dn_hit)
+    mirror = c * c / lv
+    mirror_hit = np.where(s > 0, fmin[t] <= mirror, fmax[t] >= mirror)
+    coin = np.random.default_rng(seed).random(t.shape[0]) < 0.5
+    baseline_hit = np.where(coin, hit, mirror_hit)
+    move = close[np.minimum(t + h, n - 1)] - c
+    excursion = np.where(s > 0, fmax[t] - c, c - fmin[t])
+    bucket = features["liq_intensity_bucket"].to_numpy(dtype=np.float64)[t]
+    return pd.DataFrame(
+        {
+            "date": pd.DatetimeIndex(dates[t]).tz_localize("UTC"),
+            "i": t,
+            "grid": (t - i0) // step,
+            "close": c,
+            "side": s.astype(np.int64),
+            "level": lv,
+            "dist_pct": np.abs(lv / c - 1.0) * 100.0,
+            "size": size[t],
+            "bucket": bucket,
+            "hit": hit,
+            "mirror_level": mirror,
+            "mirror_hit": mirror_hit,
+            "baseline_side": np.where(coin, s, -s).astype(np.int64),
+            "baseline_hit": baseline_hit,
+            "move": move,
+            "move_pct": move / c * 100.0,
+            "move_toward": move * s,
+            "excursion_toward": excursion,
+        }
+    )
+
+
+def _block_sums(
+    values: np.ndarray, grid: np.ndarray, groups: np.ndarray, block: int, n_boot: int, seed: int
+) -> np.ndarray:
+    """Circular moving-block bootstrap of column sums of ``values`` (one row per sample).
+
+    Samples sit on a per-group sampling grid; grid positions without a sample contribute zeros, so
+    a block always spans ``block`` grid steps of time. Each group (pair) is resampled on its own
+    and the sums are added (stratified). Returns ``(n_boot, values.shape[1])``.
+    """
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n_boot, values.shape[1]))
+    for g in pd.unique(groups):
+        sel = groups == g
+        gi = grid[sel]
+        size = int(gi.max()) + 1
+        dense = np.zeros((size, values.shape[1]))
+        np.add.at(dense, gi, values[sel])
+        b = max(1, min(block, size))
+        ext = np.concatenate([dense, dense[: b - 1]]) if b > 1 else dense
+        csum = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(ext, axis=0)])
+        bsum = csum[b : b + size] - csum[:size]  # circular block sum starting at each position
+        k = math.ceil(size / b)
+        chunk = max(1, 2_000_000 // max(1, k * values.shape[1]))
+        for a in range(0, n_boot, chunk):
+            m = min(chunk, n_boot - a)
+            starts = rng.integers(0, size, size=(m, k))
+            out[a : a + m] += bsum[starts].sum(axis=1)
+    return out
+
+
+def _ratio_ci(num: np.ndarray, den: np.ndarray, confidence: float) -> tuple[float, float]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = num / den
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return math.nan, math.nan
+    a = (1.0 - confidence) / 2.0 * 100.0
+    lo, hi = np.percentile(r, [a, 100.0 - a])
+    return float(lo), float(hi)
+
+
+def magnet_summary(
+    samples: pd.DataFrame,
+    *,
+    step: int,
+    block: int,
+    by: str | pd.Series | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Hit rates, lift and block-bootstrap confidence intervals, overall or per group.
+
+    Parameters
+    ----------
+    samples : output of :func:`magnet_samples` (several pairs may be concatenated with a ``pair``
+        column; each pair is then resampled on its own).
+    step : the ``step`` the samples were taken with (candles between grid positions).
+    block : bootstrap block length in candles (at least the horizon; converted to
+        ``ceil(block / step)`` grid positions).
+    by : column name or Series of group labels (e.g. ``"bucket"``); ``None`` gives one row
+        ``"all"``. Every group's statistics come from the same time-block resamples.
+    n_boot, confidence, seed : bootstrap resamples, two-sided percentile level, RNG seed.
+
+    Returns
+    -------
+    DataFrame indexed by group, columns:
+
+    n : samples
+    hit_rate, baseline_hit_rate, mirror_hit_rate : touch shares of target, coin-flip level and
+        mirror level (0-1)
+    lift : ``hit_rate / baseline_hit_rate``; lift_ci_low, lift_ci_high : its bootstrap interval
+    lift_vs_mirror : ``hit_rate / mirror_hit_rate``; its interval in lift_vs_mirror_ci_low/_high
+    hit_rate_ci_low, hit_rate_ci_high, baseline_ci_low, baseline_ci_high : intervals of the rates
+    median_dist_pct : median target distance (%)
+    """
+    if block < 1 or step < 1:
+        raise ValueError("block and step must be >= 1")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    cols = [
+        "n", "hit_rate", "baseline_hit_rate", "mirror_hit_rate", "lift", "lift_ci_low",
+        "lift_ci_high", "lift_vs_mirror", "lift_vs_mirror_ci_low", "lift_vs_mirror_ci_high",
+        "hit_rate_ci_low", "hit_rate_ci_high", "baseline_ci_low", "baseline_ci_high",
+        "median_dist_pct",
+    ]  # fmt: skip
+    if len(samples) == 0:
+        return pd.DataFrame([{c: (0 if c == "n" else math.nan) for c in cols}], index=["all"])
+    if by is None:
+        labels = pd.Series(["all"] * len(samples), index=samples.index)
+    elif isinstance(by, str):
+        labels = samples[by]
+    else:
+        labels = pd.Series(by, index=samples.index)
+    keys = [k for k in pd.unique(labels) if not (isinstance(k, float) and math.isnan(k))]
+    try:
+        keys = sorted(keys)
+    except TypeError:
+        pass
+    hit = samples["hit"].to_numpy(dtype=np.float64)
+    base = samples["baseline_hit"].to_numpy(dtype=np.float64)
+    mirr = samples["mirror_hit"].to_numpy(dtype=np.float64)
+    lab = labels.to_numpy()
+    stacks = []
+    for k in keys:
+        m = (lab == k).astype(np.float64)
+        stacks += [m, m * hit, m * base, m * mirr]
+    values = np.column_stack(stacks)
+    groups = samples["pair"].to_numpy() if "pair" in samples.columns else np.zeros(len(samples))
+    grid = samples["grid"].to_numpy(dtype=np.int64)
+    sums = _block_sums(values, grid, groups, math.ceil(block / step), n_boot, seed)
+    rows = {}
+    dist = samples["dist_pct"].to_numpy()
+    for j, k in enumerate(keys):
+        cnt, nh, nb, nm = values[:, 4 * j : 4 * j + 4].sum(axis=0)
+        bc, bh, bb, bm = (sums[:, 4 * j + q] for q in range(4))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            row = {
+                "n": int(cnt),
+                "hit_rate": nh / cnt,
+                "baseline_hit_rate": nb / cnt,
+                "mirror_hit_rate": nm / cnt,
+                "lift": nh / nb if nb else math.nan,
+                "lift_vs_mirror": nh / nm if nm else math.nan,
+            }
+        row["lift_ci_low"], row["lift_ci_high"] = _ratio_ci(bh, bb, confidence)
+        row["lift_vs_mirror_ci_low"], row["lift_vs_mirror_ci_high"] = _ratio_ci(bh, bm, confidence)
+        row["hit_rate_ci_low"], row["hit_rate_ci_high"] = _ratio_ci(bh, bc, confidence)
+        row["baseline_ci_low"], row["baseline_ci_high"] = _ratio_ci(bb, bc, confidence)
+        row["median_dist_pct"] = float(np.median(dist[lab == k]))
+        rows[k] = row
+    return pd.DataFrame.from_dict(rows, orient="index")[cols]
+
+
+def _distance_labels(dist: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    labels = np.array([f"{a:g}-{b:g}%" for a, b in zip(edges[:-1], edges[1:], strict=True)])
+    idx = np.clip(np.searchsorted(np.asarray(edges), dist, side="right") - 1, 0, len(labels) - 1)
+    return labels[idx]
+
+
+def intensity_impact(
+    candles: pd.DataFrame,
+    features: pd.DataFrame,
+    *,
+    horizon: int,
+    step: int = 1,
+    start: Any = None,
+) -> pd.DataFrame:
+    """Price moves after each candle, grouped by ``liq_intensity_bucket`` (the guides' table).
+
+    Every ``step``-th candle from ``start`` whose bucket is defined and whose horizon lies inside
+    the data is used; the "nearest cluster" is the nearest significant cluster on either side, the
+    one the intensity describes.
+
+    Returns
+    -------
+    DataFrame indexed by bucket name (``low``, ``medium``, ``high``, ``extreme``, ``all``), columns:
+
+    bucket : 0-3 (-1 for ``all``); guide : the guides' expected move for the bucket
+    n : candles
+    median_abs_move, p75_abs_move : median / 75th percentile of ``|close[t+H] - close[t]|`` (quote)
+    median_abs_move_pct : the median in % of the close
+    median_range : median of ``max(high) - min(low)`` over ``t+1 .. t+H`` (quote)
+    median_excursion_toward : median furthest move toward the nearest cluster (quote)
+    touch_rate : share of candles whose nearest cluster was touched within the horizon (0-1)
+    median_cluster_dist_pct, median_cluster_size : the nearest cluster's distance (%) and
+        notional (quote)
+    """
+    h = int(horizon)
+    if h < 1 or step < 1:
+        raise ValueError("horizon and step must be >= 1")
+    close = candles["close"].to_numpy(dtype=np.float64)
+    high = candles["high"].to_numpy(dtype=np.float64)
+    low = candles["low"].to_numpy(dtype=np.float64)
+    n = close.shape[0]
+    dates = _dates(candles)
+    i0 = 0 if start is None else int(np.searchsorted(dates, _utc64(start)))
+    t = np.arange(i0, max(i0, n - h), step)
+    bucket = features["liq_intensity_bucket"].to_numpy(dtype=np.float64)[t]
+    t = t[np.isfinite(bucket)]
+    bucket = bucket[np.isfinite(bucket)]
+    fmax, fmin = _future_extremes(high, low, h)
+    f = {c: features[c].to_numpy(dtype=np.float64)[t] for c in _FEATURES_NEEDED}
+    c = close[t]
+    dl = (c - f["liq_long_cluster_price"]) / c * 100.0
+    ds = (f["liq_short_cluster_price"] - c) / c * 100.0
+    use_long = np.isnan(ds) | (~np.isnan(dl) & (dl <= ds))
+    level = np.where(use_long, f["liq_long_cluster_price"], f["liq_short_cluster_price"])
+    size = np.where(use_long, f["liq_long_cluster_size"], f["liq_short_cluster_size"])
+    dist = np.where(use_long, dl, ds)
+    touched = np.where(use_long, fmin[t] <= level, fmax[t] >= level)
+    toward = np.where(use_long, c - fmin[t], fmax[t] - c)
+    move = np.abs(close[t + h] - c)
+    rng_ = fmax[t] - fmin[t]
+    rows = {}
+    for b in (0, 1, 2, 3, -1):
+        m = np.ones(t.shape[0], dtype=bool) if b < 0 else bucket == b
+        name = "all" if b < 0 else INTENSITY_LABELS[b]
+        k = int(m.sum())
+
+        def med(a: np.ndarray, mask: np.ndarray = m, q: float = 50.0) -> float:
+            return float(np.percentile(a[mask], q)) if mask.any() else math.nan
+
+        rows[name] = {
+            "bucket": b,
+            "guide": GUIDE_MOVES.get(b, ""),
+            "n": k,
+            "median_abs_move": med(move),
+            "p75_abs_move": med(move, q=75.0),
+            "median_abs_move_pct": med(move / c * 100.0),
+            "median_range": med(rng_),
+            "median_excursion_toward": med(toward),
+            "touch_rate": float(touched[m].mean()) if k else math.nan,
+            "median_cluster_dist_pct": med(dist),
+            "median_cluster_size": med(size),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def magnet_test(
+    candles: pd.DataFrame,
+    model: LiquidationModel | None = None,
+    *,
+    horizon: int = 24,
+    band_pct: float = 5.0,
+    step: int | None = None,
+    rule: str = "larger",
+    block: int | None = None,
+    start: Any = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    **params: Any,
+) -> dict[str, Any]:
+    """The magnet test on one candle frame, summarised.
+
+    Parameters are those of :func:`magnet_samples` and :func:`magnet_summary`; ``block`` defaults to
+    the longer of ``horizon`` and the model window (in candles).
+
+    Returns
+    -------
+    dict with keys ``n``, ``hit_rate``, ``baseline_hit_rate``, ``mirror_hit_rate`` (0-1), ``lift``,
+    ``lift_ci_low``, ``lift_ci_high``, ``lift_vs_mirror`` (ratios), ``horizon``, ``step``,
+    ``block`` (candles), ``band_pct`` (%), ``rule``, ``window``.
+    """
+    m = _model_from(model, params)
+    step = max(1, int(horizon) // 4) if step is None else int(step)
+    tf = _candle_spacing(_dates(candles))
+    if block is None:
+        block = max(int(horizon), math.ceil(m.window_td / tf))
+    samples = magnet_samples(
+        candles, m, horizon=horizon, band_pct=band_pct, step=step, rule=rule, start=start,
+        seed=seed,
+    )  # fmt: skip
+    row = magnet_summary(
+        samples, step=step, block=block, n_boot=n_boot, confidence=confidence, seed=seed
+    ).iloc[0]
+    out: dict[str, Any] = {
+        k: _py(row[k])
+        for k in ("hit_rate", "baseline_hit_rate", "mirror_hit_rate", "lift", "lift_ci_low",
+                  "lift_ci_high", "lift_vs_mirror")
+    }  # fmt: skip
+    out = {"n": int(row["n"]), **out}
+    out.update(
+        horizon=int(horizon), step=step, block=int(block), band_pct=float(band_pct), rule=rule,
+        window=m.to_dict()["window"],
+    )  # fmt: skip
+    return out
+
+
+def _py(v: Any) -> Any:
+    """numpy scalar -> plain Python, NaN -> None (for JSON)."""
+    if isinstance(v, np.integer | int) and not isinstance(v, bool):
+        return int(v)
+    if isinstance(v, np.bool_ | bool):
+        return bool(v)
+    if isinstance(v, np.floating | float):
+        return None if not math.isfinite(float(v)) else float(v)
+    return v
+
+
+@dataclass
+class MagnetStudy:
+    """Result of :func:`magnet_study`.
+
+    ``headline``: the summary for the main window, horizon and band (keys as in
+    :func:`magnet_test`); ``samples``: the main configuration's samples (all pairs, ``pair``
+    column); ``tables``: DataFrames ``by_bucket``, ``by_distance``, ``by_side``, ``by_pair``,
+    ``grid`` (window x horizon x band) and ``intensity`` (the guides' table, per pair).
+    """
+
+    headline: dict[str, Any]
+    samples: pd.DataFrame
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def magnet_study(
+    frames: Mapping[str, pd.DataFrame],
+    model: LiquidationModel | None = None,
+    *,
+    horizon: int,
+    band_pct: float = 5.0,
+    windows: Sequence[str] = (),
+    horizons: Sequence[int] = (),
+    bands: Sequence[float] = (),
+    rule: str = "larger",
+    step: int | None = None,
+    start: Any = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    progress: Any = None,
+) -> MagnetStudy:
+    """The magnet test over several pairs (pooled), with tables by bucket, distance, side, pair,
+    and a grid over windows, horizons (in candles) and bands.
+
+    ``frames`` maps a pair name to its candles (one timeframe for all); earlier candles than
+    ``start`` only warm the engine up. The main configuration is ``model.window`` x ``horizon`` x
+    ``band_pct``; ``windows``, ``horizons`` and ``bands`` extend the grid table (the main values
+    are always included). ``progress(message)`` is called between steps, if given.
+    """
+    if not frames:
+        raise ValueError("no candle frames given")
+    base = _model_from(model, {})
+    main_window = base.to_dict()["window"]
+    tfs = {p: _candle_spacing(_dates(df)) for p, df in frames.items()}
+    tf = next(iter(tfs.values()))
+    if any(v != tf for v in tfs.values()):
+        raise ValueError(f"all pairs need the same timeframe, got {tfs}")
+    win_list = [main_window] + [w for w in windows if w != main_window]
+    hor_list = [int(horizon)] + [int(h) for h in horizons if int(h) != int(horizon)]
+    band_list = [float(band_pct)] + [float(b) for b in bands if float(b) != float(band_pct)]
+
+    def _step(h: int) -> int:
+        return max(1, h // 4) if step is None else int(step)
+
+    def _block(h: int, w: str) -> int:
+        return max(h, math.ceil(parse_duration(w, "window") / tf))
+
+    grid_rows = []
+    main_samples = pd.DataFrame()
+    intensity = {}
+    for w in win_list:
+        m = base.replace(window=w)
+        feats = {}
+        for pair, df in frames.items():
+            if progress:
+                progress(f"engine + features: {pair} window {w} ({len(df)} candles)")
+            feats[pair] = liquidation_features(df, m)
+        for h in hor_list:
+            for b in band_list:
+                parts = []
+                for pair, df in frames.items():
+                    s = magnet_samples(
+                        df, features=feats[pair], horizon=h, band_pct=b, step=_step(h),
+                        rule=rule, start=start, seed=seed,
+                    )  # fmt: skip
+                    s.insert(0, "pair", pair)
+                    parts.append(s)
+                samples = pd.concat(parts, ignore_index=True)
+                row = magnet_summary(
+                    samples, step=_step(h), block=_block(h, w), n_boot=n_boot,
+                    confidence=confidence, seed=seed,
+                ).iloc[0].to_dict()  # fmt: skip
+                row.update(window=w, horizon=h, band_pct=b)
+                grid_rows.append(row)
+                if w == main_window and h == hor_list[0] and b == band_list[0]:
+                    main_samples = samples
+        if w == main_window:
+            for pair, df in frames.items():
+                intensity[pair] = intensity_impact(
+                    df, feats[pair], horizon=hor_list[0], step=_step(hor_list[0]), start=start
+                )
+    h0 = hor_list[0]
+    kw: dict[str, Any] = {"step": _step(h0), "block": _block(h0, main_window), "n_boot": n_boot,
+          "confidence": confidence, "seed": seed}  # fmt: skip
+    tables: dict[str, pd.DataFrame] = {}
+    grid = pd.DataFrame(grid_rows)
+    grid["_w"] = grid["window"].map({w: i for i, w in enumerate(win_list)})
+    grid = grid.sort_values(["_w", "horizon", "band_pct"], kind="stable").drop(columns="_w")
+    grid = grid.reset_index(drop=True)
+    lead = ["window", "horizon", "band_pct"]
+    tables["grid"] = grid[lead + [c for c in grid.columns if c not in lead]]
+    overall = magnet_summary(main_samples, **kw)
+    if len(main_samples):
+        bucket_names = main_samples["bucket"].map(
+            lambda v: INTENSITY_LABELS.get(int(v), "") if np.isfinite(v) else "undefined"
+        )
+        order = [*INTENSITY_LABELS.values(), "undefined"]
+        tb = magnet_summary(main_samples, by=bucket_names, **kw)
+        tables["by_bucket"] = tb.reindex([k for k in order if k in tb.index])
+        dist_lab = pd.Series(
+            _distance_labels(main_samples["dist_pct"].to_numpy(), DISTANCE_EDGES),
+            index=main_samples.index,
+        )
+        td = magnet_summary(main_samples, by=dist_lab, **kw)
+        edges_order = list(_distance_labels(np.asarray(DISTANCE_EDGES[:-1]) + 1e-9, DISTANCE_EDGES))
+        tables["by_distance"] = td.reindex([k for k in edges_order if k in td.index])
+        side_lab = main_samples["side"].map({1: "above (shorts)", -1: "below (longs)"})
+        tables["by_side"] = magnet_summary(main_samples, by=side_lab, **kw)
+        if main_samples["pair"].nunique() > 1:
+            tables["by_pair"] = magnet_summary(main_samples, by="pair", **kw)
+    if intensity:
+        tables["intensity"] = pd.concat(intensity, names=["pair", "intensity"])
+    row = overall.iloc[0]
+    headline: dict[str, Any] = {"n": int(row["n"])}
+    headline |= {
+        k: _py(row[k])
+        for k in ("hit_rate", "baseline_hit_rate", "lift", "lift_ci_low", "lift_ci_high",
+                  "mirror_hit_rate", "lift_vs_mirror", "lift_vs_mirror_ci_low",
+                  "lift_vs_mirror_ci_high")
+    }  # fmt: skip
+    settings = {
+        "pairs": list(frames),
+        "timeframe": _format_td(tf),
+        "window": main_window,
+        "horizon": h0,
+        "band_pct": band_list[0],
+        "rule": rule,
+        "step": _step(h0),
+        "block": _block(h0, main_window),
+        "n_boot": n_boot,
+        "confidence": confidence,
+        "seed": seed,
+        "start": None if start is None else str(_utc(start)),
+        "first_sample": str(main_samples["date"].min()) if len(main_samples) else None,
+        "last_sample": str(main_samples["date"].max()) if len(main_samples) else None,
+    }
+    headline.update({k: settings[k] for k in ("window", "horizon", "band_pct", "rule", "step",
+                                               "block")})  # fmt: skip
+    return MagnetStudy(headline=headline, samples=main_samples, tables=tables, settings=settings)
+
+
+def _format_td(td: pd.Timedelta) -> str:
+    for unit, length in (("d", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1))):
+        if td >= length and td % length == pd.Timedelta(0):
+            return f"{td // length}{unit}"
+    return f"{td // pd.Timedelta(minutes=1)}m"
+
+
+# ----------------------------------------------------------------------------- realised
+def read_realised(source: str | Path | pd.DataFrame) -> pd.DataFrame:
+    """Read and check a realised liquidation series.
+
+    ``source`` is a CSV path or a DataFrame with ``date`` (bar open time; naive times are UTC),
+    ``long_liquidation_usd`` (longs liquidated, i.e. forced sells) and ``short_liquidation_usd``
+    (shorts liquidated), both in quote currency per bar; other columns are ignored.
+
+    Returns
+    -------
+    DataFrame with exactly those three columns, ``date`` as UTC timestamps, sorted.
+
+    Raises
+    ------
+    ValueError naming the file and the missing column, the unparsable date or the row with a
+    negative, non-numeric or NaN amount, or a duplicate date.
+    """
+    name = str(source) if not isinstance(source, pd.DataFrame) else "realised frame"
+    if isinstance(source, pd.DataFrame):
+        raw = source.copy()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"realised liquidations file {path} does not exist")
+        try:
+            raw = pd.read_csv(path)
+        except pd.errors.EmptyDataError as exc:
+            raise ValueError(f"{path}: empty file") from exc
+    if "date" not in raw.columns and isinstance(raw.index, pd.DatetimeIndex):
+        raw = raw.rename_axis("date").reset_index()
+    missing = [c for c in REALISED_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ValueError(
+            f"{name}: missing column(s) {missing}; need {list(REALISED_COLUMNS)} "
+            f"(found {list(raw.columns)})"
+        )
+    out = raw.loc[:, list(REALISED_COLUMNS)].reset_index(drop=True)
+    try:
+        out["date"] = pd.to_datetime(out["date"], utc=True)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name}: column 'date' has values that are not dates: {exc}") from exc
+    if out["date"].isna().any():
+        raise ValueError(
+            f"{name}: column 'date' is empty at row {int(out['date'].isna().idxmax())}"
+        )
+    for col in REALISED_COLUMNS[1:]:
+        vals = pd.to_numeric(out[col], errors="coerce")
+        bad = vals.isna() | (vals < 0)
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise ValueError(
+                f"{name}: column {col!r} must be a non-negative number, got {raw[col].iloc[i]!r} "
+                f"at row {i} ({out['date'].iloc[i]})"
+            )
+        out[col] = vals.astype(np.float64)
+    out = out.sort_values("date", kind="stable").reset_index(drop=True)
+    dup = out["date"].duplicated()
+    if dup.any():
+        raise ValueError(f"{name}: duplicate date {out['date'][dup].iloc[0]}")
+    if len(out) < 1:
+        raise ValueError(f"{name}: no rows")
+    return out
+
+
+def realised_bars(
+    candles: pd.DataFrame,
+    realised: pd.DataFrame | str | Path,
+    model: LiquidationModel | None = None,
+    *,
+    estimates: pd.DataFrame | None = None,
+    bar: str | pd.Timedelta | None = None,
+    start: Any = None,
+    stop: Any = None,
+    **params: Any,
+) -> pd.DataFrame:
+    """Per-candle estimates and a naive baseline summed into the realised series' bars.
+
+    Parameters
+    ----------
+    candles : candle frame for the engine (include one model window before the first bar of
+        interest: warm-up candles have no estimate).
+    realised : output of :func:`read_realised`, or anything it reads.
+    model, **params : the model; ignored when ``estimates`` (``liq_long_liquidated``,
+        ``liq_short_liquidated`` per candle, aligned to ``candles``) is given.
+    bar : bar length (``"4h"``); default the most common spacing of the realised dates.
+    start, stop : keep bars that lie entirely inside ``[start, stop]`` (open time ``>= start``,
+        end ``<= stop``), so that ranges meeting at one instant share no bar.
+
+    Returns
+    -------
+    DataFrame, one row per complete bar (all ``bar / timeframe`` candles present and past
+    warm-up), columns:
+
+    date : bar open time (UTC)
+    est_long, est_short : estimated long / short liquidations in the bar (quote)
+    real_long, real_short : realised long / short liquidations (quote)
+    base_long, base_short : baseline ``|return| x quote volume`` on the long side when the bar
+        fell, on the short side when it rose (quote; 0 on the other side)
+    exc_long, exc_short : second baseline, ``quote_volume x (open - low) / open`` and
+        ``quote_volume x (high - open) / open`` with the bar's first open, lowest low and highest
+        high (quote): how far the bar travelled each way, weighted by turnover
+    return_pct : bar return, last close over first open (%)
+    quote_volume : sum of ``volume * (high + low + close) / 3`` over the bar's candles (quote)
+
+    Raises
+    ------
+    ValueError when the bars are not coarser than the candles, when they do not overlap the
+    candles, or when no bar is complete.
+    """
+    real = read_realised(realised)
+    prepare_inputs(candles)
+    cdates = _dates(candles)
+    tf = _candle_spacing(cdates)
+    if bar is None:
+        if len(real) < 2:
+            raise ValueError("one realised bar: pass bar=... (its length)")
+        bar_td = _candle_spacing(real["date"])
+    else:
+        bar_td = timeframe_to_timedelta(bar) if isinstance(bar, str) else pd.Timedelta(bar)
+    ratio = bar_td / tf
+    if ratio < 1 or abs(ratio - round(ratio)) > 1e-9:
+        raise ValueError(
+            f"realised bars ({bar_td}) must be a whole multiple of the candle timeframe ({tf}) "
+            f"and not shorter"
+        )
+    per_bar = int(round(ratio))
+    c_lo, c_hi = pd.Timestamp(cdates[0], tz="UTC"), pd.Timestamp(cdates[-1], tz="UTC") + tf
+    r_lo, r_hi = real["date"].iloc[0], real["date"].iloc[-1] + bar_td
+    if r_hi <= c_lo or r_lo >= c_hi:
+        raise ValueError(
+            f"realised bars ({r_lo} .. {r_hi}) do not overlap the candles ({c_lo} .. {c_hi})"
+        )
+    if start is not None:
+        real = real.loc[real["date"] >= _utc(start)]
+    if stop is not None:
+        real = real.loc[real["date"] + bar_td <= _utc(stop)]
+    if real.empty:
+        raise ValueError(f"no realised bar between {start} and {stop}")
+    if estimates is None:
+        engine = LiquidationEngine(_model_from(model, params), summaries=False)
+        estimates = engine.update_many(candles)
+    est_l = estimates["liq_long_liquidated"].to_numpy(dtype=np.float64)
+    est_s = estimates["liq_short_liquidated"].to_numpy(dtype=np.float64)
+    if est_l.shape[0] != cdates.shape[0]:
+        raise ValueError("estimates and candles must have the same length")
+    o = candles["open"].to_numpy(dtype=np.float64)
+    c = candles["close"].to_numpy(dtype=np.float64)
+    typical = (
+        candles["high"].to_numpy(dtype=np.float64) + candles["low"].to_numpy(dtype=np.float64) + c
+    ) / 3.0
+    qv = candles["volume"].to_numpy(dtype=np.float64) * typical
+    bad = ~(np.isfinite(est_l) & np.isfinite(est_s))
+
+    def csum(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([[0.0], np.cumsum(a)])
+
+    cs_l, cs_s, cs_q, cs_bad = csum(np.where(bad, 0, est_l)), csum(np.where(bad, 0, est_s)), \
+        csum(qv), csum(bad.astype(np.float64))  # fmt: skip
+    bd = _np_dates(real["date"])
+    lo = np.searchsorted(cdates, bd, side="left")
+    hi = np.searchsorted(cdates, bd + bar_td.to_timedelta64(), side="left")
+    complete = (hi - lo == per_bar) & (cs_bad[hi] - cs_bad[lo] == 0)
+    if not complete.any():
+        first_est = pd.Timestamp(cdates[np.argmax(~bad)], tz="UTC") if (~bad).any() else None
+        raise ValueError(
+            f"no complete realised bar: {len(real)} bars overlap the candles, but none has all its "
+            f"{per_bar} candles past the engine's warm-up (first estimate at {first_est}); load "
+            f"candles from at least one model window before the first bar"
+        )
+    lo, hi = lo[complete], hi[complete]
+    sel = real.loc[complete]
+    ret = c[hi - 1] / o[lo] - 1.0
+    vol = cs_q[hi] - cs_q[lo]
+    mag = np.abs(ret) * vol
+    h_arr = candles["high"].to_numpy(dtype=np.float64)
+    l_arr = candles["low"].to_numpy(dtype=np.float64)
+    bar_hi = np.array([h_arr[a:b].max() for a, b in zip(lo, hi, strict=True)])
+    bar_lo = np.array([l_arr[a:b].min() for a, b in zip(lo, hi, strict=True)])
+    return pd.DataFrame(
+        {
+            "date": pd.DatetimeIndex(sel["date"]),
+            "est_long": cs_l[hi] - cs_l[lo],
+            "est_short": cs_s[hi] - cs_s[lo],
+            "real_long": sel["long_liquidation_usd"].to_numpy(),
+            "real_short": sel["short_liquidation_usd"].to_numpy(),
+            "base_long": np.where(ret < 0, mag, 0.0),
+            "base_short": np.where(ret > 0, mag, 0.0),
+            "exc_long": vol * (o[lo] - bar_lo) / o[lo],
+            "exc_short": vol * (bar_hi - o[lo]) / o[lo],
+            "return_pct": ret * 100.0,
+            "quote_volume": vol,
+        }
+    )
+
+
+def _side_accuracy(pred_l: np.ndarray, pred_s: np.ndarray, real_l: np.ndarray,
+                   real_s: np.ndarray, mask: np.ndarray) -> float:  # fmt: skip
+    if not mask.any():
+        return math.nan
+    pred = np.sign(pred_l - pred_s)[mask]
+    real = np.sign(real_l - real_s)[mask]
+    return float(np.mean((pred == real) & (pred != 0)))
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> float:
+    vx = float(np.var(x))
+    return float(np.mean((x - x.mean()) * (y - y.mean())) / vx) if vx > 0 else math.nan
+
+
+def compare_realised(bars: pd.DataFrame, *, large_quantile: float = 0.9) -> dict[str, Any]:
+    """Estimated (and baseline) vs realised liquidations per bar.
+
+    Parameters
+    ----------
+    bars : output of :func:`realised_bars`.
+    large_quantile : "large" bars are those whose realised total is at or above this quantile.
+
+    Returns
+    -------
+    dict with keys:
+
+    n_bars, n_large : bars compared, and large bars among them
+    first_bar, last_bar : their open times (ISO strings)
+    spearman_long, spearman_short : rank correlation, estimated vs realised, per side
+    spearman_total : the same for long + short
+    spearman_mean : mean of the two sides (the calibration objective)
+    baseline_spearman_long, baseline_spearman_short, baseline_spearman_total,
+    baseline_spearman_mean : the same for the naive baseline
+    excursion_spearman_long, excursion_spearman_short, excursion_spearman_mean : the same for the
+        excursion baseline (``exc_long``, ``exc_short`` of :func:`realised_bars`)
+    side_accuracy_large : on large bars, share where the side with more estimated liquidations is
+        the side with more realised ones (0-1; a tie in the estimate counts as wrong)
+    baseline_side_accuracy_large : the same for the baseline (side = sign of the bar's return)
+    excursion_side_accuracy_large : the same for the excursion baseline
+    majority_side_share_large : share of large bars whose realised majority side is the more
+        common one (what always guessing that side would score)
+    log10_scale : median of ``log10(estimated / realised)`` of the totals (0 = right scale;
+        bars where either is 0 are left out)
+    log10_rmse : root mean square of that log ratio (orders of magnitude)
+    log10_slope : least-squares slope of ``log10(estimated)`` on ``log10(realised)`` totals (1 =
+        estimates grow like realised ones; above 1 = realised totals are compressed at the top)
+    """
+    if len(bars) < 3:
+        raise ValueError(f"need at least 3 complete bars to compare, got {len(bars)}")
+    el, es = bars["est_long"].to_numpy(), bars["est_short"].to_numpy()
+    rl, rs = bars["real_long"].to_numpy(), bars["real_short"].to_numpy()
+    bl, bs = bars["base_long"].to_numpy(), bars["base_short"].to_numpy()
+    xl, xs = bars["exc_long"].to_numpy(), bars["exc_short"].to_numpy()
+    rt = rl + rs
+    large = rt >= np.quantile(rt, large_quantile)
+    real_side = np.sign(rl - rs)[large]
+    majority = max(np.mean(real_side > 0), np.mean(real_side < 0)) if large.any() else math.nan
+    et = el + es
+    pos = (et > 0) & (rt > 0)
+    lr = np.log10(et[pos] / rt[pos]) if pos.any() else np.array([])
+    out: dict[str, Any] = {
+        "n_bars": len(bars),
+        "n_large": int(large.sum()),
+        "first_bar": str(pd.Timestamp(bars["date"].iloc[0])),
+        "last_bar": str(pd.Timestamp(bars["date"].iloc[-1])),
+        "spearman_long": spearman(el, rl),
+        "spearman_short": spearman(es, rs),
+        "spearman_total": spearman(et, rt),
+        "baseline_spearman_long": spearman(bl, rl),
+        "baseline_spearman_short": spearman(bs, rs),
+        "baseline_spearman_total": spearman(bl + bs, rt),
+        "excursion_spearman_long": spearman(xl, rl),
+        "excursion_spearman_short": spearman(xs, rs),
+        "side_accuracy_large": _side_accuracy(el, es, rl, rs, large),
+        "excursion_side_accuracy_large": _side_accuracy(xl, xs, rl, rs, large),
+        "baseline_side_accuracy_large": _side_accuracy(bl, bs, rl, rs, large),
+        "majority_side_share_large": float(majority),
+        "log10_scale": float(np.median(lr)) if lr.size else math.nan,
+        "log10_rmse": float(np.sqrt(np.mean(lr**2))) if lr.size else math.nan,
+        "log10_slope": _slope(np.log10(rt[pos]), np.log10(et[pos])) if pos.sum() > 2 else math.nan,
+    }
+    out["spearman_mean"] = float(np.mean([out["spearman_long"], out["spearman_short"]]))
+    out["baseline_spearman_mean"] = float(
+        np.mean([out["baseline_spearman_long"], out["baseline_spearman_short"]])
+    )
+    out["excursion_spearman_mean"] = float(
+        np.mean([out["excursion_spearman_long"], out["excursion_spearman_short"]])
+    )
+    return {k: _py(v) for k, v in out.items()}
+
+
+def evaluate_realised(
+    candles: pd.DataFrame,
+    realised: pd.DataFrame | str | Path,
+    model: LiquidationModel | None = None,
+    *,
+    start: Any = None,
+    stop: Any = None,
+    bar: str | pd.Timedelta | None = None,
+    **params: Any,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """:func:`realised_bars` then :func:`compare_realised`; returns ``(metrics, bars)``."""
+    bars = realised_bars(candles, realised, model, bar=bar, start=start, stop=stop, **params)
+    return compare_realised(bars), bars
