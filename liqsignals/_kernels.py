@@ -391,6 +391,8 @@ def run_candles(
 ):
     """Advance the state over candles ``0..n-1``; row ``t`` of ``out`` gets candle ``t``'s values.
 
+    ``lev_w`` holds the leverage weights: one row for all candles, or one row per candle (several
+    exchanges, each with its own margin tiers, weighted by their share of the candle's volume).
     ``snap_rows`` (sorted candle indices) selects candles whose book, bins
     ``snap_k_lo .. snap_k_lo + snap_long.shape[1] - 1`` (absolute), is copied into
     ``snap_long``/``snap_short`` (real mass, float32) for heatmaps.
@@ -423,6 +425,7 @@ def run_candles(
         vol = volumes[t]
         filler = vol <= 0.0
         seq = ist[I_SEQ]
+        wrow = t if lev_w.shape[0] == n else 0  # per-candle leverage weights, or one row
         has_prev = ist[I_HAS_PREV] == 1
         dt = float(date - ist[I_PREV_DATE]) if has_prev else 0.0
 
@@ -562,7 +565,7 @@ def run_candles(
                 for side in range(2):
                     side_mass = opened_long if side == 0 else opened_short
                     for j in range(n_lev):
-                        m = side_mass * lev_w[j] / n_entries * inv_s
+                        m = side_mass * lev_w[wrow, j] / n_entries * inv_s
                         flog = f_long_log[j] if side == 0 else f_short_log[j]
                         for e in range(n_entries):
                             k = np.int64(math.floor((entries[e] + flog) * inv_logb))

@@ -300,14 +300,21 @@ class LiquidationEngine:
     """
 
     def __init__(
-        self, model: LiquidationModel | None = None, *, summaries: bool = True, **params: Any
+        self,
+        model: LiquidationModel | None = None,
+        *,
+        summaries: bool = True,
+        _factors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        **params: Any,
     ) -> None:
         self.model = _model_from(model, params)
         self.summaries = summaries
-        f_long, f_short, w = self.model.liquidation_factors()
+        # _factors: liquidation-price factors and weights of a leverage mix other than the
+        # model's own (several exchanges, each with its own margin tiers: liqsignals.multi)
+        f_long, f_short, w = _factors if _factors is not None else self.model.liquidation_factors()
         self._f_long_log = np.log(f_long)
         self._f_short_log = np.log(f_short)
-        self._lev_w = np.ascontiguousarray(w)
+        self._lev_w = np.ascontiguousarray(w[None, :])
         self._n_entries = int(self.model.entry_samples)
         self._n_dep = 2 * len(w) * self._n_entries
         self._logb = self.model.bin_log_width()
@@ -458,9 +465,17 @@ class LiquidationEngine:
         snap_rows: np.ndarray | None = None,
         snap_k_lo: int = 0,
         snap_width: int = 0,
+        weights: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = _kernels()
         n = len(inp)
+        lev_w = self._lev_w
+        if weights is not None:
+            if weights.shape != (n, self._lev_w.shape[1]):
+                raise ValueError(
+                    f"weights must have shape {(n, self._lev_w.shape[1])}, got {weights.shape}"
+                )
+            lev_w = np.ascontiguousarray(weights, dtype=np.float64)
         if n and self._ist[k.I_HAS_PREV] and inp.dates[0] <= self._ist[k.I_PREV_DATE]:
             raise ValueError(
                 f"candle {pd.Timestamp(int(inp.dates[0]), tz='UTC')} is not newer than the last "
@@ -483,7 +498,7 @@ class LiquidationEngine:
             inp.taker_buy, inp.ls_ratio,
             self._book_long, self._book_short, self._wipe_long, self._wipe_short,
             self._coh_date, self._coh_seq, self._coh_bin, self._coh_mass, self._coh_n,
-            self._ist, self._fst, self._prm, self._f_long_log, self._f_short_log, self._lev_w,
+            self._ist, self._fst, self._prm, self._f_long_log, self._f_short_log, lev_w,
             self._n_entries, out, self.summaries, snap_rows, np.int64(snap_k_lo),
             snap_long, snap_short,
         )  # fmt: skip
@@ -612,6 +627,9 @@ class LiquidationEngine:
         state: dict[str, Any] = {name: getattr(self, name).copy() for name in self._ARRAYS}
         state["model"] = self.model.to_dict()
         state["summaries"] = self.summaries
+        # the leverage mix as used (logs of the liquidation factors, weights), so an engine with
+        # a custom mix (several exchanges) restores bit for bit
+        state["factors"] = np.stack([self._f_long_log, self._f_short_log, self._lev_w[0]])
         state["first_date"] = self._first_date
         state["last_close"] = self._last_close
         return state
@@ -623,7 +641,16 @@ class LiquidationEngine:
         for key in ("leverages", "leverage_weights"):
             if params.get(key) is not None:
                 params[key] = tuple(params[key])
-        eng = cls(LiquidationModel(**params), summaries=bool(state["summaries"]))
+        factors = state.get("factors")
+        custom = None
+        if factors is not None:
+            logs_long, logs_short, weights = np.asarray(factors, dtype=np.float64)
+            custom = (np.exp(logs_long), np.exp(logs_short), weights)
+        eng = cls(LiquidationModel(**params), summaries=bool(state["summaries"]), _factors=custom)
+        if factors is not None:
+            eng._f_long_log = np.ascontiguousarray(logs_long)
+            eng._f_short_log = np.ascontiguousarray(logs_short)
+            eng._lev_w = np.ascontiguousarray(weights[None, :])
         for name in cls._ARRAYS:
             setattr(eng, name, np.array(state[name], copy=True))
         fd = state.get("first_date")
@@ -654,6 +681,8 @@ class LiquidationEngine:
 
         with np.load(Path(path), allow_pickle=False) as data:
             state: dict[str, Any] = {name: data[name] for name in cls._ARRAYS}
+            if "factors" in data:
+                state["factors"] = data["factors"]
             meta = json.loads(str(data["meta"]))
         state.update(meta)
         return cls.from_state(state)

@@ -1,0 +1,251 @@
+"""Several exchanges, one market: a combined liquidation book.
+
+Traders on Binance, Bybit and OKX hold the same BTC perpetual; their liquidations sit at nearby
+prices and move the same market. :func:`combine_exchanges` merges per-exchange inputs into one
+engine input:
+
+* **prices** come from a reference exchange (the first, or ``reference=``): its candles drive
+  the price path that liquidates positions on every venue (prices differ across venues by a few
+  basis points, below the 10 bp bin width);
+* **volume** is summed in quote currency (each exchange's volume times its own typical price) and
+  expressed in base units at the reference's typical price;
+* **open interest** is summed in coins (``open_interest``, or ``open_interest_value`` divided by
+  the exchange's close) when every selected exchange has it; a candle where one of them is
+  missing has no combined value (the engine then uses its candles-only rules);
+* **taker buy volume** is summed like volume, the **long/short ratio** averaged with volume
+  weights, each only when every selected exchange has it;
+* **margin tiers**: each exchange keeps its own. The engine's leverage mix becomes the union of
+  every exchange's (leverage, tier) liquidation factors, weighted per candle by the exchange's
+  share of the candle's quote volume, so a venue's positions land at its own liquidation prices.
+
+``exchanges=[...]`` keeps a subset (the exchange filter). With one exchange the result equals
+:func:`liqsignals.liquidation_levels` on its frame, bit for bit.
+
+>>> frames = {"binance": binance_15m, "bybit": bybit_15m}              # doctest: +SKIP
+>>> feats = liquidation_features_multi(frames, symbol="BTC/USDT:USDT")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from liqsignals.engine import LiquidationEngine, _model_from, prepare_inputs
+from liqsignals.features import (
+    DEFAULT_ATR_PERIOD,
+    DEFAULT_DRIFT_LOOKBACK,
+    DEFAULT_INTENSITY_LOOKBACK,
+    derive_features,
+)
+from liqsignals.model import LiquidationModel
+
+__all__ = [
+    "CombinedInputs",
+    "combine_exchanges",
+    "liquidation_features_multi",
+    "liquidation_levels_multi",
+]
+
+
+@dataclass
+class CombinedInputs:
+    """Engine inputs for several exchanges (see :func:`combine_exchanges`).
+
+    ``frame`` has the reference's dates and OHLC and the combined ``volume`` (and optional
+    ``open_interest``, ``taker_buy_volume``, ``long_short_ratio``); ``weights`` (candles x
+    factors) gives each exchange's leverage-mix weights times its volume share; ``f_long`` /
+    ``f_short`` are the matching liquidation-price factors; ``shares`` the volume share per exchange.
+    """
+
+    frame: pd.DataFrame
+    weights: np.ndarray
+    f_long: np.ndarray
+    f_short: np.ndarray
+    exchanges: list[str]
+    shares: pd.DataFrame
+
+
+def _select(
+    frames: Mapping[str, pd.DataFrame], exchanges: Sequence[str] | None, reference: str | None
+) -> tuple[list[str], str]:
+    if not frames:
+        raise ValueError("no exchanges given")
+    names = list(frames) if exchanges is None else list(exchanges)
+    unknown = [e for e in names if e not in frames]
+    if unknown:
+        raise ValueError(f"exchange filter names {unknown}, but data is for {sorted(frames)}")
+    if not names:
+        raise ValueError("the exchange filter selects no exchange")
+    ref = names[0] if reference is None else reference
+    if ref not in names:
+        raise ValueError(f"reference exchange {ref!r} is not among the selected {names}")
+    return [ref] + [e for e in names if e != ref], ref
+
+
+def _oi_coins(df: pd.DataFrame) -> pd.Series | None:
+    if "open_interest" in df.columns:
+        return df["open_interest"].astype(float)
+    if "open_interest_value" in df.columns:
+        return df["open_interest_value"].astype(float) / df["close"].astype(float)
+    return None
+
+
+def combine_exchanges(
+    frames: Mapping[str, pd.DataFrame],
+    model: LiquidationModel | None = None,
+    *,
+    models: Mapping[str, LiquidationModel] | None = None,
+    exchanges: Sequence[str] | None = None,
+    reference: str | None = None,
+    **params: Any,
+) -> CombinedInputs:
+    """Merge per-exchange candle frames (same market) into one engine input.
+
+    Parameters
+    ----------
+    frames : ``{exchange: candles}`` in freqtrade's columns, optional inputs as for
+        :func:`liqsignals.liquidation_levels`. Each frame is validated.
+    model : the common model (window, bins, cluster rules, leverage mix); ``**params`` override it.
+    models : per-exchange models whose leverage mix and margin tiers replace the common model's for
+        that exchange (e.g. ``{"bybit": model.replace(symbol=None, maintenance_margin_rate=0.005)}``).
+    exchanges : the exchange filter (default: all of ``frames``).
+    reference : the exchange whose candles give prices and dates (default: the first selected).
+    """
+    base = _model_from(model, params)
+    names, ref = _select(frames, exchanges, reference)
+    for name in names:
+        prepare_inputs(frames[name])  # the same validation and errors as a single frame
+    ref_df = frames[ref].reset_index(drop=True)
+    dates = pd.to_datetime(ref_df["date"], utc=True)
+    typical_ref = ((ref_df["high"] + ref_df["low"] + ref_df["close"]) / 3.0).to_numpy(float)
+
+    def aligned(name: str) -> pd.DataFrame:
+        df = frames[name].copy()
+        df["date"] = pd.to_datetime(df["date"], utc=True)
+        return df.set_index("date").reindex(dates)
+
+    quote = {}
+    al = {}
+    for name in names:
+        a = aligned(name)
+        al[name] = a
+        typical = (a["high"] + a["low"] + a["close"]) / 3.0
+        quote[name] = (a["volume"] * typical).fillna(0.0).to_numpy(float)  # missing candle: 0
+    total_quote = np.sum([quote[n] for n in names], axis=0)
+
+    out = ref_df[["date", "open", "high", "low", "close"]].copy()
+    others = [n for n in names if n != ref]
+    # the reference's own volume as given (no round trip through quote), others converted
+    out["volume"] = ref_df["volume"].to_numpy(float) + sum(
+        (quote[n] / typical_ref for n in others), np.zeros(len(out))
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = {n: np.where(total_quote > 0, quote[n] / total_quote, 0.0) for n in names}
+    # with no volume anywhere nothing opens; the weights then only need to be valid
+    shares[ref] = np.where(total_quote > 0, shares[ref], 1.0)
+
+    ois = {n: _oi_coins(al[n]) for n in names}
+    if all(v is not None for v in ois.values()):
+        out["open_interest"] = np.sum(
+            [ois[n].to_numpy(float) for n in names],  # type: ignore[union-attr]
+            axis=0,
+        )
+    if all("taker_buy_volume" in al[n] for n in names):
+        tb = ref_df["taker_buy_volume"].to_numpy(float) + sum(
+            (
+                (al[n]["taker_buy_volume"] * (al[n]["high"] + al[n]["low"] + al[n]["close"]) / 3.0)
+                .fillna(0.0)
+                .to_numpy(float)
+                / typical_ref
+                for n in others
+            ),
+            np.zeros(len(out)),
+        )
+        out["taker_buy_volume"] = np.minimum(tb, out["volume"].to_numpy())
+    if all("long_short_ratio" in al[n] for n in names):
+        if not others:
+            out["long_short_ratio"] = ref_df["long_short_ratio"].to_numpy(float)
+        else:
+            long_share = np.sum(
+                [
+                    shares[n] * (al[n]["long_short_ratio"] / (1 + al[n]["long_short_ratio"]))
+                    for n in names
+                ],
+                axis=0,
+            )
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out["long_short_ratio"] = long_share / (1.0 - long_share)
+
+    per_model = {n: (models or {}).get(n, base) for n in names}
+    f_long, f_short, weights = [], [], []
+    for n in names:
+        fl, fs, w = per_model[n].liquidation_factors()
+        f_long.append(fl)
+        f_short.append(fs)
+        weights.append(shares[n][:, None] * w[None, :])
+    return CombinedInputs(
+        frame=out,
+        weights=np.ascontiguousarray(np.concatenate(weights, axis=1)),
+        f_long=np.concatenate(f_long),
+        f_short=np.concatenate(f_short),
+        exchanges=names,
+        shares=pd.DataFrame(shares, index=out.index),
+    )
+
+
+def _engine(combined: CombinedInputs, model: LiquidationModel) -> LiquidationEngine:
+    w0 = np.ones(combined.f_long.shape[0]) / combined.f_long.shape[0]
+    return LiquidationEngine(model, _factors=(combined.f_long, combined.f_short, w0))
+
+
+def liquidation_levels_multi(
+    frames: Mapping[str, pd.DataFrame],
+    model: LiquidationModel | None = None,
+    *,
+    models: Mapping[str, LiquidationModel] | None = None,
+    exchanges: Sequence[str] | None = None,
+    reference: str | None = None,
+    **params: Any,
+) -> pd.DataFrame:
+    """:func:`liqsignals.liquidation_levels` for several exchanges' combined book; rows follow
+    the reference exchange's candles."""
+    base = _model_from(model, params)
+    combined = combine_exchanges(
+        frames, base, models=models, exchanges=exchanges, reference=reference
+    )
+    eng = _engine(combined, base)
+    out, _, _ = eng._run(prepare_inputs(combined.frame), weights=combined.weights)
+    return eng._frame(out, combined.frame.index)
+
+
+def liquidation_features_multi(
+    frames: Mapping[str, pd.DataFrame],
+    model: LiquidationModel | None = None,
+    *,
+    models: Mapping[str, LiquidationModel] | None = None,
+    exchanges: Sequence[str] | None = None,
+    reference: str | None = None,
+    atr_period: int = DEFAULT_ATR_PERIOD,
+    intensity_lookback: int = DEFAULT_INTENSITY_LOOKBACK,
+    drift_lookback: int = DEFAULT_DRIFT_LOOKBACK,
+    **params: Any,
+) -> pd.DataFrame:
+    """All ``liq_*`` columns for several exchanges' combined book (prices: the reference's)."""
+    base = _model_from(model, params)
+    combined = combine_exchanges(
+        frames, base, models=models, exchanges=exchanges, reference=reference
+    )
+    eng = _engine(combined, base)
+    out, _, _ = eng._run(prepare_inputs(combined.frame), weights=combined.weights)
+    levels = eng._frame(out, combined.frame.index)
+    return derive_features(
+        combined.frame,
+        levels,
+        atr_period=atr_period,
+        intensity_lookback=intensity_lookback,
+        drift_lookback=drift_lookback,
+    )
