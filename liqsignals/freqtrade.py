@@ -268,11 +268,30 @@ class LiqStrategyMixin:
                 inputs["funding_rate"] = merged["funding_rate"].to_numpy()
         return inputs
 
+    def informative_pairs(self) -> list[tuple[str, str, str]]:
+        """In dry-run/live, ask freqtrade to refresh open interest for the whitelist when the
+        config says so (``"liqsignals": {"live_open_interest": true}``). Off by default: an
+        exchange (or replay datadir) without open-interest history would log a warning every
+        loop. Backtests read the open-interest files without this."""
+        settings = getattr(self, "config", {}).get("liqsignals", {}) or {}
+        dp = getattr(self, "dp", None)
+        if not (self.liq_use_market_data and settings.get("live_open_interest") and dp):
+            return []
+        return [(pair, self.timeframe, "open_interest") for pair in dp.current_whitelist()]
+
     def _liq_informative(self, pair: str, timeframe: str, candle_type: str) -> pd.DataFrame | None:
         try:
             df = self.dp.get_pair_dataframe(pair, timeframe, candle_type=candle_type)
-        except Exception as exc:  # data provider raises on unsupported candle types
-            logger.debug("no %s data for %s: %s", candle_type, pair, exc)
+        except Exception as exc:  # e.g. an exchange without this candle type
+            warned: set[tuple[str, str]] = self.__dict__.setdefault("_liq_warned", set())
+            if (pair, candle_type) not in warned:
+                warned.add((pair, candle_type))
+                logger.warning(
+                    "liqsignals: no %s data for %s (%s); using candles alone",
+                    candle_type,
+                    pair,
+                    exc,
+                )
             return None
         if df is None or len(df) == 0:
             return None
