@@ -128,14 +128,16 @@ def _call(
     sleep: Callable[[float], None] = time.sleep,
     retries: int = _MAX_RETRIES,
 ) -> Any:
-    """Run ``fn``; retry network trouble and rate limits with backoff (honouring Retry-After)."""
+    """Run ``fn``; retry what ccxt calls transient (``OperationFailed``: network errors, rate
+    limits, 5xx answers, malformed payloads) with backoff, honouring Retry-After. Anything else
+    (bad symbol, permissions, ...) is raised at once."""
     import ccxt
 
     delay = 1.0
     for attempt in range(retries + 1):
         try:
             return fn()
-        except (ccxt.NetworkError, ccxt.RateLimitExceeded, ccxt.DDoSProtection) as exc:
+        except ccxt.OperationFailed as exc:
             if attempt == retries:
                 raise
             wait = delay
@@ -247,6 +249,45 @@ def _rows_taker_volume(
 
 _Fetcher = Callable[[Any, str, str, int, int, int], list[dict[str, Any]]]
 
+
+def _checked_rows(fetch: _Fetcher, exchange: Any, *args: Any) -> list[dict[str, Any]]:
+    """Run a row fetcher and reject a malformed payload as ccxt's ``BadResponse`` (retried).
+
+    For a body that is not valid JSON, ccxt hands the raw text to its parsers, which turn it into
+    entries without timestamps (or, filtered by ``since``, into an empty page); taking that as
+    "no data" would silently lose a whole page of history.
+    """
+    import json
+
+    import ccxt
+
+    if hasattr(exchange, "last_http_response"):
+        exchange.last_http_response = None
+    try:
+        rows = fetch(exchange, *args)
+    except (TypeError, KeyError, AttributeError) as exc:  # a payload of the wrong shape
+        raise ccxt.BadResponse(f"{exchange.id}: malformed payload ({exc!r})") from exc
+    # ccxt keeps the raw body; when it is not JSON, ccxt's parsers saw garbage and, with a
+    # ``since`` filter, return an empty list that looks like "no data in this window"
+    body = getattr(exchange, "last_http_response", None)
+    if isinstance(body, str) and body.strip():
+        try:
+            json.loads(body)
+        except ValueError as exc:
+            raise ccxt.BadResponse(
+                f"{exchange.id}: malformed payload (not JSON: {body[:60]!r})"
+            ) from exc
+    if not isinstance(rows, list):
+        raise ccxt.BadResponse(f"{exchange.id}: malformed payload (not a list)")
+    for row in rows:
+        date = row.get("date")
+        if date is None or isinstance(date, str) or not float(date) == float(date):
+            raise ccxt.BadResponse(
+                f"{exchange.id}: malformed payload (an entry without a timestamp: {row!r:.120})"
+            )
+    return rows
+
+
 # kind -> (fetcher, rows per request, per exchange id override)
 _SPECS: dict[str, tuple[_Fetcher, int, dict[str, int]]] = {
     "open_interest": (_rows_open_interest, 500, {"bybit": 200, "okx": 100}),
@@ -340,7 +381,7 @@ def download(
                 until = min(cursor + window - pd.Timedelta(milliseconds=1), hi)
                 since_ms, until_ms = int(cursor.value // 10**6), int(until.value // 10**6)
                 request = functools.partial(
-                    fetch, exchange, pair, timeframe, since_ms, until_ms, limit
+                    _checked_rows, fetch, exchange, pair, timeframe, since_ms, until_ms, limit
                 )
                 rows = _call(exchange, request, sleep=sleep)
                 frame = pd.DataFrame(rows)
