@@ -1,7 +1,7 @@
 """freqtrade glue: ``liq_*`` columns in strategies, cluster-aware stops, sizing, leverage, plots.
 
-Strategies stay thin: they inherit :class:`LiqStrategyMixin` next to ``IStrategy`` and call
-:meth:`LiqStrategyMixin.liq_populate` in ``populate_indicators``. The mixin
+Strategies stay thin: they subclass :class:`LiqStrategy` (an ``IStrategy``) and call
+:meth:`LiqStrategy.liq_populate` in ``populate_indicators``. The base class
 
 * computes the ``liq_*`` columns with the model set by class attributes (``liq_window``,
   ``liq_leverage``, ``liq_params``) and the pair's own margin tiers;
@@ -15,8 +15,7 @@ Strategies stay thin: they inherit :class:`LiqStrategyMixin` next to ``IStrategy
   zones, ``leverage()`` with a cap, and a ``plot_config`` with magnet lines, zone bands and
   liquidation bars.
 
-This module imports freqtrade only inside functions, so it can be imported (and its helpers tested)
-cheaply; strategies import it after freqtrade anyway.
+Only strategies import this module (``import liqsignals`` does not), so it imports freqtrade.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from freqtrade.strategy import IStrategy
 
 from liqsignals.features import (
     DEFAULT_ATR_PERIOD,
@@ -40,7 +40,7 @@ from liqsignals.features import (
 from liqsignals.model import LiquidationModel, load_margin_tiers, parse_duration
 
 __all__ = [
-    "LiqStrategyMixin",
+    "LiqStrategy",
     "LiqStreamStats",
     "liq_plot_config",
     "stake_factor",
@@ -145,7 +145,7 @@ def liq_plot_config(extra: dict[str, Any] | None = None) -> dict[str, Any]:
 
 @dataclass
 class LiqStreamStats:
-    """How the mixin computed one pair's ``liq_*`` columns in dry-run / live.
+    """How the strategy computed one pair's ``liq_*`` columns in dry-run / live.
 
     ``rebuilds`` counts full computations (the first frame, and every time the history changed:
     restart, gap, replaced candles), ``updates`` the calls that fed new candles to the existing
@@ -195,8 +195,13 @@ def _unchanged_prefix(
     return overlap
 
 
-class LiqStrategyMixin:
-    """Mix into an ``IStrategy`` subclass (``class S(LiqStrategyMixin, IStrategy)``).
+class LiqStrategy(IStrategy):
+    """Base class for liquidation-aware strategies: subclass it instead of ``IStrategy``.
+
+    It is a plain ``IStrategy`` subclass (single inheritance) on purpose: freqtrade's parallel
+    hyperopt (``-j 2`` and more) pickles the strategy class for its workers, and a strategy whose
+    bases include an extra mixin class fails there with "Could not pickle the task to send it to
+    the workers" (excessive recursion).
 
     Class attributes (override in the strategy):
 
@@ -216,10 +221,7 @@ class LiqStrategyMixin:
     liq_near_atr: ClassVar[float] = 3.0
     liq_stop_buffer_atr: ClassVar[float] = 1.0
 
-    # freqtrade attributes the mixin reads
-    timeframe: str
-    config: dict[str, Any]
-    dp: Any
+    INTERFACE_VERSION = 3
 
     # ------------------------------------------------------------------ model and inputs
     def liq_model(self, pair: str) -> LiquidationModel:

@@ -21,13 +21,13 @@ from datetime import datetime
 from typing import Any
 
 from freqtrade.persistence import Trade
-from freqtrade.strategy import DecimalParameter, IStrategy
+from freqtrade.strategy import DecimalParameter
 from pandas import DataFrame
 
-from liqsignals.freqtrade import LiqStrategyMixin, liq_plot_config, startup_candles
+from liqsignals.freqtrade import LiqStrategy, liq_plot_config, startup_candles
 
 
-class LiqMagnetTrend(LiqStrategyMixin, IStrategy):
+class LiqMagnetTrend(LiqStrategy):
     INTERFACE_VERSION = 3
 
     timeframe = "15m"

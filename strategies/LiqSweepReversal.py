@@ -12,7 +12,7 @@ opposite cluster. This strategy
   ROI table as fallback.
 
 The logic that is not freqtrade glue lives in ``liqsignals`` (``liq_*`` columns,
-:class:`liqsignals.freqtrade.LiqStrategyMixin`). ``LiqSweepReversalFixedStop`` is the same strategy
+:class:`liqsignals.freqtrade.LiqStrategy`). ``LiqSweepReversalFixedStop`` is the same strategy
 with a fixed percentage stop, so the value of cluster-based stops is measured, not assumed.
 """
 
@@ -24,13 +24,13 @@ from typing import Any
 
 import ta
 from freqtrade.persistence import Trade
-from freqtrade.strategy import DecimalParameter, IntParameter, IStrategy, stoploss_from_absolute
+from freqtrade.strategy import DecimalParameter, IntParameter, stoploss_from_absolute
 from pandas import DataFrame
 
-from liqsignals.freqtrade import LiqStrategyMixin, liq_plot_config, startup_candles, stop_beyond
+from liqsignals.freqtrade import LiqStrategy, liq_plot_config, startup_candles, stop_beyond
 
 
-class LiqSweepReversal(LiqStrategyMixin, IStrategy):
+class LiqSweepReversal(LiqStrategy):
     INTERFACE_VERSION = 3
 
     timeframe = "15m"

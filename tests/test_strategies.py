@@ -201,3 +201,18 @@ def test_recursive_analysis_below_threshold_at_startup(name, tmp_path):
             checked += 1
     assert checked >= 30
     assert re.search(r"startup candle of \d+", out)
+
+
+@pytest.mark.slow
+def test_parallel_hyperopt_runs(tmp_path):
+    """freqtrade pickles the strategy for its hyperopt workers (-j 2); a strategy with a mixin
+    base fails there, which is why the strategies derive from LiqStrategy alone."""
+    out = _run(
+        ["hyperopt", "-s", "LiqSweepReversal", "--timerange", "20250101-20250301",
+         "--spaces", "buy", "--hyperopt-loss", "SharpeHyperOptLossDaily", "-e", "4", "-j", "2",
+         "--disable-param-export", "--random-state", "1"],
+        tmp_path,
+    )  # fmt: skip
+    assert "Best result" in out or "No good result found" in out
+    assert "PicklingError" not in out
+    assert not list((ROOT / "strategies").glob("*.json"))  # nothing exported next to them
