@@ -86,7 +86,15 @@ def test_planted_clusters_book_imbalance_gaps_and_magnet():
     assert f["liq_long_cluster_high"] == pytest.approx(math.exp((K_LONG + 1) * LOGB), rel=1e-12)
     assert f["liq_long_cluster_size"] == pytest.approx(long_mass, rel=1e-12)
     assert f["liq_short_cluster_price"] == pytest.approx(centre(K_SHORT), rel=1e-12)
+    assert f["liq_short_cluster_low"] == pytest.approx(math.exp(K_SHORT * LOGB), rel=1e-12)
+    assert f["liq_short_cluster_high"] == pytest.approx(math.exp((K_SHORT + 1) * LOGB), rel=1e-12)
     assert f["liq_short_cluster_size"] == pytest.approx(short_mass, rel=1e-12)
+    # the book: everything the window holds, and what the last candle opened
+    assert f["liq_long_total"] == pytest.approx(long_mass, rel=1e-12)
+    assert f["liq_short_total"] == pytest.approx(short_mass, rel=1e-12)
+    assert f["liq_long_opened"] == pytest.approx(long_mass / 24, rel=1e-12)
+    assert f["liq_short_opened"] == pytest.approx(short_mass / 24, rel=1e-12)
+    assert f["liq_long_liquidated"] == 0 and f["liq_short_liquidated"] == 0
     # book within +/-5 % and imbalance (short - long) / (short + long)
     assert f["liq_long_band"] == pytest.approx(long_mass)
     assert f["liq_short_band"] == pytest.approx(short_mass)
@@ -98,6 +106,7 @@ def test_planted_clusters_book_imbalance_gaps_and_magnet():
     atr = 0.4  # every candle spans 99.8-100.2 and closes at 100
     assert f["liq_atr"] == pytest.approx(atr)
     assert f["liq_long_cluster_dist_atr"] == pytest.approx((100 - centre(K_LONG)) / atr, rel=1e-9)
+    assert f["liq_short_cluster_dist_atr"] == pytest.approx((centre(K_SHORT) - 100) / atr, rel=1e-9)
     # liquidity gaps: nothing between the close and the planted bins
     assert f["liq_gap_above_pct"] == pytest.approx(math.exp(K_SHORT * LOGB) - 100, rel=1e-9)
     assert f["liq_gap_below_pct"] == pytest.approx(100 - math.exp((K_LONG + 1) * LOGB), rel=1e-9)
@@ -147,7 +156,19 @@ def test_short_sweep_mirrored():
     df.loc[47, ["high", "close"]] = [104.0, 100.5]
     last = liquidation_features(df, **PLANT).iloc[-1]
     assert last["liq_sweep_short"] == 1 and last["liq_sweep_long"] == 0
+    assert last["liq_sweep_short_through"] == 0
     assert last["liq_sweep_short_high"] == pytest.approx(math.exp((K_SHORT + 1) * LOGB))
+    # 23 live hourly cohorts of shorts (75 % of each candle's opened notional) were liquidated
+    assert last["liq_sweep_short_notional"] == pytest.approx(23 * 0.05 * 10 * 100 * 0.75)
+    assert last["liq_short_liquidated"] == pytest.approx(last["liq_sweep_short_notional"])
+
+
+def test_short_sweep_and_continue():
+    df = planted(taker_share=0.25)
+    df.loc[47, ["high", "close"]] = [105.0, 104.5]
+    last = liquidation_features(df, **PLANT).iloc[-1]
+    assert last["liq_sweep_short"] == 0 and last["liq_sweep_short_through"] == 1
+    assert last["liq_sweep_short_notional"] > 0 and last["liq_sweep_long_notional"] == 0
 
 
 def test_intensity_follows_cluster_size_history():
