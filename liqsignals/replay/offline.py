@@ -55,6 +55,16 @@ def substitute(argv: Sequence[str], values: Mapping[str, str]) -> list[str]:
     return out
 
 
+def _resolve_program(args: list[str]) -> list[str]:
+    """``freqtrade``/``liqsignals`` not on PATH (a virtualenv that is not activated): run the
+    module with this interpreter, which has them installed."""
+    import shutil
+
+    if args and args[0] in ("freqtrade", "liqsignals") and shutil.which(args[0]) is None:
+        return [sys.executable, "-m", args[0], *args[1:]]
+    return args
+
+
 def run_offline(
     argv: Sequence[str],
     datadir: str | os.PathLike[str],
@@ -92,7 +102,7 @@ def run_offline(
     ):
         overlay = write_overlay(Path(tmp) / "replay-overlay.json", exchange.port, exchange.host)
         values = {"overlay": str(overlay), "port": str(exchange.port), "url": exchange.url}
-        args = substitute(argv, values)
+        args = _resolve_program(substitute(argv, values))
         child_env = dict(os.environ)
         child_env.update(env or {})
         child_env.update(
