@@ -98,11 +98,30 @@ def hyperopt(
     best = None
     for line in out.splitlines():
         line = line.strip()
-        if line.startswith("{") and ('"buy"' in line or '"sell"' in line):
-            best = json.loads(line)  # --print-json: parameters grouped by space
+        if line.startswith("{") and '"params"' in line:
+            best = json.loads(line)["params"]  # --print-json: the best epoch's parameters
     if best is None:
         raise SystemExit(f"no hyperopt result found for {strategy}")
     return best
+
+
+def _by_space(strategy: str, flat: dict[str, Any], strategy_path: Path) -> dict[str, Any]:
+    """Group flat parameter values by their hyperopt space, as freqtrade's parameter file wants."""
+    import importlib.util
+
+    from freqtrade.strategy.parameters import BaseParameter
+
+    spec = importlib.util.spec_from_file_location(strategy, strategy_path / f"{strategy}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cls = getattr(module, strategy)
+    grouped: dict[str, dict[str, Any]] = {}
+    for key, value in flat.items():
+        param = getattr(cls, key, None)
+        if isinstance(param, BaseParameter) and param.space:
+            grouped.setdefault(param.space, {})[key] = value
+    return grouped
 
 
 def main() -> None:
@@ -160,7 +179,7 @@ def main() -> None:
         for name in args.hyperopt:
             print(f"hyperopt {name} on {args.train} ...", file=sys.stderr, flush=True)
             best = hyperopt(name, args.datadir, args.train, args.epochs, tuned_path)
-            params = {"strategy_name": name, "params": best}
+            params = {"strategy_name": name, "params": _by_space(name, best, tuned_path)}
             (tuned_path / f"{name}.json").write_text(json.dumps(params))
             tuned = backtest([name], args.datadir, args.test, tuned_path)[name]
             lines += [
