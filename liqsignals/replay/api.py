@@ -383,8 +383,35 @@ class ReplayAPI:
         return last[1]["close"]
 
     def _mark_price(self, symbol: str) -> float:
-        last = self._last_candle(symbol, "mark")
-        return last[1]["close"] if last is not None else self._last_price(symbol)
+        """The mark price now, consistent with the last traded price.
+
+        The newest closed mark candle is used as is when it is as fresh as the newest traded
+        candle. When the stored mark candles are coarser (1h mark files next to 5m candles), the
+        last price is moved by the mark/last basis seen at the newest mark candle's close, so the
+        mark price follows the candles instead of lagging up to an hour behind them.
+        """
+        last = self._last_candle(symbol)
+        if last is None:
+            raise BinanceError(-1121, "Invalid symbol.")
+        mark = self._last_candle(symbol, "mark")
+        if mark is None:
+            return last[1]["close"]
+        mark_close_ms, mark_row = mark
+        if mark_close_ms >= last[0]:
+            return mark_row["close"]
+        ref = self._close_at(symbol, mark_close_ms)
+        if ref is None or not ref > 0:
+            return last[1]["close"]
+        return round(last[1]["close"] * mark_row["close"] / ref, 8)
+
+    def _close_at(self, symbol: str, close_ms: int) -> float | None:
+        """Close of a stored futures candle (any timeframe) that closes exactly at ``close_ms``."""
+        for tf in self.store.timeframes(symbol):
+            s = self.store.stored(symbol, "futures", tf)
+            i = int(np.searchsorted(s.ts, close_ms - INTERVALS[tf], "left"))
+            if i < len(s) and int(s.ts[i]) + INTERVALS[tf] == close_ms:
+                return float(s.cols["close"][i])
+        return None
 
     # -------------------------------------------------------------- endpoints
 

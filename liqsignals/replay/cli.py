@@ -83,7 +83,18 @@ def _add_exchange_options(p: argparse.ArgumentParser) -> None:
         help="live mode: stored moment that maps to now (default: one week before the data ends)",
     )
     p.add_argument(
-        "--speed", type=float, default=1.0, help="live mode: time acceleration (default 1)"
+        "--speed",
+        type=float,
+        default=1.0,
+        help="live mode: time acceleration (default 1; freqtrade needs 1, it compares candle "
+        "dates with its own clock)",
+    )
+    p.add_argument(
+        "--align",
+        default="1w",
+        metavar="STEP",
+        help="live mode: shift history by a whole number of STEP (1w keeps weekdays and funding "
+        "times, 8h funding times, 1h candles up to 1h; default %(default)s)",
     )
     p.add_argument(
         "--faults",
@@ -108,6 +119,16 @@ def _parse_ms(text: str) -> int:
     return int(ts.value // 1_000_000)
 
 
+def _parse_step(text: str) -> int:
+    from liqsignals.replay.store import INTERVALS
+
+    step = INTERVALS.get(text, 0)
+    if not step:
+        known = ", ".join(k for k, v in INTERVALS.items() if v)
+        raise ValueError(f"--align {text!r}: expected one of {known}")
+    return step
+
+
 def _exchange_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     from liqsignals.replay.clock import WEEK_MS, HistoricalClock, LiveClock
     from liqsignals.replay.faults import FaultConfig
@@ -120,7 +141,7 @@ def _exchange_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     clock: Any
     if args.live:
         start = _parse_ms(args.start) if args.start else store.last_close_ms() - WEEK_MS
-        clock = LiveClock(start, speed=args.speed)
+        clock = LiveClock(start, speed=args.speed, align_ms=_parse_step(args.align))
     else:
         clock = HistoricalClock(_parse_ms(args.at) if args.at else store.last_close_ms())
     faults = FaultConfig.parse(args.faults) if args.faults else None

@@ -29,9 +29,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-#: one week in milliseconds; live replays shift history by whole weeks so candle boundaries,
-#: funding times and weekdays stay where they were
-WEEK_MS = 7 * 24 * 3600 * 1000
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+EIGHT_HOURS_MS = 8 * HOUR_MS
+DAY_MS = 24 * HOUR_MS
+#: one week in milliseconds; live replays shift history by whole weeks by default so candle
+#: boundaries, funding times and weekdays stay where they were
+WEEK_MS = 7 * DAY_MS
 
 
 def _wall_ms() -> int:
@@ -99,9 +103,17 @@ class LiveClock(Clock):
     """History replayed as if it were happening now, optionally faster than real time.
 
     At construction the stored moment ``start_ms`` is mapped to the current wall-clock time,
-    rounded so that the shift is a whole number of weeks (so the served ``start`` lies within a
-    week of the requested one and every candle boundary, funding time and weekday is kept).
-    From then on exchange time runs ``speed`` times as fast as the wall clock.
+    rounded so that the shift is a whole number of ``align_ms`` (default: weeks, so the served
+    ``start`` lies within half a week of the requested one and every candle boundary, funding
+    time and weekday is kept). From then on exchange time runs ``speed`` times as fast as the
+    wall clock.
+
+    A finer ``align_ms`` lets a chosen stored moment play back as "now" more precisely, at a
+    price: with :data:`HOUR_MS` every candle of up to one hour keeps its boundaries, but funding
+    events (every 8 h on Binance) are served at other hours of the day and daily or weekly
+    candles open at other times than 00:00 UTC. Candles, mark-price candles and funding events
+    are all shifted by the same amount, so they stay consistent with each other. With
+    ``align_ms=EIGHT_HOURS_MS`` funding times are kept, with :data:`DAY_MS` all but weekdays.
 
     Parameters
     ----------
@@ -111,6 +123,9 @@ class LiveClock(Clock):
         How many exchange milliseconds pass per wall-clock millisecond (1.0 = real time).
         Above 1 the served time runs ahead of the client's own clock; tools that compare candle
         dates with their wall clock (freqtrade does) want ``speed=1``.
+    align_ms:
+        The shift is a whole multiple of this (default one week). Must be a positive multiple of
+        one minute.
     wall:
         Source of wall-clock milliseconds (injectable for tests).
     """
@@ -120,21 +135,32 @@ class LiveClock(Clock):
         start_ms: int,
         *,
         speed: float = 1.0,
+        align_ms: int = WEEK_MS,
         wall: Callable[[], int] = _wall_ms,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be positive, got {speed!r}")
+        align_ms = int(align_ms)
+        if align_ms <= 0 or align_ms % MINUTE_MS:
+            raise ValueError(f"align_ms must be a positive multiple of one minute, got {align_ms}")
         self._wall = wall
         self._speed = float(speed)
+        self._align = align_ms
         self._wall_start = int(wall())
         shift = self._wall_start - int(start_ms)
-        # round the shift to whole weeks so candles keep their boundaries and weekdays
-        self.offset_ms = ((shift + WEEK_MS // 2) // WEEK_MS) * WEEK_MS
+        # round the shift to whole steps so candles keep their boundaries (and, with the default
+        # of one week, funding times and weekdays)
+        self.offset_ms = ((shift + align_ms // 2) // align_ms) * align_ms
         self._now_start = self._wall_start
 
     @property
     def speed(self) -> float:
         return self._speed
+
+    @property
+    def align_ms(self) -> int:
+        """The shift between stored and served time is a whole multiple of this."""
+        return self._align
 
     @property
     def live(self) -> bool:
@@ -145,7 +171,7 @@ class LiveClock(Clock):
         return self._now_start + int(elapsed * self._speed)
 
     def __repr__(self) -> str:
-        return f"LiveClock(offset_ms={self.offset_ms}, speed={self._speed})"
+        return f"LiveClock(offset_ms={self.offset_ms}, speed={self._speed}, align_ms={self._align})"
 
 
 def align_down(ms: int, step_ms: int, origin_ms: int = 0) -> int:

@@ -24,6 +24,10 @@ Candle faults (drawn per candle in ``/fapi/v1/klines`` and ``/fapi/v1/markPriceK
 
 ``paths`` limits faults to request paths starting with one of the given prefixes (``None``:
 every path). ``/fapi/v1/time`` and ``/fapi/v1/ping`` are exempt unless named explicitly.
+``malformed_paths`` narrows the malformed-JSON fault further (a malformed answer drawn for
+another path is served healthy): ccxt hands a truncated body back as an empty structure, and
+freqtrade 2026.9 stops with exit code 2 when the order book it reads right after an entry fills
+comes back empty, so a run that must survive keeps malformed answers off ``/fapi/v1/depth``.
 
 Example
 -------
@@ -40,6 +44,7 @@ import dataclasses
 import enum
 import random
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -80,6 +85,8 @@ class FaultConfig:
     seed: int = 0
     #: path prefixes the faults apply to; ``None`` for all paths
     paths: tuple[str, ...] | None = None
+    #: path prefixes the malformed fault applies to (within ``paths``); ``None`` for all
+    malformed_paths: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         rates = {f.value: getattr(self, f.value) for f in _REQUEST_FAULTS}
@@ -108,7 +115,8 @@ class FaultConfig:
     def parse(cls, spec: str) -> FaultConfig:
         """Build a config from ``"name=value,name=value"`` (the CLI's ``--faults`` text).
 
-        ``paths`` takes prefixes separated by ``|``, e.g. ``paths=/fapi/v1/klines|/fapi/v1/depth``.
+        ``paths`` and ``malformed_paths`` take prefixes separated by ``|``, e.g.
+        ``paths=/fapi/v1/klines|/fapi/v1/depth``.
         """
         kwargs: dict[str, Any] = {}
         types = {f.name: f.type for f in dataclasses.fields(cls)}
@@ -120,7 +128,7 @@ class FaultConfig:
                 raise ValueError(f"bad fault setting {item!r}; expected name=value with {known}")
             value = value.strip()
             try:
-                if name == "paths":
+                if name in ("paths", "malformed_paths"):
                     kwargs[name] = tuple(p for p in value.split("|") if p)
                 elif types[name] == "int":
                     kwargs[name] = int(value)
@@ -131,11 +139,20 @@ class FaultConfig:
         return cls(**kwargs)
 
 
+def _matches(path: str, prefixes: tuple[str, ...] | None) -> bool:
+    return prefixes is None or any(path.startswith(p) for p in prefixes)
+
+
 class FaultInjector:
-    """Draws faults for a :class:`FaultConfig` from one seeded, thread-safe generator."""
+    """Draws faults for a :class:`FaultConfig` from one seeded, thread-safe generator.
+
+    ``counts`` tells how many faults were played so far, by name (the request faults'
+    ``Fault`` values, ``missing_candle`` and ``duplicate_candle`` per candle), across configs.
+    """
 
     def __init__(self, config: FaultConfig | None = None) -> None:
         self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
         self.configure(config or FaultConfig())
 
     @property
@@ -167,6 +184,10 @@ class FaultInjector:
         for fault in _REQUEST_FAULTS:
             edge += getattr(cfg, fault.value)
             if u < edge:
+                if fault is Fault.MALFORMED and not _matches(path, cfg.malformed_paths):
+                    return None
+                with self._lock:
+                    self.counts[fault.value] += 1
                 return fault
         return None
 
@@ -180,8 +201,10 @@ class FaultInjector:
             for row in rows:
                 u = self._rng.random()
                 if u < cfg.missing_candle:
+                    self.counts["missing_candle"] += 1
                     continue
                 out.append(row)
                 if u < cfg.missing_candle + cfg.duplicate_candle:
+                    self.counts["duplicate_candle"] += 1
                     out.append(row)
         return out

@@ -1,0 +1,173 @@
+"""Cost of one new candle in a running dry-run / live bot, per pair.
+
+Run: ``python benchmarks/bench_live.py [--pair ETH/USDT:USDT] [--candles 200]`` (``make bench``
+runs every benchmark). The shipped ``LiqSweepReversal`` is loaded as the bot loads it
+(freqtrade's Configuration, then StrategyResolver) and fed the bundled 15m candles the way the
+bot's kline cache grows: a first frame of 3 x 499 candles, then one new candle at a time, at most
+499 + 1,182 candles kept. Timed per new candle:
+
+* ``bot``: ``strategy._analyze_ticker_internal(frame)``, what freqtrade calls for each pair on
+  each new candle (populate_indicators + entry + exit, freqtrade's dataframe checks and its
+  analysed-frame cache), on the frame copy freqtrade's data provider hands over; the mixin feeds
+  the new candle to the pair's engine (the incremental path);
+* ``batch``: the same call in backtest mode, where the mixin recomputes every ``liq_*`` column
+  over the whole frame: what the bot would pay without the incremental path;
+* ``liq``: the ``liq_*`` columns alone, incremental (``LiqStrategy.liq_populate``);
+* ``rest``: ``bot`` minus ``liq``: RSI, rolling volume, signals and freqtrade's own handling;
+* ``stream`` and ``engine``: inside ``liq``, :class:`~liqsignals.features.FeatureStream` fed the
+  new candle (engine update plus the feature columns over its tail) and the bare
+  :class:`~liqsignals.LiquidationEngine` update.
+
+Target: under 5 ms per pair per candle for ``bot``. Figures are printed; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRST_FRAME = 3 * 499  # freqtrade's first fetch for 1,182 startup candles on Binance futures
+KEEP = 499 + 1182  # freqtrade keeps ohlcv_candle_limit + startup_candle_count candles
+
+
+def load(live: bool, userdir: str) -> Any:
+    from freqtrade.configuration import Configuration
+    from freqtrade.data.dataprovider import DataProvider
+    from freqtrade.enums import RunMode
+    from freqtrade.resolvers import StrategyResolver
+
+    from liqsignals import sample
+
+    args = {
+        "config": [str(ROOT / "config" / "futures.json")],
+        "user_data_dir": userdir,
+        "datadir": str(sample.datadir()),
+        "strategy": "LiqSweepReversal",
+        "strategy_path": str(ROOT / "strategies"),
+    }
+    mode = RunMode.DRY_RUN if live else RunMode.BACKTEST
+    config = Configuration(args, mode).get_config()
+    strategy = StrategyResolver.load_strategy(config)
+    strategy.config["runmode"] = mode
+    strategy.dp = DataProvider(config, None)
+    return strategy
+
+
+def frames(candles: pd.DataFrame, n: int) -> list[pd.DataFrame]:
+    """The frames the bot analyses: the first fetch, then one new candle each."""
+    origin = len(candles) - n - FIRST_FRAME
+    out = []
+    for end in range(origin + FIRST_FRAME, origin + FIRST_FRAME + n + 1):
+        first = max(origin, end - KEEP)
+        out.append(candles.iloc[first:end].reset_index(drop=True))
+    return out
+
+
+def timed(fn, frames_: list[pd.DataFrame]) -> list[float]:
+    """Milliseconds per call over ``frames_[1:]`` (the first call builds, and is not timed)."""
+    fn(frames_[0].copy())
+    out = []
+    for frame in frames_[1:]:
+        data = frame.copy()  # freqtrade's data provider hands out a copy
+        t = time.perf_counter()
+        fn(data)
+        out.append((time.perf_counter() - t) * 1000.0)
+    return out
+
+
+def summary(name: str, ms: list[float]) -> str:
+    ms_sorted = sorted(ms)
+    p90 = ms_sorted[int(0.9 * (len(ms_sorted) - 1))]
+    return (
+        f"{name:<6} median {statistics.median(ms):7.2f} ms   p90 {p90:7.2f} ms   "
+        f"min {ms_sorted[0]:7.2f} ms   ({len(ms)} candles)"
+    )
+
+
+def _core(
+    candles: pd.DataFrame, stretch: list[pd.DataFrame], strategy: Any
+) -> tuple[list[float], list[float]]:
+    """Per new candle: FeatureStream.update_many (one row) and LiquidationEngine.update."""
+    from liqsignals.features import FeatureStream
+
+    pair = str(candles.attrs.get("pair", "BTC/USDT:USDT"))
+    stream = FeatureStream(strategy.liq_model(pair), **strategy._liq_feature_kwargs())
+    stream.update_many(stretch[0])
+    start = int(candles.index[candles["date"] == stretch[0]["date"].iloc[-1]][0]) + 1
+    stream_ms = []
+    for i in range(start, start + len(stretch) - 1):
+        row = candles.iloc[i : i + 1]
+        t = time.perf_counter()
+        stream.update_many(row)
+        stream_ms.append((time.perf_counter() - t) * 1000.0)
+    fresh = FeatureStream(strategy.liq_model(pair), **strategy._liq_feature_kwargs())
+    fresh.update_many(stretch[0])
+    engine = fresh.engine
+    engine_ms = []
+    cols = ("open", "high", "low", "close", "volume")
+    for i in range(start, start + len(stretch) - 1):
+        candle = {"date": candles["date"].iloc[i], **{c: float(candles[c].iloc[i]) for c in cols}}
+        t = time.perf_counter()
+        engine.update(candle)
+        engine_ms.append((time.perf_counter() - t) * 1000.0)
+    return stream_ms, engine_ms
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pair", default="BTC/USDT:USDT")
+    parser.add_argument("--candles", type=int, default=200, help="new candles to time")
+    args = parser.parse_args(argv)
+
+    import logging
+
+    logging.disable(logging.WARNING)
+    from liqsignals import sample
+
+    candles = sample.load_candles(args.pair, "15m")
+    candles.attrs["pair"] = args.pair
+    stretch = frames(candles, args.candles)
+    meta = {"pair": args.pair}
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as userdir:
+        live = load(True, userdir)
+        bot = timed(lambda df: live._analyze_ticker_internal(df, meta), stretch)
+        stats = live.liq_stream_stats(args.pair)
+        liq_strategy = load(True, userdir)
+        liq = timed(lambda df: liq_strategy.liq_populate(df, meta), stretch)
+        batch_strategy = load(False, userdir)
+        # the batch path is slow: time a tenth of the candles
+        batch = timed(
+            lambda df: batch_strategy._analyze_ticker_internal(df, meta),
+            stretch[: max(2, args.candles // 10) + 1],
+        )
+        stream_ms, engine_ms = _core(candles, stretch, live)
+    rest = [b - q for b, q in zip(bot, liq, strict=True)]
+    print(
+        f"{args.pair} 15m, LiqSweepReversal, frames of {len(stretch[1])}..{len(stretch[-1])} "
+        "candles (freqtrade's kline cache)"
+    )
+    print(summary("bot", bot))
+    print(summary("liq", liq))
+    print(summary("rest", rest))
+    print(summary("batch", batch))
+    print(summary("stream", stream_ms))
+    print(summary("engine", engine_ms))
+    print(
+        f"engine: {stats.rebuilds} build, {stats.updates} incremental updates, "
+        f"{stats.candles_fed} candles fed in total"
+    )
+    ratio = statistics.median(batch) / statistics.median(bot)
+    verdict = "meets" if statistics.median(bot) < 5.0 else "MISSES"
+    print(f"incremental is {ratio:.1f}x faster than recomputing; {verdict} the 5 ms target")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
