@@ -43,6 +43,7 @@ __all__ = [
     "LiqStrategy",
     "LiqStreamStats",
     "liq_plot_config",
+    "set_signals",
     "stake_factor",
     "startup_candles",
     "stop_beyond",
@@ -106,6 +107,27 @@ def stake_factor(
     if abs(distance_atr) > near_atr:
         return 1.0
     return float(factors.get(int(intensity_bucket), 1.0))
+
+
+def set_signals(
+    dataframe: pd.DataFrame,
+    long_cond: pd.Series,
+    short_cond: pd.Series,
+    long_tag: str,
+    short_tag: str,
+) -> None:
+    """Write freqtrade's ``enter_long`` / ``enter_short`` / ``enter_tag`` columns, column by
+    column (with pandas 3 a multi-column ``.loc[mask, [a, b]] = (1, tag)`` costs milliseconds
+    per call, paid on every candle by a live bot). A candle meeting both conditions is tagged
+    long, as freqtrade would enter it long."""
+    longs = long_cond.fillna(False).to_numpy(dtype=bool)
+    shorts = short_cond.fillna(False).to_numpy(dtype=bool)
+    dataframe["enter_long"] = np.where(longs, 1, 0)
+    dataframe["enter_short"] = np.where(shorts, 1, 0)
+    tag = np.full(len(dataframe), None, dtype=object)
+    tag[shorts] = short_tag
+    tag[longs] = long_tag
+    dataframe["enter_tag"] = pd.Series(tag, index=dataframe.index, dtype=object)
 
 
 def liq_plot_config(extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -244,6 +266,10 @@ class LiqStrategy(IStrategy):
         inputs = dataframe[["date", "open", "high", "low", "close", "volume"]].copy()
         if not self.liq_use_market_data or getattr(self, "dp", None) is None:
             return inputs
+        if self._liq_live() and not self._liq_live_market_data():
+            # in dry-run/live freqtrade only refreshes declared informative pairs: without the
+            # opt-in, a lookup would find nothing and log a warning on every analysis
+            return inputs
         oi = self._liq_informative(pair, self.timeframe, "open_interest")
         if oi is not None:
             cols = [c for c in ("open_interest_amount", "open_interest_value") if c in oi.columns]
@@ -275,12 +301,16 @@ class LiqStrategy(IStrategy):
         """In dry-run/live, ask freqtrade to refresh open interest for the whitelist when the
         config says so (``"liqsignals": {"live_open_interest": true}``). Off by default: an
         exchange (or replay datadir) without open-interest history would log a warning every
-        loop. Backtests read the open-interest files without this."""
-        settings = getattr(self, "config", {}).get("liqsignals", {}) or {}
+        loop. Without it, dry-run/live use candles alone (open interest and the funding filter
+        only apply in backtests that have the files); backtests read the files without this."""
         dp = getattr(self, "dp", None)
-        if not (self.liq_use_market_data and settings.get("live_open_interest") and dp):
+        if not (self.liq_use_market_data and self._liq_live_market_data() and dp):
             return []
         return [(pair, self.timeframe, "open_interest") for pair in dp.current_whitelist()]
+
+    def _liq_live_market_data(self) -> bool:
+        settings = getattr(self, "config", {}).get("liqsignals", {}) or {}
+        return bool(settings.get("live_open_interest"))
 
     def _liq_informative(self, pair: str, timeframe: str, candle_type: str) -> pd.DataFrame | None:
         try:

@@ -24,7 +24,7 @@ from freqtrade.persistence import Trade
 from freqtrade.strategy import DecimalParameter
 from pandas import DataFrame
 
-from liqsignals.freqtrade import LiqStrategy, liq_plot_config, startup_candles
+from liqsignals.freqtrade import LiqStrategy, liq_plot_config, set_signals, startup_candles
 
 
 class LiqMagnetTrend(LiqStrategy):
@@ -83,8 +83,7 @@ class LiqMagnetTrend(LiqStrategy):
         if funding is not None:
             long_cond &= ~(funding > self.funding_max.value)
             short_cond &= ~(funding < -self.funding_max.value)
-        dataframe.loc[long_cond, ["enter_long", "enter_tag"]] = (1, "magnet_up")
-        dataframe.loc[short_cond, ["enter_short", "enter_tag"]] = (1, "magnet_down")
+        set_signals(dataframe, long_cond, short_cond, "magnet_up", "magnet_down")
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:

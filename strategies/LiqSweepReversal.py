@@ -27,7 +27,13 @@ from freqtrade.persistence import Trade
 from freqtrade.strategy import DecimalParameter, IntParameter, stoploss_from_absolute
 from pandas import DataFrame
 
-from liqsignals.freqtrade import LiqStrategy, liq_plot_config, startup_candles, stop_beyond
+from liqsignals.freqtrade import (
+    LiqStrategy,
+    liq_plot_config,
+    set_signals,
+    startup_candles,
+    stop_beyond,
+)
 
 
 class LiqSweepReversal(LiqStrategy):
@@ -90,8 +96,7 @@ class LiqSweepReversal(LiqStrategy):
             & (dataframe["rsi"] >= self.rsi_short_min.value)
             & dataframe["liq_long_cluster_price"].notna()
         )
-        dataframe.loc[long_cond, ["enter_long", "enter_tag"]] = (1, "sweep_long")
-        dataframe.loc[short_cond, ["enter_short", "enter_tag"]] = (1, "sweep_short")
+        set_signals(dataframe, long_cond, short_cond, "sweep_long", "sweep_short")
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
