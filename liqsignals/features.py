@@ -60,20 +60,19 @@ def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> n
     return out
 
 
-def derive_features(
-    candles: pd.DataFrame,
-    levels: pd.DataFrame,
+def _derive_arrays(
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    lv: dict[str, np.ndarray],
     *,
-    atr_period: int = DEFAULT_ATR_PERIOD,
-    intensity_lookback: int = DEFAULT_INTENSITY_LOOKBACK,
-    drift_lookback: int = DEFAULT_DRIFT_LOOKBACK,
-) -> pd.DataFrame:
-    """Derive the feature columns from candles and the engine's ``levels`` (same index).
-
-    Every operation looks back a bounded number of rows (``max(atr_period, intensity_lookback,
-    drift_lookback) + 1``), so recomputing it over the tail of a growing frame gives the same
-    values as over the whole frame (what the live bot relies on).
-    """
+    atr_period: int,
+    intensity_lookback: int,
+    drift_lookback: int,
+    rows: int | None = None,
+) -> dict[str, np.ndarray]:
+    """The derived columns as arrays; ``rows``: the percentile rank is computed for the last
+    ``rows`` rows only (other rows of ``liq_intensity`` / its bucket are then NaN)."""
     for name, value in (
         ("atr_period", atr_period),
         ("intensity_lookback", intensity_lookback),
@@ -81,10 +80,6 @@ def derive_features(
     ):
         if not isinstance(value, int | np.integer) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
-    high = candles["high"].to_numpy(dtype=np.float64)
-    low = candles["low"].to_numpy(dtype=np.float64)
-    close = candles["close"].to_numpy(dtype=np.float64)
-    lv = {c: levels[c].to_numpy(dtype=np.float64, copy=True) for c in levels.columns}
     out: dict[str, np.ndarray] = {}
     warm = np.isnan(lv["liq_long_total"])
 
@@ -119,12 +114,22 @@ def derive_features(
         lv["liq_short_cluster_size"],
     )
     minp = max(2, intensity_lookback // 4)
-    inten = (
-        pd.Series(near)
-        .rolling(intensity_lookback, min_periods=minp)
-        .rank(pct=True, method="max")
-        .to_numpy(copy=True)
-    )
+    if rows is None:
+        inten = (
+            pd.Series(near)
+            .rolling(intensity_lookback, min_periods=minp)
+            .rank(pct=True, method="max")
+            .to_numpy(copy=True)
+        )
+    else:
+        # the same percentile rank (rank by "max" over the window's valid values / their count)
+        # for the last rows only: what a live bot needs per new candle
+        inten = np.full(near.shape[0], np.nan)
+        for t in range(max(0, near.shape[0] - rows), near.shape[0]):
+            win = near[max(0, t - intensity_lookback + 1) : t + 1]
+            valid = win[~np.isnan(win)]
+            if valid.shape[0] >= minp:
+                inten[t] = np.count_nonzero(valid <= near[t]) / valid.shape[0]
     inten[np.isnan(near)] = np.nan
     out["liq_intensity"] = inten
     bucket = np.floor(np.clip(inten, 0.0, 0.999999) * 4.0)
@@ -167,8 +172,36 @@ def derive_features(
                 "liq_long_cluster_dist_atr", "liq_short_cluster_dist_atr",
                 "liq_magnet_dist_pct", "liq_magnet_drift"):  # fmt: skip
         out[key][warm] = np.nan
-    derived = pd.DataFrame(out, index=levels.index)
-    return pd.concat([levels, derived], axis=1)[list(FEATURE_COLUMNS)]
+    return out
+
+
+def derive_features(
+    candles: pd.DataFrame,
+    levels: pd.DataFrame,
+    *,
+    atr_period: int = DEFAULT_ATR_PERIOD,
+    intensity_lookback: int = DEFAULT_INTENSITY_LOOKBACK,
+    drift_lookback: int = DEFAULT_DRIFT_LOOKBACK,
+) -> pd.DataFrame:
+    """Derive the feature columns from candles and the engine's ``levels`` (same index).
+
+    Every operation looks back a bounded number of rows (``max(atr_period, intensity_lookback,
+    drift_lookback) + 1``), so recomputing it over the tail of a growing frame gives the same
+    values as over the whole frame (what the live bot relies on).
+    """
+    lv = {c: levels[c].to_numpy(dtype=np.float64, copy=True) for c in levels.columns}
+    out = _derive_arrays(
+        candles["high"].to_numpy(dtype=np.float64),
+        candles["low"].to_numpy(dtype=np.float64),
+        candles["close"].to_numpy(dtype=np.float64),
+        lv,
+        atr_period=atr_period,
+        intensity_lookback=intensity_lookback,
+        drift_lookback=drift_lookback,
+    )
+    return pd.DataFrame(
+        {c: lv[c] if c in lv else out[c] for c in FEATURE_COLUMNS}, index=levels.index
+    )
 
 
 def _window_map(windows: Mapping[str, Any] | Sequence[Any] | None) -> dict[str, Any] | None:
@@ -266,8 +299,7 @@ class FeatureStream:
             "drift_lookback": drift_lookback,
         }
         self.tail_length = max(atr_period + 1, intensity_lookback, drift_lookback + 1) + 1
-        self._candles: pd.DataFrame | None = None
-        self._levels: pd.DataFrame | None = None
+        self._tail: dict[str, np.ndarray] | None = None
 
     @property
     def model(self) -> LiquidationModel:
@@ -277,17 +309,40 @@ class FeatureStream:
         """Process new candles (newer than any seen); returns their feature rows."""
         if len(df) == 0:
             return pd.DataFrame(columns=list(FEATURE_COLUMNS), index=df.index, dtype=float)
-        levels = self.engine.update_many(df)
-        cols = ["date", "open", "high", "low", "close", "volume"]
-        cand = df[cols].reset_index(drop=True)
-        lv = levels.reset_index(drop=True)
-        if self._candles is not None and self._levels is not None:
-            cand = pd.concat([self._candles, cand], ignore_index=True)
-            lv = pd.concat([self._levels, lv], ignore_index=True)
-        feats = derive_features(cand, lv, **self._kwargs).iloc[-len(df) :]
-        feats.index = df.index
-        self._candles = cand.iloc[-self.tail_length :].reset_index(drop=True)
-        self._levels = lv.iloc[-self.tail_length :].reset_index(drop=True)
+        new = {c: df[c].to_numpy(dtype=np.float64) for c in ("high", "low", "close")}
+        if len(df) <= 64:
+            # the engine's lean per-candle path (same values as update_many, bit for bit)
+            cols = self.engine._columns
+            records = df.to_dict("records")
+            if "date" not in df.columns:
+                for rec, idx in zip(records, df.index, strict=True):
+                    rec["date"] = idx
+            got = [self.engine.update(rec) for rec in records]
+            new.update({c: np.array([g[c] for g in got], dtype=np.float64) for c in cols})
+            level_cols = list(cols)
+        else:
+            levels = self.engine.update_many(df)
+            new.update({c: levels[c].to_numpy(dtype=np.float64) for c in levels.columns})
+            level_cols = list(levels.columns)
+        if self._tail is None:
+            tail = new
+        else:
+            tail = {c: np.concatenate([self._tail[c], new[c]]) for c in new}
+        rows = len(df)
+        lv = {c: tail[c] for c in level_cols}
+        out = _derive_arrays(
+            tail["high"],
+            tail["low"],
+            tail["close"],
+            dict(lv),
+            # a few new rows: rank only those; a large block: the vectorised path over the tail
+            rows=rows if rows <= 64 and rows < len(tail["close"]) else None,
+            **self._kwargs,
+        )
+        feats = pd.DataFrame(
+            {c: (lv[c] if c in lv else out[c])[-rows:] for c in FEATURE_COLUMNS}, index=df.index
+        )
+        self._tail = {c: v[-self.tail_length :].copy() for c, v in tail.items()}
         return feats
 
     def update(self, candle: Mapping[str, Any]) -> dict[str, float]:
