@@ -33,7 +33,7 @@ import pandas as pd
 
 from liqsignals.columns import FEATURE_COLUMNS, rename_prefix
 from liqsignals.engine import _model_from, liquidation_levels, prepare_inputs
-from liqsignals.model import LiquidationModel
+from liqsignals.model import LiquidationModel, timeframe_to_timedelta
 
 __all__ = [
     "FeatureStream",
@@ -353,24 +353,7 @@ class FeatureStream:
         return {c: float(v) for c, v in feats.iloc[0].items()}
 
 
-# ----------------------------------------------------------------------------- timeframes
-_TF_UNITS = {"s": "s", "m": "min", "h": "h", "d": "D", "w": "W"}
-
-
-def timeframe_to_timedelta(timeframe: str) -> pd.Timedelta:
-    """freqtrade/ccxt timeframe (``"15m"``, ``"1h"``, ``"1d"``, ``"1w"``) to a Timedelta.
-    ``"1M"`` (a calendar month) is rejected: it has no fixed length."""
-    if not isinstance(timeframe, str) or len(timeframe) < 2 or timeframe[-1] not in _TF_UNITS:
-        raise ValueError(f"unknown timeframe {timeframe!r}; use e.g. 5m, 15m, 1h, 4h, 1d")
-    try:
-        amount = int(timeframe[:-1])
-    except ValueError as exc:
-        raise ValueError(f"unknown timeframe {timeframe!r}") from exc
-    if amount <= 0:
-        raise ValueError(f"unknown timeframe {timeframe!r}")
-    return pd.Timedelta(amount, unit=_TF_UNITS[timeframe[-1]])
-
-
+# ----------------------------------------------------------------------------- multi-timeframe
 def merge_informative(
     dataframe: pd.DataFrame,
     informative: pd.DataFrame,

@@ -42,6 +42,7 @@ __all__ = [
     "liquidation_price",
     "load_margin_tiers",
     "parse_duration",
+    "timeframe_to_timedelta",
 ]
 
 #: Window presets, as in the commercial heatmaps (1M = 30 days, 1y = 365 days).
@@ -91,6 +92,23 @@ def parse_duration(value: str | pd.Timedelta | float | int | None, name: str) ->
     if td <= pd.Timedelta(0):
         raise ValueError(f"{name}: duration must be positive, got {value!r}")
     return td
+
+
+_TF_UNITS = {"s": "s", "m": "min", "h": "h", "d": "D", "w": "W"}
+
+
+def timeframe_to_timedelta(timeframe: str) -> pd.Timedelta:
+    """freqtrade/ccxt timeframe (``"15m"``, ``"1h"``, ``"1d"``, ``"1w"``) to a Timedelta.
+    Months (``"1M"``) have no fixed length and raise ``ValueError``."""
+    if not isinstance(timeframe, str) or len(timeframe) < 2 or timeframe[-1] not in _TF_UNITS:
+        raise ValueError(f"invalid timeframe {timeframe!r}: expected e.g. 5m, 15m, 1h, 4h, 1d")
+    try:
+        amount = int(timeframe[:-1])
+    except ValueError as exc:
+        raise ValueError(f"invalid timeframe {timeframe!r}") from exc
+    if amount <= 0:
+        raise ValueError(f"invalid timeframe {timeframe!r}: length must be positive")
+    return pd.Timedelta(amount, unit=_TF_UNITS[timeframe[-1]])
 
 
 @dataclass(frozen=True)

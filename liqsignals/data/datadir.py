@@ -31,6 +31,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from liqsignals.model import timeframe_to_timedelta
+
 __all__ = [
     "ATTACHED_COLUMNS",
     "EXTRA_KINDS",
@@ -94,7 +96,6 @@ _KNOWN_EXCHANGES = (
     "hyperliquid",
 )
 _FILENAME_RE = re.compile(r"^(?P<pair>[\w-]+?)-(?P<tf>\d+[a-zA-Z]{1,2})(?:-(?P<kind>[A-Za-z_]+))?$")
-_TF_RE = re.compile(r"^(\d+)(s|m|h|d|w|M|Mo|y)$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,24 +112,6 @@ def pair_to_filename(pair: str) -> str:
 def filename_to_pair(stem: str) -> str:
     """Pair of a file stem: the first ``_`` becomes ``/``, the second ``:`` (freqtrade's rule)."""
     return stem.replace("_", "/", 1).replace("_", ":", 1)
-
-
-def timeframe_to_timedelta(timeframe: str) -> pd.Timedelta:
-    """Length of a ccxt/freqtrade timeframe (``"5m"``, ``"1h"``, ``"1d"``, ``"1w"``).
-
-    Months (``"1M"``) have no fixed length and raise ``ValueError``.
-    """
-    match = _TF_RE.match(timeframe)
-    if not match:
-        raise ValueError(f"invalid timeframe {timeframe!r}: expected e.g. '5m', '1h', '1d'")
-    n, unit = int(match[1]), match[2]
-    if n <= 0:
-        raise ValueError(f"invalid timeframe {timeframe!r}: length must be positive")
-    if unit in ("M", "Mo", "y"):
-        raise ValueError(f"timeframe {timeframe!r} has no fixed length")
-    return pd.Timedelta(
-        **{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: n}
-    )
 
 
 def data_path(
