@@ -389,6 +389,16 @@ class Bot:
     def wait_ready(self, timeout: float = 180) -> None:
         self.wait_for("the REST API", lambda: self.try_api("ping"), timeout)
 
+    def wait_analysed(self, pairs: tuple[str, ...], timeout: float = 180) -> None:
+        """Until the strategy has built its engine for every pair, i.e. freqtrade has downloaded
+        its first history and analysed it once (the API answers before that)."""
+
+        def done() -> bool:
+            text = self.log()
+            return all(f"liqsignals: {p} engine built from" in text for p in pairs)
+
+        self.wait_for("the first analysis of every pair", done, timeout)
+
     # ---------------------------------------------------------------- database
     def db_trades(self) -> list[dict[str, Any]]:
         """Every trade row of the bot's sqlite file (read-only connection)."""
@@ -573,6 +583,9 @@ def faults_steps(
 
     t0 = time.monotonic()
     bot.wait_ready()
+    # faults from the first analysis on: a request fault during freqtrade's first, paged history
+    # download leaves it with a history that ends days early, which it does not repair
+    bot.wait_analysed(PAIRS)
     ex.set_faults(FaultConfig(**REQUEST_FAULTS))
     timing["ready"] = time.monotonic() - t0
     snap["status_open"] = bot.wait_for("an open trade", lambda: _open_trades(bot), 300)
