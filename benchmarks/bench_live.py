@@ -13,10 +13,10 @@ bot's kline cache grows: a first frame of 3 x 499 candles, then one new candle a
 * ``batch``: the same call in backtest mode, where the mixin recomputes every ``liq_*`` column
   over the whole frame: what the bot would pay without the incremental path;
 * ``liq``: the ``liq_*`` columns alone, incremental (``LiqStrategy.liq_populate``);
-* ``rest``: ``bot`` minus ``liq``: RSI, rolling volume, signals and freqtrade's own handling;
+* ``rest``: median ``bot`` minus median ``liq``: RSI, rolling volume, signals and freqtrade's own handling;
 * ``stream`` and ``engine``: inside ``liq``, :class:`~liqsignals.features.FeatureStream` fed the
-  new candle (engine update plus the feature columns over its tail) and the bare
-  :class:`~liqsignals.LiquidationEngine` update.
+  new candle as arrays (engine update plus the feature columns from its bounded tail) and the
+  bare :class:`~liqsignals.LiquidationEngine` update.
 
 Target: under 5 ms per pair per candle for ``bot``. Figures are printed; nothing is asserted.
 """
@@ -37,7 +37,7 @@ FIRST_FRAME = 3 * 499  # freqtrade's first fetch for 1,182 startup candles on Bi
 KEEP = 499 + 1182  # freqtrade keeps ohlcv_candle_limit + startup_candle_count candles
 
 
-def load(live: bool, userdir: str) -> Any:
+def load(live: bool, userdir: str, strategy: str = "LiqSweepReversal") -> Any:
     from freqtrade.configuration import Configuration
     from freqtrade.data.dataprovider import DataProvider
     from freqtrade.enums import RunMode
@@ -49,7 +49,7 @@ def load(live: bool, userdir: str) -> Any:
         "config": [str(ROOT / "config" / "futures.json")],
         "user_data_dir": userdir,
         "datadir": str(sample.datadir()),
-        "strategy": "LiqSweepReversal",
+        "strategy": strategy,
         "strategy_path": str(ROOT / "strategies"),
     }
     mode = RunMode.DRY_RUN if live else RunMode.BACKTEST
@@ -87,33 +87,38 @@ def summary(name: str, ms: list[float]) -> str:
     p90 = ms_sorted[int(0.9 * (len(ms_sorted) - 1))]
     return (
         f"{name:<6} median {statistics.median(ms):7.2f} ms   p90 {p90:7.2f} ms   "
-        f"min {ms_sorted[0]:7.2f} ms   ({len(ms)} candles)"
+        f"min {ms_sorted[0]:7.2f} ms   max {ms_sorted[-1]:7.2f} ms   ({len(ms)} candles)"
     )
 
 
 def _core(
     candles: pd.DataFrame, stretch: list[pd.DataFrame], strategy: Any
 ) -> tuple[list[float], list[float]]:
-    """Per new candle: FeatureStream.update_many (one row) and LiquidationEngine.update."""
+    """Per new candle: FeatureStream.update_arrays (one row, as the strategy feeds it) and the
+    bare LiquidationEngine.update."""
+    import numpy as np
+
     from liqsignals.features import FeatureStream
 
     pair = str(candles.attrs.get("pair", "BTC/USDT:USDT"))
+    cols = ("open", "high", "low", "close", "volume")
+    dates = candles["date"].astype("datetime64[ns, UTC]").astype("int64").to_numpy()
+    values = {c: candles[c].to_numpy(dtype=np.float64) for c in cols}
     stream = FeatureStream(strategy.liq_model(pair), **strategy._liq_feature_kwargs())
     stream.update_many(stretch[0])
     start = int(candles.index[candles["date"] == stretch[0]["date"].iloc[-1]][0]) + 1
     stream_ms = []
     for i in range(start, start + len(stretch) - 1):
-        row = candles.iloc[i : i + 1]
+        row = {c: v[i : i + 1] for c, v in values.items()}
         t = time.perf_counter()
-        stream.update_many(row)
+        stream.update_arrays(dates[i : i + 1], row)
         stream_ms.append((time.perf_counter() - t) * 1000.0)
     fresh = FeatureStream(strategy.liq_model(pair), **strategy._liq_feature_kwargs())
     fresh.update_many(stretch[0])
     engine = fresh.engine
     engine_ms = []
-    cols = ("open", "high", "low", "close", "volume")
     for i in range(start, start + len(stretch) - 1):
-        candle = {"date": candles["date"].iloc[i], **{c: float(candles[c].iloc[i]) for c in cols}}
+        candle = {"date": candles["date"].iloc[i], **{c: float(values[c][i]) for c in cols}}
         t = time.perf_counter()
         engine.update(candle)
         engine_ms.append((time.perf_counter() - t) * 1000.0)
@@ -124,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pair", default="BTC/USDT:USDT")
     parser.add_argument("--candles", type=int, default=200, help="new candles to time")
+    parser.add_argument("--strategy", default="LiqSweepReversal", help="a strategy in strategies/")
     args = parser.parse_args(argv)
 
     import logging
@@ -136,26 +142,26 @@ def main(argv: list[str] | None = None) -> int:
     stretch = frames(candles, args.candles)
     meta = {"pair": args.pair}
     with tempfile.TemporaryDirectory(prefix="bench-live-") as userdir:
-        live = load(True, userdir)
+        live = load(True, userdir, args.strategy)
         bot = timed(lambda df: live._analyze_ticker_internal(df, meta), stretch)
         stats = live.liq_stream_stats(args.pair)
-        liq_strategy = load(True, userdir)
+        liq_strategy = load(True, userdir, args.strategy)
         liq = timed(lambda df: liq_strategy.liq_populate(df, meta), stretch)
-        batch_strategy = load(False, userdir)
+        batch_strategy = load(False, userdir, args.strategy)
         # the batch path is slow: time a tenth of the candles
         batch = timed(
             lambda df: batch_strategy._analyze_ticker_internal(df, meta),
             stretch[: max(2, args.candles // 10) + 1],
         )
         stream_ms, engine_ms = _core(candles, stretch, live)
-    rest = [b - q for b, q in zip(bot, liq, strict=True)]
     print(
-        f"{args.pair} 15m, LiqSweepReversal, frames of {len(stretch[1])}..{len(stretch[-1])} "
+        f"{args.pair} 15m, {args.strategy}, frames of {len(stretch[1])}..{len(stretch[-1])} "
         "candles (freqtrade's kline cache)"
     )
     print(summary("bot", bot))
     print(summary("liq", liq))
-    print(summary("rest", rest))
+    rest = statistics.median(bot) - statistics.median(liq)
+    print(f"{'rest':<6} median {rest:7.2f} ms   (bot median minus liq median)")
     print(summary("batch", batch))
     print(summary("stream", stream_ms))
     print(summary("engine", engine_ms))

@@ -526,6 +526,11 @@ class LiquidationEngine:
         frames. This is the live-bot path, kept lean (a few microseconds of Python around the
         kernel).
         """
+        return dict(zip(self._columns, self._update_row(candle).tolist(), strict=False))
+
+    def _update_row(self, candle: Mapping[str, Any] | pd.Series) -> np.ndarray:
+        """:meth:`update` returning the row as an array of all kernel outputs (a view of a
+        buffer reused by the next call: copy it to keep it)."""
         inp = _single_inputs(candle, self._one)
         k = self._k
         ist = self._ist
@@ -559,8 +564,7 @@ class LiquidationEngine:
             self._last_close = float(inp.close[0])
             if date < self._first_date + self._window_ns:
                 out.fill(np.nan)
-        row = out[0].tolist()
-        return dict(zip(self._columns, row, strict=False))
+        return out[0]
 
     @property
     def last_date(self) -> pd.Timestamp | None:

@@ -60,6 +60,33 @@ def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> n
     return out
 
 
+def _intensity(near: np.ndarray, lookback: int, rows: int | None) -> np.ndarray:
+    """Percentile rank (``method="max"``: share of the window's valid values ``<=`` the value)
+    of each value of ``near`` among the last ``lookback`` values, with at least a quarter of the
+    window valid; ``rows``: only the last ``rows`` values are ranked (the others are NaN)."""
+    minp = max(2, lookback // 4)
+    n = near.shape[0]
+    if rows is None or rows > 64:
+        inten = (
+            pd.Series(near)
+            .rolling(lookback, min_periods=minp)
+            .rank(pct=True, method="max")
+            .to_numpy(copy=True)
+        )
+        if rows is not None:
+            inten[: n - rows] = np.nan
+    else:
+        # the same rank for a few rows: what a live bot needs per new candle
+        inten = np.full(n, np.nan)
+        for t in range(max(0, n - rows), n):
+            win = near[max(0, t - lookback + 1) : t + 1]
+            valid = win[~np.isnan(win)]
+            if valid.shape[0] >= minp:
+                inten[t] = np.count_nonzero(valid <= near[t]) / valid.shape[0]
+    inten[np.isnan(near)] = np.nan
+    return inten
+
+
 def _derive_arrays(
     high: np.ndarray,
     low: np.ndarray,
@@ -70,9 +97,15 @@ def _derive_arrays(
     intensity_lookback: int,
     drift_lookback: int,
     rows: int | None = None,
+    near_prefix: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The derived columns as arrays; ``rows``: the percentile rank is computed for the last
-    ``rows`` rows only (other rows of ``liq_intensity`` / its bucket are then NaN)."""
+    """The derived columns as arrays (plus ``_near``, the size of the nearest cluster that the
+    intensity ranks).
+
+    ``rows``: the percentile rank is computed for the last ``rows`` rows only (other rows of
+    ``liq_intensity`` / its bucket are then NaN). ``near_prefix``: the ``_near`` values of the
+    candles before those last ``rows`` rows (a stream keeps them), so the arrays themselves only
+    need to reach back as far as the short lookbacks (ATR, drift, previous candle)."""
     for name, value in (
         ("atr_period", atr_period),
         ("intensity_lookback", intensity_lookback),
@@ -113,23 +146,16 @@ def _derive_arrays(
         lv["liq_long_cluster_size"],
         lv["liq_short_cluster_size"],
     )
-    minp = max(2, intensity_lookback // 4)
-    if rows is None:
-        inten = (
-            pd.Series(near)
-            .rolling(intensity_lookback, min_periods=minp)
-            .rank(pct=True, method="max")
-            .to_numpy(copy=True)
-        )
+    out["_near"] = near
+    if near_prefix is None:
+        inten = _intensity(near, intensity_lookback, rows)
     else:
-        # the same percentile rank (rank by "max" over the window's valid values / their count)
-        # for the last rows only: what a live bot needs per new candle
+        # the rows before the last ``rows`` ones are given as their ``near`` values only
+        if rows is None or not 0 < rows <= near.shape[0]:
+            raise ValueError("near_prefix needs rows between 1 and the number of rows")
+        series = np.concatenate([near_prefix, near[-rows:]])
         inten = np.full(near.shape[0], np.nan)
-        for t in range(max(0, near.shape[0] - rows), near.shape[0]):
-            win = near[max(0, t - intensity_lookback + 1) : t + 1]
-            valid = win[~np.isnan(win)]
-            if valid.shape[0] >= minp:
-                inten[t] = np.count_nonzero(valid <= near[t]) / valid.shape[0]
+        inten[-rows:] = _intensity(series, intensity_lookback, rows)[-rows:]
     inten[np.isnan(near)] = np.nan
     out["liq_intensity"] = inten
     bucket = np.floor(np.clip(inten, 0.0, 0.999999) * 4.0)
@@ -273,13 +299,17 @@ def liquidation_features(
 class FeatureStream:
     """Candle-by-candle feature computation for live bots (same values as the batch function).
 
-    Keeps a :class:`~liqsignals.LiquidationEngine` and a bounded tail of candles and engine rows;
-    each update advances the engine by the new candles only and derives the feature columns over
-    the tail (every derived column looks back a bounded number of rows).
+    Keeps a :class:`~liqsignals.LiquidationEngine`, a short tail of candles and engine rows (as
+    far back as the ATR and drift lookbacks reach) and the sizes the intensity percentile ranks
+    (``intensity_lookback`` values). Each update advances the engine by the new candles only and
+    derives the feature columns of those candles from that bounded state, so the cost of a new
+    candle does not grow with the history.
 
     >>> stream = FeatureStream(LiquidationModel(window="1d"))   # doctest: +SKIP
     >>> row = stream.update(candle_dict)                         # doctest: +SKIP
     """
+
+    _LEAN_ROWS = 64  # up to this many new candles go through the engine's per-candle path
 
     def __init__(
         self,
@@ -298,52 +328,91 @@ class FeatureStream:
             "intensity_lookback": intensity_lookback,
             "drift_lookback": drift_lookback,
         }
-        self.tail_length = max(atr_period + 1, intensity_lookback, drift_lookback + 1) + 1
+        # candles of context the short lookbacks need before a new candle (ATR: its window and
+        # the previous close; drift: the magnet drift_lookback candles ago; sweeps: one candle)
+        self.context = max(atr_period + 1, drift_lookback + 1) + 1
+        self.intensity_lookback = intensity_lookback
         self._tail: dict[str, np.ndarray] | None = None
+        self._near = np.zeros(0)
+        self._levels = list(self.engine._columns)
+        self._level_pos = {c: i for i, c in enumerate(self._levels)}
 
     @property
     def model(self) -> LiquidationModel:
         return self.engine.model
 
+    @property
+    def columns(self) -> list[str]:
+        """Names of the feature columns, in the order of :meth:`update_arrays`' output."""
+        return list(FEATURE_COLUMNS)
+
     def update_many(self, df: pd.DataFrame) -> pd.DataFrame:
         """Process new candles (newer than any seen); returns their feature rows."""
         if len(df) == 0:
             return pd.DataFrame(columns=list(FEATURE_COLUMNS), index=df.index, dtype=float)
-        new = {c: df[c].to_numpy(dtype=np.float64) for c in ("high", "low", "close")}
-        if len(df) <= 64:
-            # the engine's lean per-candle path (same values as update_many, bit for bit)
-            cols = self.engine._columns
-            records = df.to_dict("records")
-            if "date" not in df.columns:
-                for rec, idx in zip(records, df.index, strict=True):
-                    rec["date"] = idx
-            got = [self.engine.update(rec) for rec in records]
-            new.update({c: np.array([g[c] for g in got], dtype=np.float64) for c in cols})
-            level_cols = list(cols)
+        inp = prepare_inputs(df)  # the same checks and clear errors as the batch functions
+        values = {
+            "open": inp.open,
+            "high": inp.high,
+            "low": inp.low,
+            "close": inp.close,
+            "volume": inp.volume,
+            "open_interest": inp.oi,
+            "taker_buy_volume": inp.taker_buy,
+            "long_short_ratio": inp.ls_ratio,
+        }
+        rows = self.update_arrays(inp.dates, values)
+        return pd.DataFrame(rows, index=df.index, columns=list(FEATURE_COLUMNS))
+
+    def update_arrays(self, dates: np.ndarray, values: Mapping[str, np.ndarray]) -> np.ndarray:
+        """:meth:`update_many` on arrays, for callers that hold them already (a live bot):
+        ``dates`` as int64 nanoseconds UTC, ``values`` the engine's input columns (``open,
+        high, low, close, volume`` and the optional ones) as float arrays of the same length.
+        Returns a ``(len(dates), len(columns))`` float array."""
+        dates = np.asarray(dates, dtype=np.int64)
+        n = dates.shape[0]
+        width = len(FEATURE_COLUMNS)
+        if n == 0:
+            return np.zeros((0, width))
+        if n <= self._LEAN_ROWS:
+            # the engine's lean per-candle path (same values as a block, bit for bit)
+            names = list(values)
+            cols = [np.asarray(values[c], dtype=np.float64) for c in names]
+            levels = np.empty((n, len(self._levels)))
+            update = self.engine._update_row
+            for i in range(n):
+                rec: dict[str, Any] = {"date": int(dates[i])}
+                for name, col in zip(names, cols, strict=True):
+                    rec[name] = col[i]
+                levels[i] = update(rec)[: len(self._levels)]
         else:
-            levels = self.engine.update_many(df)
-            new.update({c: levels[c].to_numpy(dtype=np.float64) for c in levels.columns})
-            level_cols = list(levels.columns)
+            frame = pd.DataFrame(
+                {"date": pd.to_datetime(dates, utc=True), **{c: values[c] for c in values}}
+            )
+            levels = self.engine.update_many(frame)[self._levels].to_numpy(dtype=np.float64)
+        new = {c: np.asarray(values[c], dtype=np.float64) for c in ("high", "low", "close")}
+        for c, i in self._level_pos.items():
+            new[c] = levels[:, i]
         if self._tail is None:
             tail = new
         else:
             tail = {c: np.concatenate([self._tail[c], new[c]]) for c in new}
-        rows = len(df)
-        lv = {c: tail[c] for c in level_cols}
+        lv = {c: tail[c] for c in self._levels}
         out = _derive_arrays(
             tail["high"],
             tail["low"],
             tail["close"],
             dict(lv),
-            # a few new rows: rank only those; a large block: the vectorised path over the tail
-            rows=rows if rows <= 64 and rows < len(tail["close"]) else None,
+            rows=n,
+            near_prefix=self._near,
             **self._kwargs,
         )
-        feats = pd.DataFrame(
-            {c: (lv[c] if c in lv else out[c])[-rows:] for c in FEATURE_COLUMNS}, index=df.index
-        )
-        self._tail = {c: v[-self.tail_length :].copy() for c, v in tail.items()}
-        return feats
+        result = np.empty((n, width))
+        for j, c in enumerate(FEATURE_COLUMNS):
+            result[:, j] = (lv[c] if c in lv else out[c])[-n:]
+        self._tail = {c: v[-self.context :].copy() for c, v in tail.items()}
+        self._near = np.concatenate([self._near, out["_near"][-n:]])[-self.intensity_lookback :]
+        return result
 
     def update(self, candle: Mapping[str, Any]) -> dict[str, float]:
         """Process one closed candle; returns ``{column: value}``."""

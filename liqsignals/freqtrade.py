@@ -20,15 +20,18 @@ Only strategies import this module (``import liqsignals`` does not), so it impor
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from freqtrade.strategy import IStrategy
 
+from liqsignals.columns import FEATURE_COLUMNS
 from liqsignals.features import (
     DEFAULT_ATR_PERIOD,
     DEFAULT_DRIFT_LOOKBACK,
@@ -42,6 +45,7 @@ from liqsignals.model import LiquidationModel, load_margin_tiers, parse_duration
 __all__ = [
     "LiqStrategy",
     "LiqStreamStats",
+    "column_arrays",
     "liq_plot_config",
     "set_signals",
     "stake_factor",
@@ -109,25 +113,48 @@ def stake_factor(
     return float(factors.get(int(intensity_bucket), 1.0))
 
 
+def column_arrays(dataframe: pd.DataFrame, *names: str) -> SimpleNamespace:
+    """The named columns as float numpy arrays, as attributes: ``col = column_arrays(df, "rsi",
+    "volume")`` then ``col.rsi <= 30``. numpy expressions on these cost microseconds where the
+    same Series expressions cost tens of microseconds per operator, paid by a live bot on every
+    candle. A missing column raises ``KeyError`` naming it."""
+    missing = [n for n in names if n not in dataframe.columns]
+    if missing:
+        raise KeyError(f"dataframe has no column(s) {missing}")
+    return SimpleNamespace(**{n: dataframe[n].to_numpy(dtype=np.float64) for n in names})
+
+
 def set_signals(
     dataframe: pd.DataFrame,
-    long_cond: pd.Series,
-    short_cond: pd.Series,
+    long_cond: pd.Series | np.ndarray,
+    short_cond: pd.Series | np.ndarray,
     long_tag: str,
     short_tag: str,
 ) -> None:
-    """Write freqtrade's ``enter_long`` / ``enter_short`` / ``enter_tag`` columns, column by
-    column (with pandas 3 a multi-column ``.loc[mask, [a, b]] = (1, tag)`` costs milliseconds
-    per call, paid on every candle by a live bot). A candle meeting both conditions is tagged
-    long, as freqtrade would enter it long."""
-    longs = long_cond.fillna(False).to_numpy(dtype=bool)
-    shorts = short_cond.fillna(False).to_numpy(dtype=bool)
-    dataframe["enter_long"] = np.where(longs, 1, 0)
-    dataframe["enter_short"] = np.where(shorts, 1, 0)
+    """Write freqtrade's ``enter_long`` / ``enter_short`` / ``enter_tag`` columns from boolean
+    conditions (Series or arrays; NaN counts as false), column by column (with pandas 3 a
+    multi-column ``.loc[mask, [a, b]] = (1, tag)`` costs milliseconds per call, paid on every
+    candle by a live bot). A candle meeting both conditions is tagged long, as freqtrade would
+    enter it long."""
+    longs = _bool_array(long_cond, len(dataframe))
+    shorts = _bool_array(short_cond, len(dataframe))
+    dataframe["enter_long"] = longs.astype(np.int64)
+    dataframe["enter_short"] = shorts.astype(np.int64)
     tag = np.full(len(dataframe), None, dtype=object)
     tag[shorts] = short_tag
     tag[longs] = long_tag
     dataframe["enter_tag"] = pd.Series(tag, index=dataframe.index, dtype=object)
+
+
+def _bool_array(cond: pd.Series | np.ndarray, length: int) -> np.ndarray:
+    if isinstance(cond, pd.Series):
+        out = cond.fillna(False).to_numpy(dtype=bool)
+    else:
+        arr = np.asarray(cond)
+        out = arr.astype(bool) if arr.dtype == bool else np.nan_to_num(arr, nan=0.0) != 0
+    if out.shape != (length,):
+        raise ValueError(f"a signal condition has shape {out.shape}, the frame {length} rows")
+    return out
 
 
 def liq_plot_config(extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -194,6 +221,51 @@ class _PairCache:
     dates: np.ndarray  # int64 ns dates of the inputs last seen
     values: np.ndarray  # their engine input values, to detect rewritten history
     columns: tuple[str, ...]  # names of those values
+
+
+# the engine's input columns, in the order the live path reads them
+_ENGINE_INPUTS = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "open_interest",
+    "open_interest_value",
+    "taker_buy_volume",
+    "long_short_ratio",
+)
+
+
+@functools.cache
+def _feature_index() -> pd.Index:
+    return pd.Index(list(FEATURE_COLUMNS), dtype=object)
+
+
+@functools.cache
+def _tag_index(tags: tuple[str, ...]) -> pd.Index:
+    return pd.Index(list(tags), dtype=object)
+
+
+def _column_index(names: list[str]) -> pd.Index:
+    """The column labels of the ``liq_*`` block, built once (pandas takes ~0.1 ms to build an
+    index of ~40 strings, paid on every candle otherwise). Plain ``object`` labels: with them
+    the joined frame's column lookups cost about half of what pandas' default ``str`` labels
+    cost, on every column a strategy and freqtrade read or write afterwards."""
+    if tuple(names) == FEATURE_COLUMNS:
+        return _feature_index()
+    return pd.Index(names, dtype=object)
+
+
+def _ns_dates(dates: pd.Series) -> np.ndarray:
+    """int64 nanoseconds UTC of a date column (freqtrade's are tz-aware; naive means UTC)."""
+    if isinstance(dates.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dates):
+        values = dates.array
+    else:
+        values = pd.to_datetime(dates, utc=True).array
+    if values.isna().any():
+        raise ValueError("column 'date' has NaT")
+    return np.asarray(values.as_unit("ns").asi8, dtype=np.int64)
 
 
 def _unchanged_prefix(
@@ -338,34 +410,67 @@ class LiqStrategy(IStrategy):
     def liq_populate(self, dataframe: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
         """Add every ``liq_*`` column (and ``funding_rate`` when known) to ``dataframe``."""
         pair = metadata["pair"]
-        inputs = self._liq_market_data(dataframe, pair)
-        engine_inputs = (
-            inputs.drop(columns=["funding_rate"]) if "funding_rate" in inputs else inputs
-        )
         if self._liq_live():
-            feats = self._liq_incremental(pair, engine_inputs)
+            if self._liq_uses_market_data():
+                inputs = self._liq_market_data(dataframe, pair)
+                funding = inputs.pop("funding_rate") if "funding_rate" in inputs else None
+            else:
+                inputs, funding = dataframe, None  # candles alone: no copy needed
+            names, values = self._liq_incremental(pair, inputs, candles_only=inputs is dataframe)
         else:
-            feats = liquidation_features(
-                engine_inputs, self.liq_model(pair), **self._liq_feature_kwargs()
-            )
-        # one concat: inserting ~40 columns one by one costs pandas a copy of its column index
-        # each time, more than the engine update itself in a live bot
-        values = feats.set_axis(dataframe.index, axis=0)
-        present = [c for c in feats.columns if c in dataframe.columns]
-        dataframe = pd.concat(
-            [dataframe.drop(columns=present) if present else dataframe, values], axis=1
+            inputs = self._liq_market_data(dataframe, pair)
+            funding = inputs.pop("funding_rate") if "funding_rate" in inputs else None
+            feats = liquidation_features(inputs, self.liq_model(pair), **self._liq_feature_kwargs())
+            names, values = list(feats.columns), feats.to_numpy(dtype=np.float64)
+        # one block, one concat: inserting ~40 columns one by one costs pandas a copy of its
+        # column index each time, more than the engine update itself in a live bot
+        block = pd.DataFrame(
+            values, index=dataframe.index, columns=_column_index(names), copy=False
         )
-        if "funding_rate" in inputs:
-            dataframe["funding_rate"] = inputs["funding_rate"].to_numpy()
+        existing = set(dataframe.columns)
+        present = [c for c in names if c in existing]
+        parts = [dataframe.drop(columns=present) if present else dataframe, block]
+        # freqtrade writes "" to both tag columns before populate_entry_trend /
+        # populate_exit_trend; into an existing object column that costs a third of what
+        # creating the column costs, on every candle of a live bot
+        tags = [c for c in ("enter_tag", "exit_tag") if c not in existing]
+        if tags:
+            empty = np.full((len(dataframe), len(tags)), None, dtype=object)
+            parts.append(
+                pd.DataFrame(empty, index=dataframe.index, columns=_tag_index(tuple(tags)))
+            )
+        dataframe = pd.concat(parts, axis=1)
+        if dataframe.columns.dtype != object:
+            # pandas 3 labels columns with its Arrow-backed "str" dtype; every later lookup or
+            # insert by name (the strategy's and freqtrade's) costs about twice as much as with
+            # plain object labels
+            dataframe.columns = dataframe.columns.astype(object)
+        if funding is not None:
+            dataframe["funding_rate"] = funding.to_numpy()
         return dataframe
 
-    def _liq_incremental(self, pair: str, inputs: pd.DataFrame) -> pd.DataFrame:
+    def _liq_uses_market_data(self) -> bool:
+        """Whether a live bot looks up open interest / funding (see :meth:`informative_pairs`)."""
+        return bool(
+            self.liq_use_market_data
+            and getattr(self, "dp", None) is not None
+            and self._liq_live_market_data()
+        )
+
+    def _liq_incremental(
+        self, pair: str, inputs: pd.DataFrame, *, candles_only: bool = False
+    ) -> tuple[list[str], np.ndarray]:
         caches: dict[str, _PairCache] = self.__dict__.setdefault("_liq_caches", {})
         stats = self.__dict__.setdefault("_liq_stats", {}).setdefault(pair, LiqStreamStats())
         cache = caches.get(pair)
-        stamps = pd.DatetimeIndex(pd.to_datetime(inputs["date"], utc=True)).as_unit("ns").asi8
-        columns = tuple(c for c in inputs.columns if c != "date")
-        values = inputs[list(columns)].to_numpy(dtype="float64")
+        stamps = _ns_dates(inputs["date"])
+        # the strategy's own frame may hold columns of the same names: read the candles alone,
+        # as the backtest does
+        available = _ENGINE_INPUTS[:5] if candles_only else _ENGINE_INPUTS
+        columns = tuple(c for c in available if c in inputs.columns)
+        values = np.empty((len(inputs), len(columns)))
+        for j, c in enumerate(columns):
+            values[:, j] = inputs[c].to_numpy(dtype=np.float64)
         start = 0
         if cache is not None:
             start = _unchanged_prefix(cache, stamps, values, columns)
@@ -374,15 +479,8 @@ class LiqStrategy(IStrategy):
                 cache = None
         if cache is None:
             stream = FeatureStream(self.liq_model(pair), **self._liq_feature_kwargs())
-            feats = stream.update_many(inputs)
-            cache = _PairCache(
-                stream,
-                feats.to_numpy(dtype="float64"),
-                list(feats.columns),
-                stamps,
-                values,
-                columns,
-            )
+            feats = stream.update_arrays(stamps, {c: values[:, j] for j, c in enumerate(columns)})
+            cache = _PairCache(stream, feats, stream.columns, stamps, values, columns)
             caches[pair] = cache
             stats.rebuilds += 1
             stats.last_mode, stats.last_fed = "rebuild", len(inputs)
@@ -391,8 +489,10 @@ class LiqStrategy(IStrategy):
             # rows of the new frame the engine has seen: the last ``start`` rows it kept
             kept = cache.features[len(cache.features) - start :]
             if start < len(inputs):
-                added = cache.stream.update_many(inputs.iloc[start:])
-                cache.features = np.vstack([kept, added.to_numpy(dtype="float64")])
+                added = cache.stream.update_arrays(
+                    stamps[start:], {c: values[start:, j] for j, c in enumerate(columns)}
+                )
+                cache.features = np.concatenate([kept, added])
                 stats.updates += 1
                 stats.last_mode, stats.last_fed = "update", len(inputs) - start
                 logger.debug("liqsignals: %s engine fed %d new candle(s)", pair, stats.last_fed)
@@ -402,7 +502,8 @@ class LiqStrategy(IStrategy):
                 stats.last_mode, stats.last_fed = "unchanged", 0
         stats.candles_fed += stats.last_fed
         cache.dates, cache.values = stamps, values
-        return pd.DataFrame(cache.features, index=inputs.index, columns=cache.names)
+        # the caller's frame gets a copy: the cache must not change when the frame does
+        return cache.names, cache.features.copy()
 
     def liq_stream_stats(self, pair: str) -> LiqStreamStats | None:
         """Counters of the dry-run / live engine of ``pair`` (``None`` before its first call)."""

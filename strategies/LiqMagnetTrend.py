@@ -20,11 +20,18 @@ import math
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from freqtrade.persistence import Trade
 from freqtrade.strategy import DecimalParameter
 from pandas import DataFrame
 
-from liqsignals.freqtrade import LiqStrategy, liq_plot_config, set_signals, startup_candles
+from liqsignals.freqtrade import (
+    LiqStrategy,
+    column_arrays,
+    liq_plot_config,
+    set_signals,
+    startup_candles,
+)
 
 
 class LiqMagnetTrend(LiqStrategy):
@@ -62,33 +69,41 @@ class LiqMagnetTrend(LiqStrategy):
         return self.liq_populate(dataframe, metadata)
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        traded = dataframe["volume"] > 0
-        dist = dataframe["liq_magnet_dist_pct"]
-        imb = dataframe["liq_imbalance"]
-        funding = dataframe["funding_rate"] if "funding_rate" in dataframe else None
-        long_cond = (
-            traded
-            & (imb >= self.imbalance_min.value)
-            & (dataframe["liq_magnet_side"] == 1)
-            & dist.between(self.magnet_min_pct.value, self.magnet_max_pct.value)
-            & (dataframe["liq_gap_above_pct"] >= self.gap_share.value * dist)
-        )
-        short_cond = (
-            traded
-            & (imb <= -self.imbalance_min.value)
-            & (dataframe["liq_magnet_side"] == -1)
-            & (-dist).between(self.magnet_min_pct.value, self.magnet_max_pct.value)
-            & (dataframe["liq_gap_below_pct"] >= self.gap_share.value * -dist)
-        )
-        if funding is not None:
-            long_cond &= ~(funding > self.funding_max.value)
-            short_cond &= ~(funding < -self.funding_max.value)
+        # plain numpy on the columns (a live bot evaluates these on every candle)
+        col = column_arrays(dataframe, "volume", "liq_magnet_dist_pct", "liq_imbalance",
+                            "liq_magnet_side", "liq_gap_above_pct", "liq_gap_below_pct")  # fmt: skip
+        dist, imb = col.liq_magnet_dist_pct, col.liq_imbalance
+        lo, hi = self.magnet_min_pct.value, self.magnet_max_pct.value
+        with np.errstate(invalid="ignore"):
+            long_cond = (
+                (col.volume > 0)
+                & (imb >= self.imbalance_min.value)
+                & (col.liq_magnet_side == 1)
+                & (dist >= lo)
+                & (dist <= hi)
+                & (col.liq_gap_above_pct >= self.gap_share.value * dist)
+            )
+            short_cond = (
+                (col.volume > 0)
+                & (imb <= -self.imbalance_min.value)
+                & (col.liq_magnet_side == -1)
+                & (-dist >= lo)
+                & (-dist <= hi)
+                & (col.liq_gap_below_pct >= self.gap_share.value * -dist)
+            )
+            if "funding_rate" in dataframe.columns:
+                # crowded side: no longs on very positive funding, no shorts on very negative
+                funding = dataframe["funding_rate"].to_numpy(dtype=np.float64)
+                long_cond &= ~(funding > self.funding_max.value)
+                short_cond &= ~(funding < -self.funding_max.value)
         set_signals(dataframe, long_cond, short_cond, "magnet_up", "magnet_down")
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        dataframe.loc[dataframe["liq_imbalance"] <= -self.imbalance_min.value, "exit_long"] = 1
-        dataframe.loc[dataframe["liq_imbalance"] >= self.imbalance_min.value, "exit_short"] = 1
+        imb = dataframe["liq_imbalance"].to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            dataframe["exit_long"] = (imb <= -self.imbalance_min.value).astype(np.int64)
+            dataframe["exit_short"] = (imb >= self.imbalance_min.value).astype(np.int64)
         return dataframe
 
     def custom_stoploss(

@@ -86,7 +86,7 @@ def test_other_history_changes_rebuild(candles: pd.DataFrame, change: str) -> No
     inputs = strategy._liq_market_data(frame, PAIR).assign(
         **({"open_interest": 1.0} if change == "new column" else {})
     )
-    feats = strategy._liq_incremental(PAIR, inputs)
+    names, feats = strategy._liq_incremental(PAIR, inputs)
     stats = strategy.liq_stream_stats(PAIR)
     assert (stats.rebuilds, stats.last_mode) == (2, "rebuild"), change
-    assert len(feats) == len(frame)
+    assert feats.shape == (len(frame), len(names))

@@ -14,6 +14,14 @@ from synthetic import random_candles
 from liqsignals import COLUMNS, liquidation_features, merge_informative
 from liqsignals.features import FeatureStream, timeframe_to_timedelta
 
+
+@pytest.fixture(scope="module")
+def real_candles() -> pd.DataFrame:
+    from liqsignals import sample
+
+    return sample.load_candles("BTC/USDT:USDT", "15m").iloc[:3000].reset_index(drop=True)
+
+
 LOGB = math.log1p(10 / 10_000)  # default 10 bp bins
 # one 25x leverage, one entry per candle, no decay: every candle plants the same two bins
 PLANT = {
@@ -233,6 +241,50 @@ def test_stream_equals_batch(df, data):
     parts.append(pd.DataFrame(rows, index=df.index[cut:], columns=list(COLUMNS)))
     got = pd.concat([p for p in parts if len(p)]).astype(float)
     np.testing.assert_array_equal(got.to_numpy(), full.to_numpy())
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunks=st.lists(st.sampled_from([1, 2, 3, 64, 65, 300]), min_size=1, max_size=25))
+def test_stream_in_any_chunks_equals_batch_on_real_candles(chunks, real_candles):
+    """Default lookbacks on real candles, fed in blocks of any size (per-candle and block paths
+    of the engine, the intensity rank's loop and its vectorised form, across block edges)."""
+    df = real_candles
+    stream = FeatureStream(window="1d", symbol="BTC/USDT:USDT")
+    first = 700  # past the 1d window (96 candles) and the 500-candle intensity lookback
+    parts = [stream.update_many(df.iloc[:first])]
+    at = first
+    for size in chunks:
+        parts.append(stream.update_many(df.iloc[at : at + size]))
+        at += size
+    got = pd.concat(parts)
+    want = liquidation_features(df.iloc[:at], window="1d", symbol="BTC/USDT:USDT")
+    np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
+    # the state it keeps is bounded by the lookbacks, not by the history
+    assert all(len(v) <= stream.context for v in stream._tail.values())
+    assert len(stream._near) == stream.intensity_lookback
+
+
+def test_update_arrays_equals_update_many(real_candles):
+    df = real_candles.iloc[:400]
+    a = FeatureStream(window="1d")
+    b = FeatureStream(window="1d")
+    dates = df["date"].astype("datetime64[ns, UTC]").astype("int64").to_numpy()
+    values = {c: df[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}
+    for lo, hi in ((0, 200), (200, 201), (201, 205), (205, 400)):
+        want = a.update_many(df.iloc[lo:hi]).to_numpy()
+        got = b.update_arrays(dates[lo:hi], {c: v[lo:hi] for c, v in values.items()})
+        assert got.shape == (hi - lo, len(b.columns))
+        np.testing.assert_array_equal(got, want)
+
+
+def test_stream_rejects_bad_candles_with_a_clear_error(real_candles):
+    stream = FeatureStream(window="1d")
+    stream.update_many(real_candles.iloc[:10])
+    bad = real_candles.iloc[10:11].assign(close=np.nan)
+    with pytest.raises(ValueError, match="close"):
+        stream.update_many(bad)
+    with pytest.raises(ValueError, match="not newer"):
+        stream.update_many(real_candles.iloc[5:6])
 
 
 def test_no_backfill_in_warm_up():

@@ -111,6 +111,56 @@ def test_strategy_columns_on_sample_frame(tmp_path):
     assert out["liq_long_total"].iloc[7 * 96 :].notna().all()
 
 
+def test_sweep_reversal_signals_equal_a_plain_pandas_reference(tmp_path):
+    """The strategy's numpy conditions and compiled RSI / volume mean give the same entries as
+    the textbook pandas + ta formulation of its rules, written out here independently."""
+    import ta
+
+    strategy = load_strategy("LiqSweepReversal", tmp_path)
+    df = sample.load_candles("BTC/USDT:USDT", "15m").reset_index(drop=True)
+    meta = {"pair": "BTC/USDT:USDT"}
+    out = strategy.advise_entry(strategy.advise_indicators(df.copy(), meta), meta)
+    rsi = ta.momentum.RSIIndicator(close=out["close"], window=14).rsi()
+    loud = (out["volume"] > 0) & (
+        out["volume"] >= strategy.volume_factor.value * out["volume"].rolling(48).mean()
+    )
+    long_ref = (
+        loud
+        & (out["liq_sweep_long"] == 1)
+        & (rsi <= strategy.rsi_long_max.value)
+        & out["liq_short_cluster_price"].notna()
+    )
+    short_ref = (
+        loud
+        & (out["liq_sweep_short"] == 1)
+        & (rsi >= strategy.rsi_short_min.value)
+        & out["liq_long_cluster_price"].notna()
+    )
+    assert long_ref.sum() > 10 and short_ref.sum() > 10  # the comparison has signals to compare
+    np.testing.assert_array_equal(out["enter_long"].to_numpy(), long_ref.astype(int).to_numpy())
+    np.testing.assert_array_equal(out["enter_short"].to_numpy(), short_ref.astype(int).to_numpy())
+    tags = out["enter_tag"].to_numpy()
+    assert set(tags[long_ref.to_numpy()]) == {"sweep_long"}
+    assert set(tags[short_ref.to_numpy() & ~long_ref.to_numpy()]) == {"sweep_short"}
+
+
+def test_column_arrays_and_set_signals_with_arrays():
+    from liqsignals.freqtrade import column_arrays, set_signals
+
+    df = pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": [0, 1, 2]})
+    col = column_arrays(df, "a", "b")
+    assert col.b.dtype == np.float64
+    np.testing.assert_array_equal(col.a > 1, [False, False, True])
+    with pytest.raises(KeyError, match="'c'"):
+        column_arrays(df, "a", "c")
+    set_signals(df, np.array([1.0, np.nan, 0.0]), np.array([True, True, False]), "up", "down")
+    assert df["enter_long"].tolist() == [1, 0, 0]
+    assert df["enter_short"].tolist() == [1, 1, 0]
+    assert df["enter_tag"].tolist() == ["up", "down", None]
+    with pytest.raises(ValueError, match="shape"):
+        set_signals(df, np.array([True]), np.array([True, True, False]), "up", "down")
+
+
 # ----------------------------------------------------------------------------- live path
 def test_live_incremental_matches_batch(tmp_path):
     """In dry-run the mixin updates one engine per pair with new candles only; the columns equal
