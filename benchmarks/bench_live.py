@@ -14,6 +14,7 @@ bot's kline cache grows: a first frame of 3 x 499 candles, then one new candle a
   over the whole frame: what the bot would pay without the incremental path;
 * ``liq``: the ``liq_*`` columns alone, incremental (``LiqStrategy.liq_populate``);
 * ``rest``: median ``bot`` minus median ``liq``: RSI, rolling volume, signals and freqtrade's own handling;
+* ``floor``: ``bot`` for a strategy with no indicator and no signal: freqtrade's own share;
 * ``stream`` and ``engine``: inside ``liq``, :class:`~liqsignals.features.FeatureStream` fed the
   new candle as arrays (engine update plus the feature columns from its bounded tail) and the
   bare :class:`~liqsignals.LiquidationEngine` update.
@@ -37,7 +38,37 @@ FIRST_FRAME = 3 * 499  # freqtrade's first fetch for 1,182 startup candles on Bi
 KEEP = 499 + 1182  # freqtrade keeps ohlcv_candle_limit + startup_candle_count candles
 
 
-def load(live: bool, userdir: str, strategy: str = "LiqSweepReversal") -> Any:
+FLOOR_STRATEGY = '''
+from freqtrade.strategy import IStrategy
+
+
+class BenchFloor(IStrategy):
+    """No indicator, no signal: what freqtrade's own analysis step costs."""
+
+    INTERFACE_VERSION = 3
+    timeframe = "15m"
+    can_short = True
+    stoploss = -0.1
+    startup_candle_count = 1182
+
+    def populate_indicators(self, dataframe, metadata):
+        return dataframe
+
+    def populate_entry_trend(self, dataframe, metadata):
+        dataframe["enter_long"] = 0
+        dataframe["enter_short"] = 0
+        return dataframe
+
+    def populate_exit_trend(self, dataframe, metadata):
+        dataframe["exit_long"] = 0
+        dataframe["exit_short"] = 0
+        return dataframe
+'''
+
+
+def load(
+    live: bool, userdir: str, strategy: str = "LiqSweepReversal", path: Path | None = None
+) -> Any:
     from freqtrade.configuration import Configuration
     from freqtrade.data.dataprovider import DataProvider
     from freqtrade.enums import RunMode
@@ -50,7 +81,7 @@ def load(live: bool, userdir: str, strategy: str = "LiqSweepReversal") -> Any:
         "user_data_dir": userdir,
         "datadir": str(sample.datadir()),
         "strategy": strategy,
-        "strategy_path": str(ROOT / "strategies"),
+        "strategy_path": str(path or ROOT / "strategies"),
     }
     mode = RunMode.DRY_RUN if live else RunMode.BACKTEST
     config = Configuration(args, mode).get_config()
@@ -154,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
             stretch[: max(2, args.candles // 10) + 1],
         )
         stream_ms, engine_ms = _core(candles, stretch, live)
+        floor_dir = Path(userdir) / "floor"
+        floor_dir.mkdir()
+        (floor_dir / "BenchFloor.py").write_text(FLOOR_STRATEGY)
+        empty = load(True, userdir, "BenchFloor", floor_dir)
+        floor = timed(lambda df: empty._analyze_ticker_internal(df, meta), stretch)
     print(
         f"{args.pair} 15m, {args.strategy}, frames of {len(stretch[1])}..{len(stretch[-1])} "
         "candles (freqtrade's kline cache)"
@@ -163,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     rest = statistics.median(bot) - statistics.median(liq)
     print(f"{'rest':<6} median {rest:7.2f} ms   (bot median minus liq median)")
     print(summary("batch", batch))
+    print(summary("floor", floor))
     print(summary("stream", stream_ms))
     print(summary("engine", engine_ms))
     print(

@@ -336,6 +336,7 @@ class FeatureStream:
         self._near = np.zeros(0)
         self._levels = list(self.engine._columns)
         self._level_pos = {c: i for i, c in enumerate(self._levels)}
+        self._failed: str | None = None
 
     @property
     def model(self) -> LiquidationModel:
@@ -368,12 +369,28 @@ class FeatureStream:
         """:meth:`update_many` on arrays, for callers that hold them already (a live bot):
         ``dates`` as int64 nanoseconds UTC, ``values`` the engine's input columns (``open,
         high, low, close, volume`` and the optional ones) as float arrays of the same length.
-        Returns a ``(len(dates), len(columns))`` float array."""
+        Returns a ``(len(dates), len(columns))`` float array. An invalid candle raises
+        ``ValueError`` naming the problem; the stream is then spent (the engine may have taken
+        the candles before it) and says so on the next call."""
+        if self._failed is not None:
+            raise RuntimeError(
+                f"this FeatureStream stopped at an invalid candle ({self._failed}); "
+                "build a new one from valid history"
+            )
         dates = np.asarray(dates, dtype=np.int64)
         n = dates.shape[0]
-        width = len(FEATURE_COLUMNS)
         if n == 0:
-            return np.zeros((0, width))
+            return np.zeros((0, len(FEATURE_COLUMNS)))
+        try:
+            return self._advance(dates, values)
+        except Exception as exc:
+            # the engine may have taken some of the candles: the tail no longer matches it
+            self._failed = str(exc)
+            raise
+
+    def _advance(self, dates: np.ndarray, values: Mapping[str, np.ndarray]) -> np.ndarray:
+        n = dates.shape[0]
+        width = len(FEATURE_COLUMNS)
         if n <= self._LEAN_ROWS:
             # the engine's lean per-candle path (same values as a block, bit for bit)
             names = list(values)

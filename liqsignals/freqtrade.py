@@ -257,15 +257,19 @@ def _column_index(names: list[str]) -> pd.Index:
     return pd.Index(names, dtype=object)
 
 
+_NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
 def _ns_dates(dates: pd.Series) -> np.ndarray:
     """int64 nanoseconds UTC of a date column (freqtrade's are tz-aware; naive means UTC)."""
-    if isinstance(dates.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dates):
-        values = dates.array
-    else:
-        values = pd.to_datetime(dates, utc=True).array
-    if values.isna().any():
+    if not (isinstance(dates.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dates)):
+        dates = pd.to_datetime(dates, utc=True)
+    values = dates.array
+    raw = np.asarray(values.asi8, dtype=np.int64)
+    if raw.shape[0] and raw.min() == np.iinfo(np.int64).min:  # NaT
         raise ValueError("column 'date' has NaT")
-    return np.asarray(values.as_unit("ns").asi8, dtype=np.int64)
+    # the unit's integer scale, without pandas' per-call conversion machinery
+    return raw * _NS_PER_UNIT[values.unit]
 
 
 def _unchanged_prefix(
@@ -478,6 +482,7 @@ class LiqStrategy(IStrategy):
                 logger.info("liqsignals: history of %s changed, rebuilding its engine", pair)
                 cache = None
         if cache is None:
+            caches.pop(pair, None)
             stream = FeatureStream(self.liq_model(pair), **self._liq_feature_kwargs())
             feats = stream.update_arrays(stamps, {c: values[:, j] for j, c in enumerate(columns)})
             cache = _PairCache(stream, feats, stream.columns, stamps, values, columns)
@@ -489,9 +494,14 @@ class LiqStrategy(IStrategy):
             # rows of the new frame the engine has seen: the last ``start`` rows it kept
             kept = cache.features[len(cache.features) - start :]
             if start < len(inputs):
-                added = cache.stream.update_arrays(
-                    stamps[start:], {c: values[start:, j] for j, c in enumerate(columns)}
-                )
+                try:
+                    added = cache.stream.update_arrays(
+                        stamps[start:], {c: values[start:, j] for j, c in enumerate(columns)}
+                    )
+                except Exception:
+                    # an invalid new candle: the next analysis rebuilds from its whole frame
+                    caches.pop(pair, None)
+                    raise
                 cache.features = np.concatenate([kept, added])
                 stats.updates += 1
                 stats.last_mode, stats.last_fed = "update", len(inputs) - start

@@ -106,6 +106,12 @@ class LiqSweepReversal(LiqStrategy):
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        # no exit signal (the magnet target is custom_exit); the columns are written anyway:
+        # without them freqtrade copies the whole frame on every candle to rename a legacy
+        # "sell" column
+        no_exit = np.zeros(len(dataframe), dtype=np.int64)
+        dataframe["exit_long"] = no_exit
+        dataframe["exit_short"] = no_exit
         return dataframe
 
     # ------------------------------------------------------------------ stops and targets

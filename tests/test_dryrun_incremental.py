@@ -90,3 +90,29 @@ def test_other_history_changes_rebuild(candles: pd.DataFrame, change: str) -> No
     stats = strategy.liq_stream_stats(PAIR)
     assert (stats.rebuilds, stats.last_mode) == (2, "rebuild"), change
     assert feats.shape == (len(frame), len(names))
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_dates_of_any_resolution_and_naive_dates_are_read_as_utc_nanoseconds(unit: str) -> None:
+    from liqsignals.freqtrade import _ns_dates
+
+    aware = pd.date_range("2024-01-01", periods=4, freq="15min", tz="UTC").as_unit(unit)
+    want = np.array([1704067200 + 900 * i for i in range(4)], dtype=np.int64) * 10**9
+    np.testing.assert_array_equal(_ns_dates(pd.Series(aware)), want)
+    np.testing.assert_array_equal(_ns_dates(pd.Series(aware.tz_localize(None))), want)
+    with pytest.raises(ValueError, match="NaT"):
+        _ns_dates(pd.Series([aware[0], pd.NaT]))
+
+
+def test_an_invalid_new_candle_raises_and_the_next_frame_rebuilds(candles: pd.DataFrame) -> None:
+    strategy = load_strategy(live=True)
+    strategy.populate_indicators(candles.iloc[:LIVE_FRAME].copy(), META)
+    bad = candles.iloc[: LIVE_FRAME + 1].copy()
+    bad.loc[LIVE_FRAME, "close"] = np.nan
+    with pytest.raises(ValueError, match="close"):
+        strategy.populate_indicators(bad, META)
+    # freqtrade logs the error and carries on; the next frame (the candle corrected) rebuilds
+    out = strategy.populate_indicators(candles.iloc[: LIVE_FRAME + 2].copy(), META)
+    stats = strategy.liq_stream_stats(PAIR)
+    assert (stats.rebuilds, stats.last_mode) == (2, "rebuild")
+    np.testing.assert_array_equal(liq(out), batch(candles.iloc[: LIVE_FRAME + 2]))

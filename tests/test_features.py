@@ -283,8 +283,24 @@ def test_stream_rejects_bad_candles_with_a_clear_error(real_candles):
     bad = real_candles.iloc[10:11].assign(close=np.nan)
     with pytest.raises(ValueError, match="close"):
         stream.update_many(bad)
+    # checked before the engine saw anything: the stream goes on
+    assert stream.update_many(real_candles.iloc[10:11]).shape == (1, len(stream.columns))
+    # arrays are checked candle by candle as the engine takes them: after a bad one the
+    # stream says it is spent
+    dates = real_candles["date"].astype("datetime64[ns, UTC]").astype("int64").to_numpy()
+    values = {
+        c: real_candles[c].to_numpy()[11:13].copy()
+        for c in ("open", "high", "low", "close", "volume")
+    }
+    values["close"][1] = np.nan
+    with pytest.raises(ValueError, match="close"):
+        stream.update_arrays(dates[11:13], values)
+    with pytest.raises(RuntimeError, match="build a new one"):
+        stream.update_many(real_candles.iloc[13:14])
+    fresh = FeatureStream(window="1d")
+    fresh.update_many(real_candles.iloc[:10])
     with pytest.raises(ValueError, match="not newer"):
-        stream.update_many(real_candles.iloc[5:6])
+        fresh.update_many(real_candles.iloc[5:6])
 
 
 def test_no_backfill_in_warm_up():
