@@ -87,6 +87,16 @@ def _intensity(near: np.ndarray, lookback: int, rows: int | None) -> np.ndarray:
     return inten
 
 
+def _check_lookbacks(atr_period: Any, intensity_lookback: Any, drift_lookback: Any) -> None:
+    for name, value in (
+        ("atr_period", atr_period),
+        ("intensity_lookback", intensity_lookback),
+        ("drift_lookback", drift_lookback),
+    ):
+        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 def _derive_arrays(
     high: np.ndarray,
     low: np.ndarray,
@@ -106,13 +116,7 @@ def _derive_arrays(
     ``liq_intensity`` / its bucket are then NaN). ``near_prefix``: the ``_near`` values of the
     candles before those last ``rows`` rows (a stream keeps them), so the arrays themselves only
     need to reach back as far as the short lookbacks (ATR, drift, previous candle)."""
-    for name, value in (
-        ("atr_period", atr_period),
-        ("intensity_lookback", intensity_lookback),
-        ("drift_lookback", drift_lookback),
-    ):
-        if not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    _check_lookbacks(atr_period, intensity_lookback, drift_lookback)
     out: dict[str, np.ndarray] = {}
     warm = np.isnan(lv["liq_long_total"])
 
@@ -322,6 +326,7 @@ class FeatureStream:
     ) -> None:
         from liqsignals.engine import LiquidationEngine
 
+        _check_lookbacks(atr_period, intensity_lookback, drift_lookback)
         self.engine = LiquidationEngine(_model_from(model, params))
         self._kwargs = {
             "atr_period": atr_period,

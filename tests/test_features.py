@@ -367,3 +367,20 @@ def test_real_data_plausibility(pair):
     assert imb.std() > 0.05 and imb.between(-1, 1).all()
     # all four intensity buckets occur
     assert set(f["liq_intensity_bucket"].dropna().unique()) == {0.0, 1.0, 2.0, 3.0}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"atr_period": 0},
+        {"intensity_lookback": "500"},
+        {"drift_lookback": True},
+        {"atr_period": 2.5},
+    ],
+)
+def test_lookbacks_must_be_positive_ints(kwargs):
+    df = random_candles(3, 60)
+    with pytest.raises(ValueError, match="must be a positive int"):
+        liquidation_features(df, window="12h", **kwargs)
+    with pytest.raises(ValueError, match="must be a positive int"):
+        FeatureStream(window="12h", **kwargs)
