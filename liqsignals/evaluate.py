@@ -48,7 +48,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from liqsignals.engine import LiquidationEngine, _model_from, prepare_inputs
+from liqsignals.engine import LiquidationEngine, _model_from
+from liqsignals.inputs import prepare_inputs
 from liqsignals.features import liquidation_features, timeframe_to_timedelta
 from liqsignals.model import LiquidationModel, parse_duration
 

@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from liqsignals.columns import FEATURE_COLUMNS, rename_prefix
-from liqsignals.engine import _model_from, liquidation_levels, prepare_inputs
+from liqsignals.engine import _model_from, liquidation_levels
+from liqsignals.inputs import prepare_inputs
 from liqsignals.model import LiquidationModel, timeframe_to_timedelta
 
 __all__ = [

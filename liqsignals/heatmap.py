@@ -43,7 +43,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from liqsignals.engine import LiquidationEngine, LiquidationMap, prepare_inputs
+from liqsignals.engine import LiquidationEngine, LiquidationMap
+from liqsignals.inputs import prepare_inputs
 from liqsignals.model import LiquidationModel
 
 __all__ = [
