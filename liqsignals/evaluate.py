@@ -49,8 +49,8 @@ import numpy as np
 import pandas as pd
 
 from liqsignals.engine import LiquidationEngine, _model_from
-from liqsignals.inputs import prepare_inputs
 from liqsignals.features import liquidation_features, timeframe_to_timedelta
+from liqsignals.inputs import prepare_inputs
 from liqsignals.model import LiquidationModel, parse_duration
 
 __all__ = [

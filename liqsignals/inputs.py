@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["REQUIRED_COLUMNS", "Inputs", "SingleBuffers", "prepare_inputs", "single_inputs", "to_ns"]
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "Inputs",
+    "SingleBuffers",
+    "prepare_inputs",
+    "single_inputs",
+    "to_ns",
+]
 
 REQUIRED_COLUMNS = ("date", "open", "high", "low", "close", "volume")
 

@@ -35,13 +35,13 @@ import numpy as np
 import pandas as pd
 
 from liqsignals.engine import LiquidationEngine, _model_from
-from liqsignals.inputs import prepare_inputs
 from liqsignals.features import (
     DEFAULT_ATR_PERIOD,
     DEFAULT_DRIFT_LOOKBACK,
     DEFAULT_INTENSITY_LOOKBACK,
     derive_features,
 )
+from liqsignals.inputs import prepare_inputs
 from liqsignals.model import LiquidationModel
 
 __all__ = [
