@@ -51,7 +51,7 @@ import pandas as pd
 
 from liqsignals.columns import LEVEL_COLUMNS
 from liqsignals.inputs import Inputs, SingleBuffers, prepare_inputs, single_inputs
-from liqsignals.model import LiquidationModel
+from liqsignals.model import LiquidationModel, resolve_model
 
 __all__ = ["LiquidationEngine", "LiquidationMap", "liquidation_levels", "prepare_inputs"]
 
@@ -66,14 +66,6 @@ def _kernels() -> Any:
 
 
 # ----------------------------------------------------------------------------- the engine
-def _model_from(model: LiquidationModel | None, params: Mapping[str, Any]) -> LiquidationModel:
-    if model is None:
-        return LiquidationModel(**params)
-    if not isinstance(model, LiquidationModel):
-        raise ValueError(f"model must be a LiquidationModel, got {type(model).__name__}")
-    return model.replace(**params) if params else model
-
-
 @dataclass
 class LiquidationMap:
     """Estimated liquidation mass per price bin at one instant (see :meth:`snapshot`).
@@ -114,7 +106,7 @@ class LiquidationEngine:
         _factors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
         **params: Any,
     ) -> None:
-        self.model = _model_from(model, params)
+        self.model = resolve_model(model, params)
         self.summaries = summaries
         # _factors: liquidation-price factors and weights of a leverage mix other than the
         # model's own (several exchanges, each with its own margin tiers: liqsignals.multi)
@@ -536,5 +528,5 @@ def liquidation_levels(
     >>> levels = liquidation_levels(candles, window="1w")               # doctest: +SKIP
     >>> levels[["liq_long_liquidated", "liq_short_liquidated"]].sum()   # doctest: +SKIP
     """
-    engine = LiquidationEngine(_model_from(model, params))
+    engine = LiquidationEngine(resolve_model(model, params))
     return engine.update_many(df)

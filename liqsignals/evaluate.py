@@ -48,10 +48,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from liqsignals.engine import LiquidationEngine, _model_from
+from liqsignals.engine import LiquidationEngine
 from liqsignals.features import liquidation_features, timeframe_to_timedelta
 from liqsignals.inputs import prepare_inputs
-from liqsignals.model import LiquidationModel, parse_duration
+from liqsignals.model import LiquidationModel, parse_duration, resolve_model
 
 __all__ = [
     "DISTANCE_EDGES",
@@ -275,7 +275,7 @@ def magnet_samples(
         raise ValueError(f"step must be >= 1, got {step!r}")
     prepare_inputs(candles)
     if features is None:
-        features = liquidation_features(candles, _model_from(model, params))
+        features = liquidation_features(candles, resolve_model(model, params))
     missing = [c for c in _FEATURES_NEEDED if c not in features.columns]
     if missing:
         raise ValueError(
@@ -576,7 +576,7 @@ def magnet_test(
     ``lift_ci_low``, ``lift_ci_high``, ``lift_vs_mirror`` (ratios), ``horizon``, ``step``,
     ``block`` (candles), ``band_pct`` (%), ``rule``, ``window``.
     """
-    m = _model_from(model, params)
+    m = resolve_model(model, params)
     step = max(1, int(horizon) // 4) if step is None else int(step)
     tf = _candle_spacing(_dates(candles))
     if block is None:
@@ -655,7 +655,7 @@ def magnet_study(
     """
     if not frames:
         raise ValueError("no candle frames given")
-    base = _model_from(model, {})
+    base = resolve_model(model, {})
     main_window = base.to_dict()["window"]
     tfs = {p: _candle_spacing(_dates(df)) for p, df in frames.items()}
     tf = next(iter(tfs.values()))
@@ -911,7 +911,7 @@ def realised_bars(
     if real.empty:
         raise ValueError(f"no realised bar between {start} and {stop}")
     if estimates is None:
-        engine = LiquidationEngine(_model_from(model, params), summaries=False)
+        engine = LiquidationEngine(resolve_model(model, params), summaries=False)
         estimates = engine.update_many(candles)
     est_l = estimates["liq_long_liquidated"].to_numpy(dtype=np.float64)
     est_s = estimates["liq_short_liquidated"].to_numpy(dtype=np.float64)

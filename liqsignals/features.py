@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from liqsignals.columns import FEATURE_COLUMNS, rename_prefix
-from liqsignals.engine import _model_from, liquidation_levels
+from liqsignals.engine import liquidation_levels
 from liqsignals.inputs import prepare_inputs
-from liqsignals.model import LiquidationModel, timeframe_to_timedelta
+from liqsignals.model import LiquidationModel, resolve_model, timeframe_to_timedelta
 
 __all__ = [
     "FeatureStream",
@@ -284,7 +284,7 @@ def liquidation_features(
     >>> feats = liquidation_features(candles, window="1w", symbol="BTC/USDT:USDT")  # doctest: +SKIP
     >>> feats[["liq_imbalance", "liq_magnet_price", "liq_sweep_long"]].tail()       # doctest: +SKIP
     """
-    base = _model_from(model, params)
+    base = resolve_model(model, params)
     wmap = _window_map(windows)
     prepare_inputs(df)  # validate once, with a clear error, before any work
     kwargs = {
@@ -328,7 +328,7 @@ class FeatureStream:
         from liqsignals.engine import LiquidationEngine
 
         _check_lookbacks(atr_period, intensity_lookback, drift_lookback)
-        self.engine = LiquidationEngine(_model_from(model, params))
+        self.engine = LiquidationEngine(resolve_model(model, params))
         self._kwargs = {
             "atr_period": atr_period,
             "intensity_lookback": intensity_lookback,

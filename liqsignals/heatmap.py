@@ -45,7 +45,7 @@ import pandas as pd
 
 from liqsignals.engine import LiquidationEngine, LiquidationMap
 from liqsignals.inputs import prepare_inputs
-from liqsignals.model import LiquidationModel
+from liqsignals.model import LiquidationModel, resolve_model
 
 __all__ = [
     "MODES",
@@ -74,14 +74,6 @@ Progress = Callable[[int, int], Any]
 
 
 # ----------------------------------------------------------------------------- helpers
-def _model(model: LiquidationModel | None, params: dict[str, Any]) -> LiquidationModel:
-    if model is None:
-        return LiquidationModel(**params)
-    if not isinstance(model, LiquidationModel):
-        raise ValueError(f"model must be a LiquidationModel, got {type(model).__name__}")
-    return model.replace(**params) if params else model
-
-
 def _ns(value: Any, name: str) -> int:
     try:
         ts = pd.Timestamp(value)
@@ -394,7 +386,7 @@ def liquidation_heatmap(
         (n_times x n_bins, quote notional), ``open``/``high``/``low``/``close`` per column,
         ``model``, ``k_lo``, ``bins_per_row``, ``every``. ``combined`` is ``long + short``.
     """
-    m = _model(model, params)
+    m = resolve_model(model, params)
     if not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive int, got {every!r}")
     inp = prepare_inputs(df)
@@ -568,7 +560,7 @@ def liquidation_map(
         ``long`` / ``short`` (estimated quote notional liquidated if price reaches the bin; longs
         sit below price, shorts above), ``bin_bp``.
     """
-    m = _model(model, params)
+    m = resolve_model(model, params)
     inp = prepare_inputs(df)
     if len(inp) == 0:
         raise ValueError("no candles")

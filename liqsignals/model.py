@@ -25,7 +25,7 @@ import dataclasses
 import importlib.util
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +42,7 @@ __all__ = [
     "liquidation_price",
     "load_margin_tiers",
     "parse_duration",
+    "resolve_model",
     "timeframe_to_timedelta",
 ]
 
@@ -486,3 +487,13 @@ def _format_duration(td: pd.Timedelta) -> str:
             return name
     hours = td / pd.Timedelta(hours=1)
     return f"{hours:g}h"
+
+
+def resolve_model(model: LiquidationModel | None, params: Mapping[str, Any]) -> LiquidationModel:
+    """The model a function was asked for: ``model`` (default: a default model) with ``params``
+    overriding its fields. A ``model`` that is not a :class:`LiquidationModel` is a ValueError."""
+    if model is None:
+        return LiquidationModel(**params)
+    if not isinstance(model, LiquidationModel):
+        raise ValueError(f"model must be a LiquidationModel, got {type(model).__name__}")
+    return model.replace(**params) if params else model

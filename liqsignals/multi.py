@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from liqsignals.engine import LiquidationEngine, _model_from
+from liqsignals.engine import LiquidationEngine
 from liqsignals.features import (
     DEFAULT_ATR_PERIOD,
     DEFAULT_DRIFT_LOOKBACK,
@@ -42,7 +42,7 @@ from liqsignals.features import (
     derive_features,
 )
 from liqsignals.inputs import prepare_inputs
-from liqsignals.model import LiquidationModel
+from liqsignals.model import LiquidationModel, resolve_model
 
 __all__ = [
     "CombinedInputs",
@@ -116,7 +116,7 @@ def combine_exchanges(
     exchanges : the exchange filter (default: all of ``frames``).
     reference : the exchange whose candles give prices and dates (default: the first selected).
     """
-    base = _model_from(model, params)
+    base = resolve_model(model, params)
     names, ref = _select(frames, exchanges, reference)
     for name in names:
         prepare_inputs(frames[name])  # the same validation and errors as a single frame
@@ -214,7 +214,7 @@ def liquidation_levels_multi(
 ) -> pd.DataFrame:
     """:func:`liqsignals.liquidation_levels` for several exchanges' combined book; rows follow
     the reference exchange's candles."""
-    base = _model_from(model, params)
+    base = resolve_model(model, params)
     combined = combine_exchanges(
         frames, base, models=models, exchanges=exchanges, reference=reference
     )
@@ -236,7 +236,7 @@ def liquidation_features_multi(
     **params: Any,
 ) -> pd.DataFrame:
     """All ``liq_*`` columns for several exchanges' combined book (prices: the reference's)."""
-    base = _model_from(model, params)
+    base = resolve_model(model, params)
     combined = combine_exchanges(
         frames, base, models=models, exchanges=exchanges, reference=reference
     )
