@@ -4,7 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint format bench backtest clean
+CORE_VENV ?= .venv-core
+
+.PHONY: venv test lint format bench backtest clean core-check
 
 venv: $(STAMP)
 
@@ -14,8 +16,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-## test: lint, type-check, then the whole pytest suite (what CI runs)
-test: venv lint
+## test: lint, type-check, the core-install check, then the whole pytest suite (what CI runs)
+test: venv lint core-check
 	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 lint: venv
@@ -27,6 +29,15 @@ format: venv
 	$(VENV)/bin/ruff check --fix liqsignals strategies tests benchmarks
 	$(VENV)/bin/ruff format liqsignals strategies tests benchmarks
 
+## core-check: a venv with the core install only (no extras): the indicator API works without
+## freqtrade, ccxt, matplotlib or plotly, and the golden output hashes hold there too
+core-check:
+	test -x $(CORE_VENV)/bin/python || $(PYTHON) -m venv $(CORE_VENV)
+	$(CORE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CORE_VENV)/bin/python -m pip install --quiet --force-reinstall --no-deps . && $(CORE_VENV)/bin/python -m pip install --quiet . pytest
+	cd tests && ../$(CORE_VENV)/bin/python core_install_check.py
+	$(CORE_VENV)/bin/pytest -q -p no:cacheprovider tests/test_golden.py
+
 ## bench: speed figures (not part of the tests)
 bench: venv
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
@@ -37,4 +48,4 @@ backtest: venv
 	$(PY) -m liqsignals.mainjob
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CORE_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -32,7 +32,14 @@ _EXPORTS: dict[str, str] = {
     "merge_informative": "liqsignals.features",
     "COLUMNS": "liqsignals.columns",
 }
-_SUBMODULES = {"sample", "data", "evaluate", "columns", "model", "engine", "features", "heatmap"}
+
+
+def _submodules() -> set[str]:
+    """Every public module and subpackage of liqsignals (imported on first attribute access)."""
+    import pkgutil
+
+    return {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
@@ -42,7 +49,7 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value
         return value
-    if name in _SUBMODULES:
+    if not name.startswith("_") and name in _submodules():
         module = importlib.import_module(f"liqsignals.{name}")
         globals()[name] = module
         return module
@@ -50,4 +57,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(__all__) | _SUBMODULES)
+    return sorted(set(__all__) | _submodules())

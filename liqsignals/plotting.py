@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from liqsignals.extras import require
 from liqsignals.heatmap import (
     MODES,
     Heatmap,
@@ -43,6 +44,10 @@ from liqsignals.heatmap import (
     map_buckets,
     top_clusters,
 )
+
+# pictures need the plot extra: a clear ImportError naming it, at import time
+require("matplotlib", "PNG pictures")
+require("plotly", "interactive HTML pictures")
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.colors import Colormap, Normalize

@@ -6,7 +6,7 @@ keeping each file's column layout and dtypes as they are in the source.
 
 Run from the repository root::
 
-    python -m liqsignals.data.make_sample --source ../shared/data/binance
+    python scripts/make_sample.py --source ../shared/data/binance
 
 ``--source`` is a freqtrade datadir for Binance USDT-M futures (it contains ``futures/``).
 """
@@ -30,7 +30,7 @@ SLICES: dict[tuple[str, str], tuple[str, str]] = {
     ("1h", "funding_rate"): ("2024-06-01", "2025-05-31"),
 }
 
-_DEFAULT_TARGET = Path(__file__).resolve().parent.parent / "sample_data" / "binance"
+_DEFAULT_TARGET = Path(__file__).resolve().parent.parent / "liqsignals" / "sample_data" / "binance"
 
 
 def slice_file(source: Path, target: Path, first_day: str, last_day: str) -> int:

@@ -1,0 +1,56 @@
+"""Optional dependencies: a missing extra is an ImportError that says what to install.
+
+The core install (``pip install liqsignals``) gives the indicator API with numpy, pandas, numba
+and pyarrow. The rest comes with extras:
+
+========== ================================================== ==========================
+extra      gives                                              brings
+========== ================================================== ==========================
+freqtrade  strategies, the strategy glue, offline freqtrade   freqtrade[hyperopt,plot]
+data       downloads, collectors                              ccxt, tqdm
+plot       PNG and HTML pictures                              matplotlib, plotly, tqdm
+evaluate   the evaluation's learners and statistics           scikit-learn, scipy
+all        every extra above
+========== ================================================== ==========================
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+__all__ = ["EXTRAS", "require"]
+
+#: module -> the extra that installs it
+EXTRAS: dict[str, str] = {
+    "freqtrade": "freqtrade",
+    "ccxt": "data",
+    "tqdm": "data",
+    "matplotlib": "plot",
+    "plotly": "plot",
+    "sklearn": "evaluate",
+    "scipy": "evaluate",
+    "ray": "ray",
+}
+
+
+def require(module: str, what: str | None = None) -> ModuleType:
+    """Import ``module``; when it is missing, raise an ImportError naming the extra to install.
+
+    >>> require("numpy").__name__
+    'numpy'
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        top = module.split(".")[0]
+        if exc.name is not None and exc.name.split(".")[0] != top:
+            raise  # the module exists but one of its own imports failed
+        extra = EXTRAS.get(top)
+        if extra is None:
+            raise
+        purpose = f" for {what}" if what else ""
+        raise ImportError(
+            f"{module} is needed{purpose} but is not installed; "
+            f"install it with: pip install 'liqsignals[{extra}]'"
+        ) from exc
