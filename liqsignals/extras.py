@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["EXTRAS", "require"]
+__all__ = ["EXTRAS", "ensure", "require"]
 
 #: module -> the extra that installs it
 EXTRAS: dict[str, str] = {
@@ -54,3 +54,16 @@ def require(module: str, what: str | None = None) -> ModuleType:
             f"{module} is needed{purpose} but is not installed; "
             f"install it with: pip install 'liqsignals[{extra}]'"
         ) from exc
+
+
+def ensure(module: str, what: str | None = None) -> None:
+    """Check that ``module`` is installed without importing it (modules that import their heavy
+    dependencies lazily call this at import time); raise like :func:`require` when it is not."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        require(module, what)  # raises the ImportError naming the extra

@@ -329,6 +329,16 @@ def _interval_ohlc(
     return o, h, lo, c
 
 
+#: the view options of :func:`liquidation_heatmap` (price window, resolution) and their defaults;
+#: every other keyword is a model parameter
+VIEW_OPTIONS: dict[str, Any] = {
+    "price_range": None,
+    "margin": 0.15,
+    "max_bins": None,
+    "max_times": None,
+}
+
+
 def liquidation_heatmap(
     df: pd.DataFrame,
     model: LiquidationModel | None = None,
@@ -336,12 +346,8 @@ def liquidation_heatmap(
     start: Any = None,
     end: Any = None,
     every: int = 1,
-    price_range: tuple[float, float] | None = None,
-    max_bins: int | None = None,
-    max_times: int | None = None,
     times: Sequence[Any] | pd.DatetimeIndex | None = None,
     like: Heatmap | None = None,
-    margin: float = 0.15,
     progress: Progress | None = None,
     **params: Any,
 ) -> Heatmap:
@@ -386,6 +392,7 @@ def liquidation_heatmap(
         (n_times x n_bins, quote notional), ``open``/``high``/``low``/``close`` per column,
         ``model``, ``k_lo``, ``bins_per_row``, ``every``. ``combined`` is ``long + short``.
     """
+    price_range, margin, max_bins, max_times = (params.pop(k, v) for k, v in VIEW_OPTIONS.items())
     m = resolve_model(model, params)
     if not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive int, got {every!r}")

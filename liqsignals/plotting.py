@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from liqsignals.extras import require
+from liqsignals.extras import ensure
+from liqsignals.fileio import atomic_path
 from liqsignals.heatmap import (
     MODES,
     Heatmap,
@@ -46,8 +47,8 @@ from liqsignals.heatmap import (
 )
 
 # pictures need the plot extra: a clear ImportError naming it, at import time
-require("matplotlib", "PNG pictures")
-require("plotly", "interactive HTML pictures")
+ensure("matplotlib", "PNG pictures")
+ensure("plotly", "interactive HTML pictures")
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.colors import Colormap, Normalize
@@ -243,7 +244,8 @@ def _save_png(fig: Figure, path: Path) -> Path:
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     rgba = np.asarray(canvas.buffer_rgba())
-    Image.fromarray(np.ascontiguousarray(rgba[..., :3])).save(path, format="PNG", optimize=True)
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(rgba[..., :3])).save(tmp, format="PNG", optimize=True)
     return path
 
 
@@ -359,20 +361,45 @@ def _heatmap_title(hm: Heatmap, mode: str) -> str:
     return f"{head}  estimated liquidation heatmap ({side})".strip()
 
 
+#: picture options and their defaults (PNG); ``**options`` of the drawing functions
+PNG_OPTIONS: dict[str, Any] = {
+    "colors": "default",
+    "scale": "sqrt",
+    "clip_pct": 99.5,
+    "candles": True,
+    "max_candles": 240,
+    "width": 1600,
+    "height": 900,
+    "dpi": 100,
+}
+#: the same for interactive HTML
+HTML_OPTIONS: dict[str, Any] = {
+    "colors": "default",
+    "scale": "sqrt",
+    "clip_pct": 99.5,
+    "max_times": 800,
+    "max_bins": 400,
+    "max_candles": 800,
+    "width": None,
+    "height": 800,
+}
+
+
+def picture_options(options: dict[str, Any], defaults: dict[str, Any]) -> tuple[Any, ...]:
+    """``defaults`` overridden by ``options`` (in the defaults' order); unknown names raise."""
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown picture option(s) {unknown}; known: {sorted(defaults)}")
+    return tuple(options.get(k, v) for k, v in defaults.items())
+
+
 def plot_heatmap(
     hm: Heatmap,
     mode: str = "combined",
     *,
-    colors: str = "default",
-    scale: str = "sqrt",
-    clip_pct: float = 99.5,
-    candles: bool = True,
-    max_candles: int = 240,
     trades: pd.DataFrame | None = None,
     title: str | None = None,
-    width: int = 1600,
-    height: int = 900,
-    dpi: int = 100,
+    **options: Any,
 ) -> Figure:
     """Draw a heatmap with matplotlib (Agg canvas, no pyplot).
 
@@ -399,6 +426,9 @@ def plot_heatmap(
     import matplotlib.dates as mdates
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+    colors, scale, clip_pct, candles, max_candles, width, height, dpi = picture_options(
+        options, PNG_OPTIONS
+    )
     _check_mode(mode)
     z = hm.matrix(mode)
     cmap = liquidation_cmap(colors)
@@ -569,16 +599,9 @@ def heatmap_figure(
     hm: Heatmap,
     mode: str = "combined",
     *,
-    colors: str = "default",
-    scale: str = "sqrt",
-    clip_pct: float = 99.5,
     trades: pd.DataFrame | None = None,
     title: str | None = None,
-    max_times: int = 800,
-    max_bins: int = 400,
-    max_candles: int = 800,
-    width: int | None = None,
-    height: int = 800,
+    **options: Any,
 ) -> Any:
     """An interactive plotly figure of the heatmap.
 
@@ -593,6 +616,9 @@ def heatmap_figure(
     """
     import plotly.graph_objects as go
 
+    colors, scale, clip_pct, max_times, max_bins, max_candles, width, height = picture_options(
+        options, HTML_OPTIONS
+    )
     _check_mode(mode)
     d = _downsample(hm, mode, max_times, max_bins)
     z = d["z"]
@@ -748,8 +774,8 @@ def save_heatmap(
         )
     kwargs = {k: v for k, v in kwargs.items() if k not in ("candles", "max_candles")}
     fig = heatmap_figure(hm, mode, width=None, height=height, **kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(path, include_plotlyjs=plotlyjs, full_html=True)
+    with atomic_path(path) as tmp:
+        fig.write_html(tmp, include_plotlyjs=plotlyjs, full_html=True)
     return path
 
 
@@ -1007,6 +1033,6 @@ def save_map(
     if _suffix(path) == "png":
         return _save_png(plot_map(lmap, width=width, height=height, dpi=dpi, **kwargs), path)
     fig = map_figure(lmap, height=height, **kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(path, include_plotlyjs=plotlyjs, full_html=True)
+    with atomic_path(path) as tmp:
+        fig.write_html(tmp, include_plotlyjs=plotlyjs, full_html=True)
     return path

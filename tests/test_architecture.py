@@ -197,3 +197,12 @@ def test_a_missing_extra_names_what_to_install(monkeypatch):
     with pytest.raises(ImportError, match=r"liqsignals\[data\]"):
         require("ccxt")
     assert require("numpy").__name__ == "numpy"
+
+
+def test_ensure_checks_without_importing(monkeypatch):
+    from liqsignals.extras import ensure
+
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    with pytest.raises(ImportError, match=r"liqsignals\[plot\]"):
+        ensure("plotly", "HTML pictures")
+    ensure("json")  # present: no error
