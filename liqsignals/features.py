@@ -35,6 +35,7 @@ from liqsignals.columns import FEATURE_COLUMNS, rename_prefix
 from liqsignals.engine import liquidation_levels
 from liqsignals.inputs import prepare_inputs
 from liqsignals.model import LiquidationModel, resolve_model, timeframe_to_timedelta
+from liqsignals.readout import LOOKBACK_FIELDS, ReadoutParams, split_readout
 
 __all__ = [
     "FeatureStream",
@@ -44,9 +45,10 @@ __all__ = [
     "timeframe_to_timedelta",
 ]
 
-DEFAULT_ATR_PERIOD = 14
-DEFAULT_INTENSITY_LOOKBACK = 500
-DEFAULT_DRIFT_LOOKBACK = 12
+_DEFAULT = ReadoutParams()
+DEFAULT_ATR_PERIOD = _DEFAULT.atr_period
+DEFAULT_INTENSITY_LOOKBACK = _DEFAULT.intensity_lookback
+DEFAULT_DRIFT_LOOKBACK = _DEFAULT.drift_lookback
 
 
 def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np.ndarray:
@@ -88,25 +90,13 @@ def _intensity(near: np.ndarray, lookback: int, rows: int | None) -> np.ndarray:
     return inten
 
 
-def _check_lookbacks(atr_period: Any, intensity_lookback: Any, drift_lookback: Any) -> None:
-    for name, value in (
-        ("atr_period", atr_period),
-        ("intensity_lookback", intensity_lookback),
-        ("drift_lookback", drift_lookback),
-    ):
-        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def _derive_arrays(
     high: np.ndarray,
     low: np.ndarray,
     close: np.ndarray,
     lv: dict[str, np.ndarray],
     *,
-    atr_period: int,
-    intensity_lookback: int,
-    drift_lookback: int,
+    readout: ReadoutParams,
     rows: int | None = None,
     near_prefix: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
@@ -117,7 +107,11 @@ def _derive_arrays(
     ``liq_intensity`` / its bucket are then NaN). ``near_prefix``: the ``_near`` values of the
     candles before those last ``rows`` rows (a stream keeps them), so the arrays themselves only
     need to reach back as far as the short lookbacks (ATR, drift, previous candle)."""
-    _check_lookbacks(atr_period, intensity_lookback, drift_lookback)
+    atr_period, intensity_lookback, drift_lookback = (
+        readout.atr_period,
+        readout.intensity_lookback,
+        readout.drift_lookback,
+    )
     out: dict[str, np.ndarray] = {}
     warm = np.isnan(lv["liq_long_total"])
 
@@ -209,30 +203,43 @@ def _derive_arrays(
 def derive_features(
     candles: pd.DataFrame,
     levels: pd.DataFrame,
-    *,
-    atr_period: int = DEFAULT_ATR_PERIOD,
-    intensity_lookback: int = DEFAULT_INTENSITY_LOOKBACK,
-    drift_lookback: int = DEFAULT_DRIFT_LOOKBACK,
+    readout: ReadoutParams | None = None,
+    **lookbacks: Any,
 ) -> pd.DataFrame:
     """Derive the feature columns from candles and the engine's ``levels`` (same index).
+
+    ``readout`` gives the lookbacks (default :class:`~liqsignals.readout.ReadoutParams`);
+    ``atr_period=``, ``intensity_lookback=``, ``drift_lookback=`` override them.
 
     Every operation looks back a bounded number of rows (``max(atr_period, intensity_lookback,
     drift_lookback) + 1``), so recomputing it over the tail of a growing frame gives the same
     values as over the whole frame (what the live bot relies on).
     """
+    readout = _lookbacks(readout, lookbacks)
     lv = {c: levels[c].to_numpy(dtype=np.float64, copy=True) for c in levels.columns}
     out = _derive_arrays(
         candles["high"].to_numpy(dtype=np.float64),
         candles["low"].to_numpy(dtype=np.float64),
         candles["close"].to_numpy(dtype=np.float64),
         lv,
-        atr_period=atr_period,
-        intensity_lookback=intensity_lookback,
-        drift_lookback=drift_lookback,
+        readout=readout,
     )
     return pd.DataFrame(
         {c: lv[c] if c in lv else out[c] for c in FEATURE_COLUMNS}, index=levels.index
     )
+
+
+def _lookbacks(readout: ReadoutParams | None, lookbacks: Mapping[str, Any]) -> ReadoutParams:
+    unknown = sorted(set(lookbacks) - set(LOOKBACK_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown lookback(s) {unknown}; known: {list(LOOKBACK_FIELDS)}")
+    return (readout or _DEFAULT).replace(**lookbacks)
+
+
+def _split(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Keyword arguments into (model parameters, lookbacks)."""
+    look = {k: v for k, v in params.items() if k in LOOKBACK_FIELDS}
+    return {k: v for k, v in params.items() if k not in LOOKBACK_FIELDS}, look
 
 
 def _window_map(windows: Mapping[str, Any] | Sequence[Any] | None) -> dict[str, Any] | None:
@@ -257,9 +264,7 @@ def liquidation_features(
     model: LiquidationModel | None = None,
     *,
     windows: Mapping[str, Any] | Sequence[Any] | None = None,
-    atr_period: int = DEFAULT_ATR_PERIOD,
-    intensity_lookback: int = DEFAULT_INTENSITY_LOOKBACK,
-    drift_lookback: int = DEFAULT_DRIFT_LOOKBACK,
+    readout: ReadoutParams | None = None,
     **params: Any,
 ) -> pd.DataFrame:
     """All ``liq_*`` feature columns for a candle frame.
@@ -269,10 +274,13 @@ def liquidation_features(
     df : candles (``date, open, high, low, close, volume`` and the optional inputs of
         :func:`liqsignals.liquidation_levels`).
     model : a :class:`~liqsignals.LiquidationModel`; ``**params`` override its fields.
+    readout : a :class:`~liqsignals.readout.ReadoutParams` (band, cluster rule, gap, magnet and
+        the derived columns' lookbacks); default: the model's book fields and default lookbacks.
+        ``atr_period=``, ``intensity_lookback=``, ``drift_lookback=`` in ``**params`` override
+        its lookbacks.
     windows : several windows at once, each with its own prefix: ``{"fast": "1d", "slow": "1w"}``
         gives ``liq_fast_*`` and ``liq_slow_*`` columns (a list such as ``["1d", "1w"]`` uses the
         window labels as names). Default: one model, prefix ``liq_``.
-    atr_period, intensity_lookback, drift_lookback : lookbacks of the derived columns, in candles.
 
     Returns
     -------
@@ -284,19 +292,15 @@ def liquidation_features(
     >>> feats = liquidation_features(candles, window="1w", symbol="BTC/USDT:USDT")  # doctest: +SKIP
     >>> feats[["liq_imbalance", "liq_magnet_price", "liq_sweep_long"]].tail()       # doctest: +SKIP
     """
-    base = resolve_model(model, params)
+    model_params, look = _split(params)
+    base, readout = split_readout(resolve_model(model, model_params), readout, look)
     wmap = _window_map(windows)
     prepare_inputs(df)  # validate once, with a clear error, before any work
-    kwargs = {
-        "atr_period": atr_period,
-        "intensity_lookback": intensity_lookback,
-        "drift_lookback": drift_lookback,
-    }
     if wmap is None:
-        return derive_features(df, liquidation_levels(df, base), **kwargs)
+        return derive_features(df, liquidation_levels(df, base), readout)
     frames = []
     for name, window in wmap.items():
-        feats = derive_features(df, liquidation_levels(df, base.replace(window=window)), **kwargs)
+        feats = derive_features(df, liquidation_levels(df, base.replace(window=window)), readout)
         frames.append(feats.rename(columns=lambda c, n=name: rename_prefix(c, f"liq_{n}_")))
     return pd.concat(frames, axis=1)
 
@@ -320,24 +324,16 @@ class FeatureStream:
         self,
         model: LiquidationModel | None = None,
         *,
-        atr_period: int = DEFAULT_ATR_PERIOD,
-        intensity_lookback: int = DEFAULT_INTENSITY_LOOKBACK,
-        drift_lookback: int = DEFAULT_DRIFT_LOOKBACK,
+        readout: ReadoutParams | None = None,
         **params: Any,
     ) -> None:
         from liqsignals.engine import LiquidationEngine
 
-        _check_lookbacks(atr_period, intensity_lookback, drift_lookback)
-        self.engine = LiquidationEngine(resolve_model(model, params))
-        self._kwargs = {
-            "atr_period": atr_period,
-            "intensity_lookback": intensity_lookback,
-            "drift_lookback": drift_lookback,
-        }
-        # candles of context the short lookbacks need before a new candle (ATR: its window and
-        # the previous close; drift: the magnet drift_lookback candles ago; sweeps: one candle)
-        self.context = max(atr_period + 1, drift_lookback + 1) + 1
-        self.intensity_lookback = intensity_lookback
+        model_params, look = _split(params)
+        base, self.readout = split_readout(resolve_model(model, model_params), readout, look)
+        self.engine = LiquidationEngine(base)
+        self.context = self.readout.context
+        self.intensity_lookback = self.readout.intensity_lookback
         self._tail: dict[str, np.ndarray] | None = None
         self._near = np.zeros(0)
         self._levels = list(self.engine._columns)
@@ -428,7 +424,7 @@ class FeatureStream:
             dict(lv),
             rows=n,
             near_prefix=self._near,
-            **self._kwargs,
+            readout=self.readout,
         )
         result = np.empty((n, width))
         for j, c in enumerate(FEATURE_COLUMNS):

@@ -35,14 +35,10 @@ import numpy as np
 import pandas as pd
 
 from liqsignals.engine import LiquidationEngine
-from liqsignals.features import (
-    DEFAULT_ATR_PERIOD,
-    DEFAULT_DRIFT_LOOKBACK,
-    DEFAULT_INTENSITY_LOOKBACK,
-    derive_features,
-)
+from liqsignals.features import derive_features
 from liqsignals.inputs import prepare_inputs
 from liqsignals.model import LiquidationModel, resolve_model
+from liqsignals.readout import LOOKBACK_FIELDS, ReadoutParams, split_readout
 
 __all__ = [
     "CombinedInputs",
@@ -230,23 +226,19 @@ def liquidation_features_multi(
     models: Mapping[str, LiquidationModel] | None = None,
     exchanges: Sequence[str] | None = None,
     reference: str | None = None,
-    atr_period: int = DEFAULT_ATR_PERIOD,
-    intensity_lookback: int = DEFAULT_INTENSITY_LOOKBACK,
-    drift_lookback: int = DEFAULT_DRIFT_LOOKBACK,
+    readout: ReadoutParams | None = None,
     **params: Any,
 ) -> pd.DataFrame:
-    """All ``liq_*`` columns for several exchanges' combined book (prices: the reference's)."""
-    base = resolve_model(model, params)
+    """All ``liq_*`` columns for several exchanges' combined book (prices: the reference's).
+
+    ``readout`` and the lookback keywords (``atr_period=`` ...) as in
+    :func:`liqsignals.liquidation_features`; other keywords override the model's fields."""
+    look = {k: params.pop(k) for k in LOOKBACK_FIELDS if k in params}
+    base, readout = split_readout(resolve_model(model, params), readout, look)
     combined = combine_exchanges(
         frames, base, models=models, exchanges=exchanges, reference=reference
     )
     eng = _engine(combined, base)
     out, _, _ = eng._run(prepare_inputs(combined.frame), weights=combined.weights)
     levels = eng._frame(out, combined.frame.index)
-    return derive_features(
-        combined.frame,
-        levels,
-        atr_period=atr_period,
-        intensity_lookback=intensity_lookback,
-        drift_lookback=drift_lookback,
-    )
+    return derive_features(combined.frame, levels, readout)
