@@ -24,7 +24,7 @@ Example
 -------
 >>> result = calibrate({"BTC/USDT:USDT": candles}, {"BTC/USDT:USDT": realised},
 ...                    train="20241101-20250301", test="20250301-20250601")  # doctest: +SKIP
->>> result["test_score"], result["params"]                                    # doctest: +SKIP
+>>> result.test_score, result.params                                          # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,16 @@ import pandas as pd
 
 from liqsignals.engine import LiquidationEngine
 from liqsignals.evaluate import (
-    _candle_spacing,
-    _dates,
-    _py,
+    candle_dates,
+    candle_spacing,
     compare_realised,
+    format_timedelta,
+    json_safe,
+    json_value,
     read_realised,
     realised_bars,
 )
+from liqsignals.fileio import atomic_write_text
 from liqsignals.model import LEVERAGE_PRESETS, LiquidationModel, parse_duration
 
 __all__ = [
@@ -55,6 +59,7 @@ __all__ = [
     "LEVERAGE_GRID",
     "OBJECTIVE",
     "WINDOW_CHOICES",
+    "CalibrationResult",
     "calibrate",
     "format_range",
     "leverage_weights",
@@ -242,7 +247,7 @@ class _Problem:
         longest = max(parse_duration(w, "window") for w in WINDOW_CHOICES)
         for pair in self.pairs:
             df = candles[pair]
-            d = pd.Series(_dates(df))
+            d = pd.Series(candle_dates(df))
             first = pd.Timestamp(d.iloc[0], tz="UTC") if len(d) else None
             if first is None:
                 raise ValueError(f"{pair}: no candles")
@@ -269,6 +274,46 @@ class _Problem:
         return out
 
 
+@dataclass
+class CalibrationResult:
+    """What :func:`calibrate` found (fields described there); :meth:`to_dict` is the
+    ``liqsignals calibrate --json`` object (every field but ``model`` and ``history``, which
+    ``full=True`` adds), ``preset`` is the file :func:`write_preset` wrote, if any."""
+
+    params: dict[str, Any]
+    model: dict[str, Any]
+    objective: str
+    pairs: list[str]
+    timeframe: str
+    train: str
+    test: str
+    train_bars: str
+    test_bars: str
+    train_score: float | None
+    test_score: float | None
+    start_train_score: float | None
+    start_test_score: float | None
+    baseline_test_score: float | None
+    excursion_test_score: float | None
+    train_metrics: dict[str, dict[str, Any]]
+    test_metrics: dict[str, dict[str, Any]]
+    start_test_metrics: dict[str, dict[str, Any]]
+    evaluations: int
+    budget: int
+    seed: int
+    seconds: float
+    history: list[float] = field(default_factory=list)
+    preset: str | None = None
+
+    def to_dict(self, *, full: bool = False) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if out["preset"] is None:
+            del out["preset"]
+        if not full:
+            del out["model"], out["history"]
+        return json_safe(out)
+
+
 def _score(metrics: Mapping[str, Mapping[str, Any]], key: str = "spearman_mean") -> float:
     vals = [m[key] for m in metrics.values()]
     if any(v is None for v in vals):
@@ -286,7 +331,7 @@ def calibrate(
     budget: int = 60,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> CalibrationResult:
     """Fit the model to realised liquidations on ``train`` and score it on ``test``.
 
     Parameters
@@ -305,7 +350,7 @@ def calibrate(
 
     Returns
     -------
-    dict with keys:
+    :class:`CalibrationResult` with fields:
 
     params : fitted parameters (the searched ones and ``participation``), for
         :class:`~liqsignals.LiquidationModel`
@@ -338,7 +383,7 @@ def calibrate(
         )
     say = progress or (lambda _msg: None)
     real = {p: read_realised(realised[p]) for p in candles}
-    tfs = {p: _candle_spacing(_dates(df)) for p, df in candles.items()}
+    tfs = {p: candle_spacing(candle_dates(df)) for p, df in candles.items()}
     base = model or LiquidationModel()
     train_p = _Problem(candles, real, tr.start, tr.stop, "train")
     test_p = _Problem(candles, real, te.start, te.stop, "test")
@@ -407,33 +452,31 @@ def calibrate(
     else:
         params.pop("leverage", None)
     tf = next(iter(tfs.values()))
-    from liqsignals.evaluate import _format_td
-
-    return {
-        "params": params,
-        "model": fitted.to_dict(),
-        "objective": OBJECTIVE,
-        "pairs": list(candles),
-        "timeframe": _format_td(tf),
-        "train": format_range(tr.start, tr.stop),
-        "test": format_range(te.start, te.stop),
-        "train_bars": _bar_span(train_metrics),
-        "test_bars": _bar_span(test_metrics),
-        "train_score": _py(_score(train_metrics)),
-        "test_score": _py(_score(test_metrics)),
-        "start_train_score": _py(_score(start_train)),
-        "start_test_score": _py(_score(start_test)),
-        "baseline_test_score": _py(_score(test_metrics, "baseline_spearman_mean")),
-        "excursion_test_score": _py(_score(test_metrics, "excursion_spearman_mean")),
-        "train_metrics": train_metrics,
-        "test_metrics": test_metrics,
-        "start_test_metrics": start_test,
-        "evaluations": len(history),
-        "budget": budget,
-        "seed": seed,
-        "seconds": round(time.monotonic() - t0, 1),
-        "history": [round(h, 5) for h in history],
-    }
+    return CalibrationResult(
+        params=params,
+        model=fitted.to_dict(),
+        objective=OBJECTIVE,
+        pairs=list(candles),
+        timeframe=format_timedelta(tf),
+        train=format_range(tr.start, tr.stop),
+        test=format_range(te.start, te.stop),
+        train_bars=_bar_span(train_metrics),
+        test_bars=_bar_span(test_metrics),
+        train_score=json_value(_score(train_metrics)),
+        test_score=json_value(_score(test_metrics)),
+        start_train_score=json_value(_score(start_train)),
+        start_test_score=json_value(_score(start_test)),
+        baseline_test_score=json_value(_score(test_metrics, "baseline_spearman_mean")),
+        excursion_test_score=json_value(_score(test_metrics, "excursion_spearman_mean")),
+        train_metrics=train_metrics,
+        test_metrics=test_metrics,
+        start_test_metrics=start_test,
+        evaluations=len(history),
+        budget=budget,
+        seed=seed,
+        seconds=round(time.monotonic() - t0, 1),
+        history=[round(h, 5) for h in history],
+    )
 
 
 def _bar_span(metrics: Mapping[str, Mapping[str, Any]]) -> str:
@@ -455,7 +498,9 @@ _FITTED_KEYS = (
 )
 
 
-def write_preset(result: Mapping[str, Any], path: str | Path, *, realised_name: str = "") -> Path:
+def write_preset(
+    result: CalibrationResult | Mapping[str, Any], path: str | Path, *, realised_name: str = ""
+) -> Path:
     """Write a calibration result as a preset file for :meth:`LiquidationModel.preset`.
 
     The file holds the fitted parameters and metadata only::
@@ -464,6 +509,8 @@ def write_preset(result: Mapping[str, Any], path: str | Path, *, realised_name: 
          "test_score": ..., "test": "YYYYMMDD-YYYYMMDD", ...}
     """
     path = Path(path)
+    if isinstance(result, CalibrationResult):
+        result = result.to_dict(full=True)
     LiquidationModel(**_tuples(result["params"]))  # must load
     pairs = list(result["pairs"])
     doc = {
@@ -486,7 +533,7 @@ def write_preset(result: Mapping[str, Any], path: str | Path, *, realised_name: 
         "excursion_test_score": result["excursion_test_score"],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
     return path
 
 

@@ -40,7 +40,7 @@ Example
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,23 +54,40 @@ from liqsignals.inputs import prepare_inputs
 from liqsignals.model import LiquidationModel, parse_duration, resolve_model
 
 __all__ = [
+    "BY_PAIR_KEYS",
     "DISTANCE_EDGES",
     "GUIDE_MOVES",
     "INTENSITY_LABELS",
+    "POOLED_KEYS",
     "REALISED_COLUMNS",
     "RULES",
+    "Bootstrap",
+    "MagnetEvaluation",
+    "MagnetGrid",
+    "MagnetOptions",
     "MagnetStudy",
+    "RealisedEvaluation",
+    "candle_dates",
+    "candle_spacing",
     "compare_realised",
+    "duration_text",
     "evaluate_realised",
+    "evaluate_realised_pairs",
+    "format_timedelta",
     "horizon_candles",
     "intensity_impact",
+    "json_safe",
+    "json_value",
     "magnet_samples",
     "magnet_study",
     "magnet_summary",
     "magnet_test",
+    "magnet_warmup",
     "read_realised",
     "realised_bars",
+    "realised_warmup",
     "spearman",
+    "utc_dates",
 ]
 
 #: Target rules of the magnet test.
@@ -115,25 +132,26 @@ def horizon_candles(horizon: int | str, timeframe: str | pd.Timedelta) -> int:
     return h
 
 
-def _candle_spacing(dates: Any) -> pd.Timedelta:
-    d = pd.Series(_np_dates(dates)).diff().dropna()
+def candle_spacing(dates: Any) -> pd.Timedelta:
+    """The most common spacing of ``dates`` (a candle frame's timeframe)."""
+    d = pd.Series(utc_dates(dates)).diff().dropna()
     if d.empty:
         raise ValueError("need at least two candles to know their timeframe")
     return pd.Timedelta(d.mode().iloc[0])
 
 
-def _np_dates(values: Any) -> np.ndarray:
+def utc_dates(values: Any) -> np.ndarray:
     """Dates as naive ``datetime64[ns]`` in UTC (naive input is taken as UTC)."""
     idx = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
     return idx.tz_convert("UTC").tz_localize(None).as_unit("ns").to_numpy()
 
 
-def _dates(df: pd.DataFrame) -> np.ndarray:
-    """A candle frame's ``date`` column (or DatetimeIndex) as :func:`_np_dates`."""
+def candle_dates(df: pd.DataFrame) -> np.ndarray:
+    """A candle frame's ``date`` column (or DatetimeIndex) as :func:`utc_dates`."""
     if "date" in df.columns:
-        return _np_dates(df["date"])
+        return utc_dates(df["date"])
     if isinstance(df.index, pd.DatetimeIndex):
-        return _np_dates(df.index)
+        return utc_dates(df.index)
     raise ValueError("missing column 'date' (or a DatetimeIndex)")
 
 
@@ -283,7 +301,7 @@ def magnet_samples(
         )
     if len(features) != len(candles):
         raise ValueError("features and candles must have the same length")
-    dates = _dates(candles)
+    dates = candle_dates(candles)
     close = candles["close"].to_numpy(dtype=np.float64)
     high = candles["high"].to_numpy(dtype=np.float64)
     low = candles["low"].to_numpy(dtype=np.float64)
@@ -506,7 +524,7 @@ def intensity_impact(
     high = candles["high"].to_numpy(dtype=np.float64)
     low = candles["low"].to_numpy(dtype=np.float64)
     n = close.shape[0]
-    dates = _dates(candles)
+    dates = candle_dates(candles)
     i0 = 0 if start is None else int(np.searchsorted(dates, _utc64(start)))
     t = np.arange(i0, max(i0, n - h), step)
     bucket = features["liq_intensity_bucket"].to_numpy(dtype=np.float64)[t]
@@ -550,6 +568,44 @@ def intensity_impact(
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+@dataclass(frozen=True)
+class Bootstrap:
+    """Block-bootstrap settings of the magnet test's intervals.
+
+    ``n_boot`` resamples, two-sided percentile ``confidence``, ``block`` length in candles
+    (``None``: the longer of the horizon and the model window).
+    """
+
+    n_boot: int = 1000
+    confidence: float = 0.95
+    block: int | None = None
+
+
+@dataclass(frozen=True)
+class MagnetOptions:
+    """The main configuration of a magnet test (see :func:`magnet_samples`): ``horizon`` in
+    candles, target ``band_pct`` (%), target ``rule``, sampling ``step`` (``None``: horizon/4),
+    first sampled date ``start`` (earlier candles only warm up) and the ``seed`` of the
+    baseline coin flips and the bootstrap."""
+
+    horizon: int = 24
+    band_pct: float = 5.0
+    rule: str = "larger"
+    step: int | None = None
+    start: Any = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MagnetGrid:
+    """Extra model windows, horizons (candles) and bands (%) of :func:`magnet_study`'s grid
+    table; the main configuration is always included."""
+
+    windows: Sequence[str] = ()
+    horizons: Sequence[int] = ()
+    bands: Sequence[float] = ()
+
+
 def magnet_test(
     candles: pd.DataFrame,
     model: LiquidationModel | None = None,
@@ -558,17 +614,16 @@ def magnet_test(
     band_pct: float = 5.0,
     step: int | None = None,
     rule: str = "larger",
-    block: int | None = None,
     start: Any = None,
-    n_boot: int = 1000,
-    confidence: float = 0.95,
     seed: int = 0,
+    bootstrap: Bootstrap | None = None,
     **params: Any,
 ) -> dict[str, Any]:
     """The magnet test on one candle frame, summarised.
 
-    Parameters are those of :func:`magnet_samples` and :func:`magnet_summary`; ``block`` defaults to
-    the longer of ``horizon`` and the model window (in candles).
+    Parameters are those of :func:`magnet_samples`; ``bootstrap`` (:class:`Bootstrap`) sets the
+    intervals of :func:`magnet_summary`, its ``block`` defaulting to the longer of ``horizon``
+    and the model window (in candles).
 
     Returns
     -------
@@ -576,9 +631,11 @@ def magnet_test(
     ``lift_ci_low``, ``lift_ci_high``, ``lift_vs_mirror`` (ratios), ``horizon``, ``step``,
     ``block`` (candles), ``band_pct`` (%), ``rule``, ``window``.
     """
+    boot = bootstrap or Bootstrap()
     m = resolve_model(model, params)
     step = max(1, int(horizon) // 4) if step is None else int(step)
-    tf = _candle_spacing(_dates(candles))
+    tf = candle_spacing(candle_dates(candles))
+    block = boot.block
     if block is None:
         block = max(int(horizon), math.ceil(m.window_td / tf))
     samples = magnet_samples(
@@ -586,10 +643,10 @@ def magnet_test(
         seed=seed,
     )  # fmt: skip
     row = magnet_summary(
-        samples, step=step, block=block, n_boot=n_boot, confidence=confidence, seed=seed
+        samples, step=step, block=block, n_boot=boot.n_boot, confidence=boot.confidence, seed=seed
     ).iloc[0]
     out: dict[str, Any] = {
-        k: _py(row[k])
+        k: json_value(row[k])
         for k in ("hit_rate", "baseline_hit_rate", "mirror_hit_rate", "lift", "lift_ci_low",
                   "lift_ci_high", "lift_vs_mirror")
     }  # fmt: skip
@@ -601,8 +658,8 @@ def magnet_test(
     return out
 
 
-def _py(v: Any) -> Any:
-    """numpy scalar -> plain Python, NaN -> None (for JSON)."""
+def json_value(v: Any) -> Any:
+    """numpy scalar -> plain Python, NaN -> None (for JSON); see :func:`json_safe`."""
     if isinstance(v, np.integer | int) and not isinstance(v, bool):
         return int(v)
     if isinstance(v, np.bool_ | bool):
@@ -631,33 +688,35 @@ class MagnetStudy:
 def magnet_study(
     frames: Mapping[str, pd.DataFrame],
     model: LiquidationModel | None = None,
+    options: MagnetOptions | None = None,
     *,
-    horizon: int,
-    band_pct: float = 5.0,
-    windows: Sequence[str] = (),
-    horizons: Sequence[int] = (),
-    bands: Sequence[float] = (),
-    rule: str = "larger",
-    step: int | None = None,
-    start: Any = None,
-    n_boot: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    progress: Any = None,
+    grid: MagnetGrid | None = None,
+    bootstrap: Bootstrap | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> MagnetStudy:
     """The magnet test over several pairs (pooled), with tables by bucket, distance, side, pair,
     and a grid over windows, horizons (in candles) and bands.
 
     ``frames`` maps a pair name to its candles (one timeframe for all); earlier candles than
-    ``start`` only warm the engine up. The main configuration is ``model.window`` x ``horizon`` x
-    ``band_pct``; ``windows``, ``horizons`` and ``bands`` extend the grid table (the main values
-    are always included). ``progress(message)`` is called between steps, if given.
+    ``options.start`` only warm the engine up. The main configuration is ``model.window`` x
+    ``options.horizon`` x ``options.band_pct``; ``grid`` (:class:`MagnetGrid`) extends the grid
+    table (the main values are always included). ``bootstrap.block`` is ignored: blocks are the
+    longer of the horizon and the window of each configuration. ``progress(message)`` is called
+    between steps, if given.
     """
+    opts = options or MagnetOptions()
+    extra = grid or MagnetGrid()
+    boot = bootstrap or Bootstrap()
+    horizon, band_pct, rule, step, start, seed = (
+        opts.horizon, opts.band_pct, opts.rule, opts.step, opts.start, opts.seed
+    )  # fmt: skip
+    n_boot, confidence = boot.n_boot, boot.confidence
+    windows, horizons, bands = extra.windows, extra.horizons, extra.bands
     if not frames:
         raise ValueError("no candle frames given")
     base = resolve_model(model, {})
     main_window = base.to_dict()["window"]
-    tfs = {p: _candle_spacing(_dates(df)) for p, df in frames.items()}
+    tfs = {p: candle_spacing(candle_dates(df)) for p, df in frames.items()}
     tf = next(iter(tfs.values()))
     if any(v != tf for v in tfs.values()):
         raise ValueError(f"all pairs need the same timeframe, got {tfs}")
@@ -709,12 +768,12 @@ def magnet_study(
     kw: dict[str, Any] = {"step": _step(h0), "block": _block(h0, main_window), "n_boot": n_boot,
           "confidence": confidence, "seed": seed}  # fmt: skip
     tables: dict[str, pd.DataFrame] = {}
-    grid = pd.DataFrame(grid_rows)
-    grid["_w"] = grid["window"].map({w: i for i, w in enumerate(win_list)})
-    grid = grid.sort_values(["_w", "horizon", "band_pct"], kind="stable").drop(columns="_w")
-    grid = grid.reset_index(drop=True)
+    gt = pd.DataFrame(grid_rows)
+    gt["_w"] = gt["window"].map({w: i for i, w in enumerate(win_list)})
+    gt = gt.sort_values(["_w", "horizon", "band_pct"], kind="stable").drop(columns="_w")
+    gt = gt.reset_index(drop=True)
     lead = ["window", "horizon", "band_pct"]
-    tables["grid"] = grid[lead + [c for c in grid.columns if c not in lead]]
+    tables["grid"] = gt[lead + [c for c in gt.columns if c not in lead]]
     overall = magnet_summary(main_samples, **kw)
     if len(main_samples):
         bucket_names = main_samples["bucket"].map(
@@ -739,14 +798,14 @@ def magnet_study(
     row = overall.iloc[0]
     headline: dict[str, Any] = {"n": int(row["n"])}
     headline |= {
-        k: _py(row[k])
+        k: json_value(row[k])
         for k in ("hit_rate", "baseline_hit_rate", "lift", "lift_ci_low", "lift_ci_high",
                   "mirror_hit_rate", "lift_vs_mirror", "lift_vs_mirror_ci_low",
                   "lift_vs_mirror_ci_high")
     }  # fmt: skip
     settings = {
         "pairs": list(frames),
-        "timeframe": _format_td(tf),
+        "timeframe": format_timedelta(tf),
         "window": main_window,
         "horizon": h0,
         "band_pct": band_list[0],
@@ -765,7 +824,8 @@ def magnet_study(
     return MagnetStudy(headline=headline, samples=main_samples, tables=tables, settings=settings)
 
 
-def _format_td(td: pd.Timedelta) -> str:
+def format_timedelta(td: pd.Timedelta) -> str:
+    """``1d``, ``4h`` or ``15m``: the largest whole unit of ``td``."""
     for unit, length in (("d", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1))):
         if td >= length and td % length == pd.Timedelta(0):
             return f"{td // length}{unit}"
@@ -883,12 +943,12 @@ def realised_bars(
     """
     real = read_realised(realised)
     prepare_inputs(candles)
-    cdates = _dates(candles)
-    tf = _candle_spacing(cdates)
+    cdates = candle_dates(candles)
+    tf = candle_spacing(cdates)
     if bar is None:
         if len(real) < 2:
             raise ValueError("one realised bar: pass bar=... (its length)")
-        bar_td = _candle_spacing(real["date"])
+        bar_td = candle_spacing(real["date"])
     else:
         bar_td = timeframe_to_timedelta(bar) if isinstance(bar, str) else pd.Timedelta(bar)
     ratio = bar_td / tf
@@ -930,7 +990,7 @@ def realised_bars(
 
     cs_l, cs_s, cs_q, cs_bad = csum(np.where(bad, 0, est_l)), csum(np.where(bad, 0, est_s)), \
         csum(qv), csum(bad.astype(np.float64))  # fmt: skip
-    bd = _np_dates(real["date"])
+    bd = utc_dates(real["date"])
     lo = np.searchsorted(cdates, bd, side="left")
     hi = np.searchsorted(cdates, bd + bar_td.to_timedelta64(), side="left")
     complete = (hi - lo == per_bar) & (cs_bad[hi] - cs_bad[lo] == 0)
@@ -1055,7 +1115,7 @@ def compare_realised(bars: pd.DataFrame, *, large_quantile: float = 0.9) -> dict
     out["excursion_spearman_mean"] = float(
         np.mean([out["excursion_spearman_long"], out["excursion_spearman_short"]])
     )
-    return {k: _py(v) for k, v in out.items()}
+    return {k: json_value(v) for k, v in out.items()}
 
 
 def evaluate_realised(
@@ -1071,3 +1131,203 @@ def evaluate_realised(
     """:func:`realised_bars` then :func:`compare_realised`; returns ``(metrics, bars)``."""
     bars = realised_bars(candles, realised, model, bar=bar, start=start, stop=stop, **params)
     return compare_realised(bars), bars
+
+
+# ----------------------------------------------------------------------------- results
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN/inf -> None, numpy scalars -> Python, timestamps -> ISO strings,
+    mappings and sequences converted item by item (what ``json.dumps(allow_nan=False)`` takes)."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating | float):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, pd.Timestamp):
+        return str(obj)
+    return obj
+
+
+def duration_text(candles: int, timeframe: str) -> str:
+    """``candles`` of ``timeframe`` as a duration, e.g. ``duration_text(24, "1h") == "1d"``."""
+    return format_timedelta(timeframe_to_timedelta(timeframe) * candles)
+
+
+def magnet_warmup(
+    model: LiquidationModel, timeframe: str, windows: Sequence[str] = ()
+) -> pd.Timedelta:
+    """History to load before the first sample of :func:`magnet_study`: the longest window
+    (the model's or one of ``windows``), the intensity lookback, and a day."""
+    from liqsignals.features import DEFAULT_INTENSITY_LOOKBACK
+
+    longest = max([model.window_td, *(parse_duration(w, "window") for w in windows)])
+    lookback = timeframe_to_timedelta(timeframe) * DEFAULT_INTENSITY_LOOKBACK
+    return longest + lookback + pd.Timedelta(days=1)
+
+
+def realised_warmup(model: LiquidationModel) -> pd.Timedelta:
+    """History to load before the first realised bar: one model window and a day."""
+    return model.window_td + pd.Timedelta(days=1)
+
+
+#: Per-pair columns of ``by_pair`` in :meth:`MagnetEvaluation.to_dict`.
+BY_PAIR_KEYS: tuple[str, ...] = (
+    "n", "hit_rate", "baseline_hit_rate", "lift", "lift_ci_low", "lift_ci_high",
+)  # fmt: skip
+
+
+@dataclass
+class MagnetEvaluation:
+    """The magnet test as ``liqsignals evaluate magnets`` reports it: a :class:`MagnetStudy`
+    with the run's ``timeframe`` and ``timerange`` (text as given) and the ``report`` written.
+
+    :meth:`to_dict` is the ``--json`` object: the headline (``n``, ``hit_rate``,
+    ``baseline_hit_rate``, ``lift``, ``lift_ci_low``, ``lift_ci_high``, ``mirror_hit_rate``,
+    ``lift_vs_mirror`` and its interval, ``window``, ``horizon``, ``band_pct``, ``rule``,
+    ``step``, ``block``), then ``pairs``, ``timeframe``, ``timerange``, ``horizon_duration``,
+    ``first_sample``, ``last_sample``, ``by_pair`` (several pairs) and ``report`` (if written).
+    """
+
+    study: MagnetStudy
+    timeframe: str
+    timerange: str | None = None
+    report: str | None = None
+
+    @property
+    def pairs(self) -> list[str]:
+        return list(self.study.settings["pairs"])
+
+    @property
+    def horizon(self) -> int:
+        return int(self.study.settings["horizon"])
+
+    @property
+    def horizon_duration(self) -> str:
+        return duration_text(self.horizon, self.timeframe)
+
+    def by_pair(self) -> dict[str, dict[str, Any]] | None:
+        """pair -> the :data:`BY_PAIR_KEYS` of its row (several pairs only)."""
+        tab = self.study.tables.get("by_pair")
+        if tab is None:
+            return None
+        out = {}
+        for pair, row in tab.iterrows():
+            d = {k: json_value(row[k]) for k in BY_PAIR_KEYS}
+            d["n"] = int(row["n"])
+            out[str(pair)] = d
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.study.headline)
+        out.update(
+            pairs=self.pairs, timeframe=self.timeframe, timerange=self.timerange,
+            horizon_duration=self.horizon_duration,
+            first_sample=self.study.settings["first_sample"],
+            last_sample=self.study.settings["last_sample"],
+        )  # fmt: skip
+        by_pair = self.by_pair()
+        if by_pair is not None:
+            out["by_pair"] = by_pair
+        if self.report is not None:
+            out["report"] = self.report
+        return json_safe(out)
+
+
+#: Metrics averaged over pairs in :meth:`RealisedEvaluation.pooled`.
+POOLED_KEYS: tuple[str, ...] = (
+    "spearman_long", "spearman_short", "spearman_total", "spearman_mean",
+    "baseline_spearman_long", "baseline_spearman_short", "baseline_spearman_total",
+    "baseline_spearman_mean", "excursion_spearman_long", "excursion_spearman_short",
+    "excursion_spearman_mean", "side_accuracy_large", "baseline_side_accuracy_large",
+    "excursion_side_accuracy_large", "majority_side_share_large", "log10_scale", "log10_rmse",
+    "log10_slope",
+)  # fmt: skip
+
+
+@dataclass
+class RealisedEvaluation:
+    """Estimated vs realised liquidations over one or more pairs.
+
+    ``per_pair``: pair -> :func:`compare_realised` metrics; ``bars``: pair ->
+    :func:`realised_bars`; ``model``: the model's name as given (``"default"`` for none) and
+    ``window`` its window; ``timeframe``, ``timerange`` as given; ``report`` the file written.
+
+    :meth:`to_dict` is the ``--json`` object: one pair's metrics, or for several pairs
+    ``n_bars`` (total), the :data:`POOLED_KEYS` averaged over pairs and ``per_pair``; then
+    ``pairs``, ``timeframe``, ``timerange``, ``model``, ``window`` and ``report`` (if written).
+    """
+
+    per_pair: dict[str, dict[str, Any]]
+    bars: dict[str, pd.DataFrame]
+    timeframe: str
+    model: str = "default"
+    window: str = ""
+    timerange: str | None = None
+    report: str | None = None
+
+    @property
+    def pairs(self) -> list[str]:
+        return list(self.per_pair)
+
+    def pooled(self) -> dict[str, Any]:
+        """The metrics of one pair, or the total ``n_bars`` and the mean of each
+        :data:`POOLED_KEYS` metric over the pairs that have it, with ``per_pair``."""
+        if len(self.per_pair) == 1:
+            return dict(next(iter(self.per_pair.values())))
+        out: dict[str, Any] = {"n_bars": sum(m["n_bars"] for m in self.per_pair.values())}
+        for k in POOLED_KEYS:
+            vals = [m[k] for m in self.per_pair.values() if m[k] is not None]
+            out[k] = float(np.mean(vals)) if vals else None
+        out["per_pair"] = self.per_pair
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.pooled()
+        out.update(
+            pairs=self.pairs, timeframe=self.timeframe, timerange=self.timerange,
+            model=self.model, window=self.window,
+        )  # fmt: skip
+        if self.report is not None:
+            out["report"] = self.report
+        return json_safe(out)
+
+
+def evaluate_realised_pairs(
+    candles: Mapping[str, pd.DataFrame],
+    realised: Mapping[str, pd.DataFrame | str | Path],
+    model: LiquidationModel | None = None,
+    *,
+    model_name: str | None = None,
+    timeframe: str | None = None,
+    timerange: str | None = None,
+) -> RealisedEvaluation:
+    """:func:`evaluate_realised` for every pair of ``candles`` (bars inside ``timerange``,
+    freqtrade's ``START-STOP``), as a :class:`RealisedEvaluation`; ``model_name`` and
+    ``timeframe`` are carried into it (default ``"default"`` and the candles' spacing)."""
+    from liqsignals.data.datadir import parse_timerange
+
+    if not candles:
+        raise ValueError("no candle frames given")
+    missing = [p for p in candles if p not in realised]
+    if missing:
+        raise ValueError(f"no realised liquidations for {missing}")
+    m = model or LiquidationModel()
+    tr = parse_timerange(timerange)
+    per_pair: dict[str, dict[str, Any]] = {}
+    bars: dict[str, pd.DataFrame] = {}
+    for pair, df in candles.items():
+        per_pair[pair], bars[pair] = evaluate_realised(
+            df, realised[pair], m, start=tr.start, stop=tr.stop
+        )
+    if timeframe is None:
+        timeframe = format_timedelta(candle_spacing(candle_dates(next(iter(candles.values())))))
+    return RealisedEvaluation(
+        per_pair=per_pair, bars=bars, timeframe=timeframe, model=model_name or "default",
+        window=m.to_dict()["window"],
+        timerange=timerange,
+    )  # fmt: skip

@@ -1,9 +1,11 @@
 """``liqsignals heatmap`` and ``liqsignals map``: liquidation pictures from a freqtrade datadir.
 
-Flags follow freqtrade's habits: ``-c/--config`` (optional, layered; ``datadir``,
+Flags follow freqtrade's habits and are the shared ones of :mod:`liqsignals.cli.options`:
+``-c/--config`` (optional, layered: later files override earlier ones; ``datadir``,
 ``exchange.name``, ``exchange.pair_whitelist`` and ``timeframe`` fill in what the flags leave out),
 ``--datadir``, ``--exchange``, ``-p/--pairs``, ``-i/-t/--timeframe``, ``--timerange``. Without
-``--datadir`` and without a config the bundled sample data (Binance, BTC and ETH) is used.
+``--datadir`` and without a ``datadir`` in a config the bundled sample data (Binance, BTC and ETH)
+is used.
 
 Several exchanges: ``--exchange binance,bybit`` computes the book per exchange and sums the
 pictures on a common price grid (same columns, same price rows; the candles drawn are the first
@@ -21,6 +23,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from liqsignals.cli import options
 
 _HEATMAP_EPILOG = """\
 examples:
@@ -141,45 +145,16 @@ def register(subparsers: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-c",
-        "--config",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="freqtrade config file(s), layered; supply datadir, exchange, pairs and timeframe",
-    )
-    p.add_argument(
-        "--datadir",
-        "--data-dir",
-        dest="datadir",
-        action="append",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="exchange data folder, e.g. user_data/data/binance; once per --exchange or once for "
-        "the first (default: the config's, else the bundled sample data)",
-    )
+    options.add_config_option(p)
+    options.add_datadir_option(p, several=True)
     p.add_argument(
         "--exchange",
         default=None,
         help="exchange, or several joined by commas to sum them, e.g. binance,bybit "
         "(default: the config's, else binance)",
     )
-    p.add_argument(
-        "-p",
-        "--pairs",
-        nargs="+",
-        default=None,
-        help="pairs, e.g. BTC/USDT:USDT (one picture each)",
-    )
-    p.add_argument(
-        "-i",
-        "-t",
-        "--timeframe",
-        default=None,
-        help="candle timeframe, e.g. 15m or 1h (default: the config's, else 1h)",
-    )
+    options.add_pairs_option(p, what=" (one picture each)")
+    options.add_timeframe_option(p, default="1h")
     p.add_argument(
         "--window",
         default="1w",
@@ -216,68 +191,54 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 # ----------------------------------------------------------------------------- resolution
-def _load_config(paths: list[str]) -> dict[str, Any]:
-    if not paths:
-        return {}
-    from freqtrade.configuration.load_config import load_config_file
-    from freqtrade.misc import deep_merge_dicts
-
-    config: dict[str, Any] = {}
-    for path in paths:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        config = deep_merge_dicts(load_config_file(path), config)
-    return config
-
-
 def _note(text: str) -> None:
-    print(f"note: {text}", file=sys.stderr)
+    options.note(text)
 
 
 def _resolve(args: argparse.Namespace) -> dict[str, Any]:
-    """Exchanges with their datadirs, pairs and timeframe from flags, config and defaults."""
-    config = _load_config(args.config)
+    """Exchanges with their datadirs, pairs and timeframe from flags, config and defaults.
+
+    The datadir rule of :mod:`liqsignals.cli.options` per exchange: ``--datadir`` (once per
+    exchange, or once for the first, the others being its siblings), else the config's
+    ``datadir`` (for the first exchange, siblings for the others), else the bundled sample data.
+    """
+    config = options.load_config(args.config)
     spec = args.exchange or (config.get("exchange") or {}).get("name") or "binance"
     exchanges = [e.strip() for e in str(spec).split(",") if e.strip()]
     if not exchanges or len(set(exchanges)) != len(exchanges):
-        raise ValueError(
+        raise options.CLIError(
             f"--exchange {spec!r}: give one or more distinct names, e.g. binance,bybit"
         )
     given: list[Path] = list(args.datadir or [])
-    if not given and config.get("datadir"):
-        given = [Path(config["datadir"])]
     if len(given) > 1 and len(given) != len(exchanges):
-        raise ValueError(
+        raise options.CLIError(
             f"{len(given)} --datadir for {len(exchanges)} exchanges: give one per exchange "
             f"or one for the first"
         )
-    if given:
-        first = given[0]
-        datadirs = list(given) if len(given) == len(exchanges) else [first]
-        for ex in exchanges[len(datadirs) :]:
-            datadirs.append(first.parent / ex)
-    elif config:
-        root = Path(config.get("user_data_dir") or "user_data") / "data"
-        datadirs = [root / ex for ex in exchanges]
+    if len(given) == len(exchanges):
+        datadirs = given
     else:
-        from liqsignals import sample
-
-        datadirs = [sample.datadir(ex) for ex in exchanges]
-        _note(f"no --datadir given: using the bundled sample data in {datadirs[0]}")
-    pairs = args.pairs or list((config.get("exchange") or {}).get("pair_whitelist") or [])
-    if not pairs:
-        raise ValueError("no pairs: pass -p/--pairs (e.g. BTC/USDT:USDT) or a config with pairs")
-    timeframe = args.timeframe or config.get("timeframe") or "1h"
+        first, source = options.resolve_datadir(
+            given[0] if given else None, config, exchange=exchanges[0]
+        )
+        if source == "sample":
+            datadirs = [options.resolve_datadir(None, {}, exchange=ex)[0] for ex in exchanges]
+            _note(
+                "no --datadir and no datadir in a config: using the bundled sample data in "
+                f"{datadirs[0]}"
+            )
+        else:
+            datadirs = [first] + [first.parent / ex for ex in exchanges[1:]]
     return {
         "exchanges": list(zip(exchanges, datadirs, strict=True)),
-        "pairs": pairs,
-        "timeframe": timeframe,
+        "pairs": options.resolve_pairs(args.pairs, config),
+        "timeframe": options.resolve_timeframe(args.timeframe, config, "1h"),
     }
 
 
 def _out_path(out: Path, pair: str, several: bool) -> Path:
     if out.suffix.lower() not in (".png", ".html", ".htm"):
-        raise ValueError(f"--out {out}: use a .png or .html file name")
+        raise options.CLIError(f"--out {out}: use a .png or .html file name")
     if not several:
         return out
     from liqsignals.data.datadir import pair_to_filename
@@ -286,11 +247,9 @@ def _out_path(out: Path, pair: str, several: bool) -> Path:
 
 
 def _load(exchange: str, datadir: Path, pair: str, timeframe: str, market: bool) -> Any:
-    from liqsignals.data.datadir import attach_market_data, load_candles
+    from liqsignals.data.datadir import attach_market_data
 
-    df = load_candles(datadir, pair, timeframe, exchange=exchange)
-    if df.empty:
-        raise ValueError(f"{pair} {timeframe}: the file in {datadir} holds no candles")
+    df = options.load_candles(datadir, pair, timeframe, exchange=exchange)
     if market:
         before = set(df.columns)
         df = attach_market_data(df, datadir, pair, timeframe)
@@ -354,16 +313,15 @@ def _meta(exchanges: list[tuple[str, Path]], pair: str, args: argparse.Namespace
 
 # ----------------------------------------------------------------------------- commands
 def _cmd_heatmap(args: argparse.Namespace) -> int:
-    from liqsignals.data.datadir import parse_timerange
     from liqsignals.heatmap import combine_heatmaps, liquidation_heatmap
     from liqsignals.model import LiquidationModel
     from liqsignals.plotting import load_trades, save_heatmap
 
     r = _resolve(args)
     model = LiquidationModel(window=args.window, leverage=args.leverage)
-    tr = parse_timerange(args.timerange)
+    tr = options.parse_timerange(args.timerange)
     if args.max_columns < 1 or args.max_rows < 1:
-        raise ValueError("--max-columns and --max-rows must be positive")
+        raise options.CLIError("--max-columns and --max-rows must be positive")
     for pair in r["pairs"]:
         out = _out_path(args.out, pair, len(r["pairs"]) > 1)
         trades = None
@@ -416,7 +374,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
     r = _resolve(args)
     model = LiquidationModel(window=args.window, leverage=args.leverage)
     if args.top < 0:
-        raise ValueError("--top must be >= 0")
+        raise options.CLIError("--top must be >= 0")
     for pair in r["pairs"]:
         out = _out_path(args.out, pair, len(r["pairs"]) > 1)
         maps: list[Any] = []

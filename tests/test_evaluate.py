@@ -105,7 +105,8 @@ def walk() -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- magnet test
 def test_random_walk_has_no_magnet_effect(walk):
-    res = ev.magnet_test(walk, window="1d", horizon=24, band_pct=5.0, n_boot=500)
+    res = ev.magnet_test(walk, window="1d", horizon=24, band_pct=5.0,
+                         bootstrap=ev.Bootstrap(n_boot=500))  # fmt: skip
     assert res["n"] > 500
     assert res["lift_ci_low"] <= 1.0 <= res["lift_ci_high"]
     assert 0.85 < res["lift"] < 1.15
@@ -114,13 +115,15 @@ def test_random_walk_has_no_magnet_effect(walk):
 
 def test_pull_toward_clusters_gives_lift_above_one():
     pulled = attracted_candles(3, 4000, pull=0.5)
-    res = ev.magnet_test(pulled, window="1d", horizon=24, band_pct=5.0, n_boot=500)
+    res = ev.magnet_test(pulled, window="1d", horizon=24, band_pct=5.0,
+                         bootstrap=ev.Bootstrap(n_boot=500))  # fmt: skip
     assert res["n"] > 300
     assert res["lift_ci_low"] > 1.05, res
     assert res["hit_rate"] > res["mirror_hit_rate"]
     # the same construction without the pull is a random walk: no lift
     null = attracted_candles(3, 4000, pull=0.0)
-    res0 = ev.magnet_test(null, window="1d", horizon=24, band_pct=5.0, n_boot=500)
+    res0 = ev.magnet_test(null, window="1d", horizon=24, band_pct=5.0,
+                          bootstrap=ev.Bootstrap(n_boot=500))  # fmt: skip
     assert res0["lift_ci_low"] <= 1.0 <= res0["lift_ci_high"]
     assert res["lift"] > res0["lift"]
 
@@ -332,15 +335,15 @@ def test_calibration_recovers_the_generating_model(sample_1h, tmp_path):
         {BTC: sample_1h}, {BTC: real}, train="20241001-20250101", test="20250101-20250401",
         budget=6, seed=0,
     )  # fmt: skip
-    assert res["test_score"] == pytest.approx(1.0)
-    assert res["params"]["leverage"] == "high"
-    assert res["params"]["participation"] == pytest.approx(0.02, rel=1e-3)
-    assert res["start_test_score"] < res["test_score"]
+    assert res.test_score == pytest.approx(1.0)
+    assert res.params["leverage"] == "high"
+    assert res.params["participation"] == pytest.approx(0.02, rel=1e-3)
+    assert res.start_test_score < res.test_score
     path = write_preset(res, tmp_path / "fitted.json")
     doc = json.loads(path.read_text())
     assert set(doc) >= {"params", "fitted_on", "test_score"}
     assert doc["fitted_on"]["train"] == "20241001-20250101"
-    assert LiquidationModel.from_json(path).participation == res["params"]["participation"]
+    assert LiquidationModel.from_json(path).participation == res.params["participation"]
 
 
 def test_calibration_refuses_test_before_train(sample_1h):

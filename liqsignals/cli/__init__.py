@@ -1,7 +1,9 @@
-"""The ``liqsignals`` command line.
+"""The ``liqsignals`` command line (console entry point ``liqsignals.cli:main``).
 
-Each command lives in its own module, which exposes ``register(subparsers)``; this file only
-lists them, so commands load their (heavy) imports only when they run.
+Each command lives in its own module, which exposes ``register(subparsers)``; this package only
+lists them, so commands load their (heavy) imports only when they run. The options the
+data-reading commands share (layered ``-c`` configs, the datadir rule, ``-p``, ``-t``,
+``--timerange``) and the one error path live in :mod:`liqsignals.cli.options`.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# module paths whose ``register(subparsers)`` adds one or more commands
-_COMMAND_MODULES: list[str] = [
+from liqsignals.cli.options import CLIError, run_command
+
+__all__ = ["COMMAND_MODULES", "CLIError", "build_parser", "main"]
+
+#: module paths whose ``register(subparsers)`` adds one or more commands
+COMMAND_MODULES: tuple[str, ...] = (
     "liqsignals.replay.cli",
     "liqsignals.data.cli",
     "liqsignals.evaluate_cli",
     "liqsignals.plot_cli",
-]
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,22 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"liqsignals {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for path in _COMMAND_MODULES:
+    for path in COMMAND_MODULES:
         importlib.import_module(path).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the command; bad input gives a message on stderr and status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        rc = args.func(args)
-    except KeyboardInterrupt:
-        return 130
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"liqsignals {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    return int(rc or 0)
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":  # pragma: no cover
