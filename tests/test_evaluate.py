@@ -397,6 +397,7 @@ def test_cli_magnets_json_and_report(capsys, tmp_path):
     ])  # fmt: skip
     for key in ("n", "hit_rate", "baseline_hit_rate", "lift", "lift_ci_low", "lift_ci_high"):
         assert key in res
+    assert list(res) == [*MAGNET_KEYS, "report"]
     assert res["n"] > 50 and res["horizon"] == 24
     assert res["first_sample"] >= "2025-01-01"
     text = report.read_text()
@@ -427,6 +428,7 @@ def test_cli_realised_and_calibrate(capsys, tmp_path, sample_1h):
         "--out", str(out), "--json",
     ])  # fmt: skip
     assert res["test_score"] == pytest.approx(1.0)  # the default model generated the data
+    assert "history" not in res and "model" not in res and res["preset"] == str(out)
     assert LiquidationModel.from_json(out).window == LiquidationModel().window
 
 
@@ -437,3 +439,85 @@ def test_cli_errors_are_clear(capsys, tmp_path):
                str(bad), "--json"])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 2 and "short_liquidation_usd" in err
+
+
+# ----------------------------------------------------------------------------- result objects
+MAGNET_KEYS = [
+    "n", "hit_rate", "baseline_hit_rate", "lift", "lift_ci_low", "lift_ci_high",
+    "mirror_hit_rate", "lift_vs_mirror", "lift_vs_mirror_ci_low", "lift_vs_mirror_ci_high",
+    "window", "horizon", "band_pct", "rule", "step", "block", "pairs", "timeframe", "timerange",
+    "horizon_duration", "first_sample", "last_sample",
+]  # fmt: skip
+
+
+def test_magnet_evaluation_to_dict_keys(walk):
+    other = random_candles(8, 6000, vol=0.008)
+    frames = {"A/USDT:USDT": walk, "B/USDT:USDT": other}
+    opts = ev.MagnetOptions(horizon=12, band_pct=5.0, seed=1)
+    study = ev.magnet_study(frames, LiquidationModel(window="1d"), opts,
+                            bootstrap=ev.Bootstrap(n_boot=50))  # fmt: skip
+    result = ev.MagnetEvaluation(study, timeframe="1h", timerange="20240101-")
+    d = result.to_dict()
+    assert list(d) == [*MAGNET_KEYS, "by_pair"]
+    assert d["horizon"] == 12 and d["horizon_duration"] == "12h" and d["window"] == "1d"
+    assert d["pairs"] == list(frames) and d["timerange"] == "20240101-"
+    assert list(d["by_pair"]) == list(frames)
+    assert list(d["by_pair"]["A/USDT:USDT"]) == list(ev.BY_PAIR_KEYS)
+    assert d["by_pair"]["A/USDT:USDT"]["n"] + d["by_pair"]["B/USDT:USDT"]["n"] == d["n"]
+    assert isinstance(d["by_pair"]["A/USDT:USDT"]["n"], int)
+    json.dumps(d, allow_nan=False)  # plain JSON, no NaN
+    result.report = "out.md"
+    assert list(result.to_dict())[-1] == "report"
+    one = ev.MagnetEvaluation(ev.magnet_study({"A": walk}, LiquidationModel(window="1d"), opts,
+                                              bootstrap=ev.Bootstrap(n_boot=20)), "1h")  # fmt: skip
+    assert list(one.to_dict()) == MAGNET_KEYS
+
+
+def _metrics(**values):
+    m = dict.fromkeys(ev.POOLED_KEYS, 0.5)
+    m.update(n_bars=10, n_large=1, first_bar="2025-01-01 00:00:00+00:00",
+             last_bar="2025-01-02 12:00:00+00:00")  # fmt: skip
+    m.update(values)
+    return m
+
+
+def test_realised_evaluation_to_dict_pools_pairs():
+    a = _metrics(spearman_long=0.2, log10_scale=None, n_bars=10)
+    b = _metrics(spearman_long=0.6, log10_scale=-1.0, n_bars=30, log10_slope=float("nan"))
+    res = ev.RealisedEvaluation({"A": a, "B": b}, {}, timeframe="1h", model="high",
+                                window="1w", timerange="20250101-")  # fmt: skip
+    d = res.to_dict()
+    assert list(d) == ["n_bars", *ev.POOLED_KEYS, "per_pair", "pairs", "timeframe",
+                       "timerange", "model", "window"]  # fmt: skip
+    assert d["n_bars"] == 40
+    assert d["spearman_long"] == pytest.approx(0.4)
+    assert d["log10_scale"] == -1.0  # the pair without a value is left out of the mean
+    assert d["per_pair"]["B"]["log10_slope"] is None  # NaN -> null
+    assert d["pairs"] == ["A", "B"] and d["model"] == "high"
+    json.dumps(d, allow_nan=False)
+    single = ev.RealisedEvaluation({"A": a}, {}, timeframe="15m").to_dict()
+    assert list(single)[: len(a)] == list(a) and "per_pair" not in single
+    assert single["model"] == "default" and single["timerange"] is None
+
+
+def test_calibration_result_to_dict_keys():
+    from liqsignals.calibrate import CalibrationResult
+
+    res = CalibrationResult(
+        params={"window": "1w"}, model={"window": "1w"}, objective="o", pairs=[BTC],
+        timeframe="1h", train="20240101-20240201", test="20240201-20240301", train_bars="t",
+        test_bars="u", train_score=0.5, test_score=float("nan"), start_train_score=0.1,
+        start_test_score=0.2, baseline_test_score=0.3, excursion_test_score=0.4,
+        train_metrics={}, test_metrics={}, start_test_metrics={}, evaluations=4, budget=4,
+        seed=0, seconds=1.5, history=[0.1, 0.5],
+    )  # fmt: skip
+    keys = ["params", "objective", "pairs", "timeframe", "train", "test", "train_bars",
+            "test_bars", "train_score", "test_score", "start_train_score", "start_test_score",
+            "baseline_test_score", "excursion_test_score", "train_metrics", "test_metrics",
+            "start_test_metrics", "evaluations", "budget", "seed", "seconds"]  # fmt: skip
+    assert list(res.to_dict()) == keys
+    assert res.to_dict()["test_score"] is None
+    full = res.to_dict(full=True)
+    assert full["model"] == {"window": "1w"} and full["history"] == [0.1, 0.5]
+    res.preset = "p.json"
+    assert list(res.to_dict())[-1] == "preset"
