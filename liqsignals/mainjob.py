@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from liqsignals.cli import options
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STRATEGY = "LiqSweepReversal"
 #: inside the bundled data (2024-06-01 -> 2025-05-31), leaving a month for indicator warm-up
@@ -87,18 +89,14 @@ def backtest_command(
     ]
 
 
-def _default_datadir() -> Path:
-    from liqsignals import sample
-
-    return sample.datadir()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m liqsignals.mainjob",
         description="Offline freqtrade backtest through the replay exchange (make backtest).",
     )
-    parser.add_argument("--datadir", type=Path, default=None, help="default: bundled sample data")
+    parser.add_argument(
+        "--datadir", type=Path, default=None, help="default: the bundled sample data"
+    )
     parser.add_argument("--timerange", default=DEFAULT_TIMERANGE)
     parser.add_argument("--strategy", default=DEFAULT_STRATEGY)
     parser.add_argument("--strategy-path", type=Path, default=ROOT / "strategies")
@@ -116,7 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not needed.exists():
             print(f"mainjob: {needed} not found (run from a source checkout)", file=sys.stderr)
             return 2
-    datadir = args.datadir or _default_datadir()
+    try:  # the datadir rule and the --timerange check of the liqsignals commands
+        datadir, _ = options.resolve_datadir(args.datadir, {})
+        options.parse_timerange(args.timerange)
+        if not datadir.is_dir():
+            raise options.CLIError(f"datadir {datadir} does not exist")
+    except options.CLIError as exc:
+        print(f"mainjob: error: {exc}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="liqsignals-mainjob-") as tmp:
         userdir = args.userdir or Path(tmp) / "user_data"
         userdir.mkdir(parents=True, exist_ok=True)
