@@ -22,7 +22,17 @@ from typing import Any
 
 from liqsignals.replay.config import DEFAULT_HOST, DEFAULT_PORT
 
-_LOOPBACK = ("127.", "localhost", "::1")
+
+def _port(text: str) -> int:
+    """argparse type of ``--port``: an integer from 0 to 65535 (argparse reports anything else
+    as a usage error, exit code 2)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is out of range (0-65535; 0: a free port)")
+    return port
 
 
 def register(subparsers: Any) -> None:
@@ -35,7 +45,12 @@ def register(subparsers: Any) -> None:
     )
     _add_exchange_options(p)
     p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (loopback only)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s)")
+    p.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help="port, 0-65535 (0: a free one; default %(default)s)",
+    )
     p.add_argument(
         "--print-config",
         action="store_true",
@@ -155,9 +170,15 @@ def _default_datadir() -> Path:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    if not args.host.startswith(_LOOPBACK):
-        raise ValueError(f"--host {args.host}: the replay exchange listens on loopback only")
+    from liqsignals.replay.server import resolve_bind_address
+
+    try:  # the resolved addresses must all be loopback (a name such as 127.example is not)
+        resolve_bind_address(args.host, args.port)
+    except ValueError as exc:
+        raise ValueError(f"--host {args.host}: {exc}") from None
     if args.print_config:
+        if args.port == 0:
+            raise ValueError("--print-config needs the port the server will use, not 0")
         from liqsignals.replay.config import freqtrade_overlay
 
         print(json.dumps(freqtrade_overlay(args.port, args.host), indent=2))

@@ -1,4 +1,12 @@
-"""The replay exchange's HTTP server: stdlib ``ThreadingHTTPServer`` on loopback.
+"""The replay exchange's HTTP server: a bounded, loopback-only HTTP/1.1 server (stdlib only).
+
+One thread watches every connection with a selector and reads request headers without blocking;
+a request whose headers are complete goes to a fixed pool of worker threads, which answer it and
+hand the connection back (keep-alive). So slow or idle clients hold a file descriptor, never a
+thread, and :class:`ServerLimits` bounds everything else: the worker count, the open connections
+(the oldest waiting one is dropped to admit a new client), the listen queue, the time a request
+may take to arrive (``header_timeout``) and the time an idle keep-alive connection is kept
+(``idle_timeout``). A client that disconnects mid-answer is logged at DEBUG, not on stderr.
 
 Example
 -------
@@ -12,12 +20,20 @@ Example
 
 from __future__ import annotations
 
+import io
+import ipaddress
 import json
 import logging
 import os
+import queue
+import selectors
+import socket
 import threading
+import time
+from collections import deque
+from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,18 +45,229 @@ from liqsignals.replay.store import DataStore, MarketSpec
 
 logger = logging.getLogger(__name__)
 
+#: the stdlib parser's limit for one request or header line
+_MAX_LINE = 65536
+#: request heads longer than this go to the parser unfinished (it answers 414/431)
+_MAX_HEAD = 2 * _MAX_LINE
+#: request bodies up to this size are read and discarded; larger ones close the connection
+_MAX_BODY = _MAX_LINE
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    api: ReplayAPI
-    stopping: threading.Event
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """How much the replay exchange's HTTP server takes on.
+
+    Attributes
+    ----------
+    workers:
+        Threads answering requests (requests beyond that wait in a queue).
+    max_connections:
+        Open connections at most. A new client beyond that displaces the connection that has
+        waited longest without a request in progress; when every connection is busy, new ones
+        wait in the listen queue.
+    backlog:
+        Listen queue length (capped by the kernel's ``somaxconn``).
+    header_timeout:
+        Seconds from a request's first byte until its headers (and body) must have arrived,
+        also the time allowed for writing one answer. Slower connections are closed.
+    idle_timeout:
+        Seconds a connection may stay open without a request (keep-alive, or connected and
+        silent) before the server closes it.
+    """
+
+    workers: int = 16
+    max_connections: int = 512
+    backlog: int = 1024
+    header_timeout: float = 10.0
+    idle_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("workers", "max_connections", "backlog"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ServerLimits.{name} must be a positive integer, got {value!r}")
+        for name in ("header_timeout", "idle_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"ServerLimits.{name} must be a positive number, got {value!r}")
+
+
+def check_port(port: object) -> int:
+    """``port`` as an int in 0..65535 (0: any free port), else a ``ValueError``."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port {port!r}: expected an integer from 0 to 65535 (0: a free port)")
+    return port
+
+
+class NotLoopbackError(ValueError):
+    """A host to listen on that is not (or does not resolve only to) loopback addresses."""
+
+
+def _is_loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def resolve_bind_address(
+    host: str, port: int = 0, *, allow_remote: bool = False
+) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
+    """The ``(family, sockaddr)`` the replay exchange binds for ``host``.
+
+    ``host`` is resolved (names through the system resolver); unless ``allow_remote`` is true,
+    every address it resolves to must be a loopback address, otherwise
+    :class:`NotLoopbackError` (a ``ValueError``) says so; a bad port or a name that does not
+    resolve is a ``ValueError`` too. An IPv4 address is preferred when the name has both.
+    """
+    check_port(port)
+    if allow_remote and host == "":
+        host = "0.0.0.0"  # every interface, as asked for
+    if not isinstance(host, str) or not host.strip():
+        raise NotLoopbackError(
+            f"host {host!r}: an empty host means every interface; the replay exchange "
+            "serves loopback only (e.g. 127.0.0.1)"
+        )
+    try:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ValueError(f"host {host!r} does not resolve to an address ({exc})") from None
+    remote = sorted({str(info[4][0]) for info in infos if not _is_loopback(str(info[4][0]))})
+    if remote and not allow_remote:
+        raise NotLoopbackError(
+            f"host {host!r} resolves to {', '.join(remote)}, not a loopback address: the "
+            "replay exchange serves loopback only"
+        )
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    family, _, _, _, sockaddr = infos[0]
+    return family, tuple(sockaddr)
+
+
+# ---------------------------------------------------------------------------- connections
+
+
+class _Connection:
+    """One client connection; owned by the selector thread unless ``busy`` (then by a worker)."""
+
+    __slots__ = ("addr", "buf", "busy", "deadline", "scan", "since", "sock")
+
+    def __init__(self, sock: socket.socket, addr: Any, now: float, idle_timeout: float) -> None:
+        self.sock = sock
+        self.addr = addr
+        self.buf = bytearray()
+        self.scan = 0  # where to resume looking for the end of the head
+        self.busy = False
+        self.since = now  # last activity: the connection waiting longest is displaced first
+        self.deadline = now + idle_timeout
+
+    def head_complete(self) -> bool:
+        """Whether the buffer holds what the parser needs to answer without waiting."""
+        buf = self.buf
+        eol = buf.find(b"\n")
+        if eol < 0:
+            return len(buf) > _MAX_LINE
+        if len(buf[:eol].split()) != 3:  # HTTP/0.9, garbage, an empty line: answered at once
+            return True
+        start = max(eol, self.scan - 2)
+        if buf.find(b"\n\r\n", start) >= 0 or buf.find(b"\n\n", start) >= 0:
+            return True
+        self.scan = len(buf)
+        return len(buf) > _MAX_HEAD
+
+
+class _Reader(io.BufferedIOBase):
+    """The request stream: the bytes the selector already read, then the socket, against one
+    deadline for the whole request."""
+
+    def __init__(self, sock: socket.socket, buf: bytearray, deadline: float) -> None:
+        super().__init__()
+        self.sock = sock
+        self.buf = buf
+        self.deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> bool:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("request not received in time")
+        self.sock.settimeout(remaining)
+        chunk = self.sock.recv(65536)
+        self.buf += chunk
+        return bool(chunk)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = -1 if size is None else size
+        start = 0
+        while True:
+            eol = self.buf.find(b"\n", start)
+            if eol >= 0:
+                end = eol + 1
+                break
+            if 0 <= limit <= len(self.buf):
+                end = limit
+                break
+            start = len(self.buf)
+            if not self._fill():
+                end = len(self.buf)
+                break
+        if limit >= 0:
+            end = min(end, limit)
+        out = bytes(self.buf[:end])
+        del self.buf[:end]
+        return out
+
+    def read(self, size: int | None = -1) -> bytes:
+        while (size is None or size < 0 or len(self.buf) < size) and self._fill():
+            pass
+        end = len(self.buf) if size is None or size < 0 else min(size, len(self.buf))
+        out = bytes(self.buf[:end])
+        del self.buf[:end]
+        return out
+
+
+class _Writer(io.BufferedIOBase):
+    """Unbuffered writes to the socket, each within ``timeout`` seconds."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        super().__init__()
+        self.sock = sock
+        self.timeout = timeout
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.sock.settimeout(self.timeout)
+        self.sock.sendall(data)
+        return len(data)
+
+
+# ---------------------------------------------------------------------------- HTTP handling
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    """Answers one request on a connection whose head is already buffered."""
+
     protocol_version = "HTTP/1.1"
     server_version = "liqsignals-replay"
+
+    def __init__(  # the socketserver constructor would run the whole connection; not used
+        self, conn: _Connection, api: ReplayAPI, stopping: threading.Event, limits: ServerLimits
+    ) -> None:
+        self.request = self.connection = conn.sock
+        self.client_address = conn.addr
+        self.api = api
+        self.stopping = stopping
+        self.rfile = _Reader(conn.sock, conn.buf, time.monotonic() + limits.header_timeout)
+        self.wfile = _Writer(conn.sock, limits.header_timeout)
+
+    def answer(self) -> bool:
+        """Answer one request; whether the connection stays open for the next."""
+        self.close_connection = True
+        self.handle_one_request()
+        return not self.close_connection
 
     # every method goes through the API, which answers unknown paths and methods itself
     def do_GET(self) -> None:
@@ -69,14 +296,16 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             length = 0
-        if length > 0:
+        if length > _MAX_BODY:
+            self.close_connection = True  # bodies are not used: do not wait for a large one
+        elif length > 0:
             self.rfile.read(length)  # keep the connection usable; bodies are not read
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
-        api = self.server.api
+        api = self.api
         fault = api.faults.draw(path)
         if fault is Fault.TIMEOUT:
-            self.server.stopping.wait(api.faults.config.timeout_s)
+            self.stopping.wait(api.faults.config.timeout_s)
             self.close_connection = True  # drop the connection without an answer
             return
         if fault is not None:
@@ -141,6 +370,229 @@ def _fault_response(fault: Fault, cfg: FaultConfig) -> Response:
     return Response(200, b'{"code":0,"msg":"truncat')
 
 
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+class _Server:
+    """The selector thread, the worker pool and the connection table of one listening socket."""
+
+    def __init__(self, listener: socket.socket, api: ReplayAPI, limits: ServerLimits) -> None:
+        self.listener = listener
+        self.api = api
+        self.limits = limits
+        self.stopping = threading.Event()
+        #: open connections by ``id``; changed by the selector thread only
+        self.connections: dict[int, _Connection] = {}
+        self.jobs: queue.SimpleQueue[_Connection | None] = queue.SimpleQueue()
+        self.returned: deque[tuple[_Connection, bool]] = deque()
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
+        self.accepting = False
+        self.threads: list[threading.Thread] = []
+
+    # -------------------------------------------------------------- lifecycle
+
+    def start(self, name: str) -> None:
+        self.listener.setblocking(False)
+        self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
+        self._accepting(True)
+        self.threads = [threading.Thread(target=self._loop, name=name, daemon=True)]
+        self.threads += [
+            threading.Thread(target=self._work, name=f"{name}-worker-{i}", daemon=True)
+            for i in range(self.limits.workers)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        self._wake()
+        for _ in range(self.limits.workers):
+            self.jobs.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.threads = []
+
+    def _wake(self) -> None:
+        try:
+            self.wake_w.send(b"x")
+        except OSError:  # full (a wake-up is pending anyway) or closed
+            pass
+
+    # -------------------------------------------------------------- the selector thread
+
+    def _accepting(self, on: bool) -> None:
+        if on and not self.accepting:
+            self.selector.register(self.listener, selectors.EVENT_READ, "listen")
+        elif not on and self.accepting:
+            self.selector.unregister(self.listener)
+        self.accepting = on
+
+    def _loop(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                timeout = self._expire()
+                for key, _ in self.selector.select(timeout):
+                    if key.data == "listen":
+                        self._accept()
+                    elif key.data == "wake":
+                        self._drain_wake()
+                    else:
+                        self._read(key.data)
+                self._take_back()
+        except Exception:  # pragma: no cover - a bug here must not pass silently
+            logger.exception("replay exchange: the connection loop failed")
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        self._accepting(False)
+        _close(self.listener)
+        while self.returned:
+            conn, _ = self.returned.popleft()
+            conn.busy = False
+        for conn in list(self.connections.values()):
+            if not conn.busy:
+                self._drop(conn)
+        self.selector.close()
+        _close(self.wake_r)
+
+    def _drain_wake(self) -> None:
+        try:
+            while self.wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def _accept(self) -> None:
+        while True:
+            if len(self.connections) >= self.limits.max_connections and not self._displace():
+                self._accepting(False)  # everything is busy: new clients wait in the backlog
+                return
+            try:
+                sock, addr = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. out of file descriptors: retry on the next round
+                logger.warning("replay exchange: accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            conn = _Connection(sock, addr, time.monotonic(), self.limits.idle_timeout)
+            self.connections[id(conn)] = conn
+            self.selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _displace(self) -> bool:
+        waiting = [c for c in self.connections.values() if not c.busy]
+        if not waiting:
+            return False
+        oldest = min(waiting, key=lambda c: c.since)
+        logger.debug("replay exchange: connection limit reached, closing %s", oldest.addr)
+        self._drop(oldest)
+        return True
+
+    def _drop(self, conn: _Connection) -> None:
+        if not conn.busy:
+            try:
+                self.selector.unregister(conn.sock)
+            except (KeyError, ValueError):
+                pass
+        self.connections.pop(id(conn), None)
+        _close(conn.sock)
+        if not self.accepting and not self.stopping.is_set():
+            self._accepting(True)
+
+    def _read(self, conn: _Connection) -> None:
+        try:
+            chunk = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._drop(conn)
+            return
+        now = time.monotonic()
+        if not conn.buf:  # the first byte of a request: it has header_timeout to arrive
+            conn.deadline = now + self.limits.header_timeout
+        conn.buf += chunk
+        conn.since = now
+        if conn.head_complete():
+            self._dispatch(conn)
+
+    def _dispatch(self, conn: _Connection) -> None:
+        self.selector.unregister(conn.sock)
+        conn.busy = True
+        conn.scan = 0
+        self.jobs.put(conn)
+
+    def _take_back(self) -> None:
+        while self.returned:
+            conn, keep = self.returned.popleft()
+            conn.busy = False
+            if not keep:
+                self._drop(conn)
+                continue
+            now = time.monotonic()
+            conn.since = now
+            conn.deadline = now + (
+                self.limits.header_timeout if conn.buf else self.limits.idle_timeout
+            )
+            try:
+                conn.sock.setblocking(False)
+                self.selector.register(conn.sock, selectors.EVENT_READ, conn)
+            except (OSError, ValueError):
+                self._drop(conn)
+                continue
+            if conn.buf and conn.head_complete():  # a pipelined request
+                self._dispatch(conn)
+
+    def _expire(self) -> float:
+        """Close connections past their deadline; seconds until the next deadline (<= 1)."""
+        now = time.monotonic()
+        nearest = now + 1.0
+        for conn in list(self.connections.values()):
+            if conn.busy:
+                continue
+            if conn.deadline <= now:
+                logger.debug("replay exchange: closing %s (timed out)", conn.addr)
+                self._drop(conn)
+            else:
+                nearest = min(nearest, conn.deadline)
+        return max(0.0, nearest - now)
+
+    # -------------------------------------------------------------- the workers
+
+    def _work(self) -> None:
+        while True:
+            conn = self.jobs.get()
+            if conn is None:
+                return
+            keep = False
+            try:
+                conn.sock.setblocking(True)
+                handler = _Handler(conn, self.api, self.stopping, self.limits)
+                keep = handler.answer() and not self.stopping.is_set()
+            except OSError as exc:  # the client went away or was too slow: nothing to report
+                logger.debug("replay exchange: connection %s ended: %r", conn.addr, exc)
+            except Exception:
+                logger.exception("replay exchange: error on connection %s", conn.addr)
+            if self.stopping.is_set():
+                _close(conn.sock)
+            self.returned.append((conn, keep))
+            self._wake()
+
+
 class ReplayExchange:
     """A Binance USDT-M compatible exchange on loopback, serving a freqtrade datadir.
 
@@ -152,7 +604,9 @@ class ReplayExchange:
     datadir:
         Exchange folder of a freqtrade datadir (holding ``futures/``).
     host, port:
-        Where to listen; only loopback addresses make sense.
+        Where to listen. ``host`` is resolved at once; a host that resolves to anything but
+        loopback addresses (``0.0.0.0``, ``""``, a public name) raises ``ValueError`` unless
+        ``allow_remote=True``. ``port`` must be 0..65535.
     clock:
         What "now" is (default: a :class:`~liqsignals.replay.clock.HistoricalClock` at the end
         of the data, so all stored history is served).
@@ -160,6 +614,11 @@ class ReplayExchange:
         Fault injection (default: none). Can be switched later with :meth:`set_faults`.
     specs:
         Exchange filters per symbol id, overriding the built-in table.
+    limits:
+        Worker threads, connection cap, listen queue and timeouts (:class:`ServerLimits`).
+    allow_remote:
+        Bind a non-loopback address anyway: the server has no authentication, so this exposes
+        it to every host that can reach the address.
     """
 
     def __init__(
@@ -171,47 +630,51 @@ class ReplayExchange:
         clock: Clock | None = None,
         faults: FaultConfig | None = None,
         specs: dict[str, MarketSpec] | None = None,
+        limits: ServerLimits | None = None,
+        allow_remote: bool = False,
     ) -> None:
+        try:
+            self._family, self._sockaddr = resolve_bind_address(
+                host, port, allow_remote=allow_remote
+            )
+        except NotLoopbackError as exc:
+            raise NotLoopbackError(
+                f"{exc} (allow_remote=True binds it anyway, unauthenticated)"
+            ) from None
+        self.limits = limits or ServerLimits()
         self.store = DataStore(datadir, specs=specs)
         self.clock = clock or HistoricalClock(self.store.last_close_ms())
         self.api = ReplayAPI(self.store, self.clock, FaultInjector(faults))
         self._host = host
         self._port = port
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> ReplayExchange:
-        """Bind and serve in a background thread. Returns ``self``."""
+        """Bind and serve in background threads. Returns ``self``."""
         if self._server is not None:
             return self
-        server = _Server((self._host, self._port), _Handler)
-        server.api = self.api
-        server.stopping = threading.Event()
+        listener = socket.socket(self._family, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(self._sockaddr)
+            listener.listen(self.limits.backlog)
+        except BaseException:
+            listener.close()
+            raise
+        self._port = listener.getsockname()[1]
+        server = _Server(listener, self.api, self.limits)
+        server.start(f"replay-exchange:{self._port}")
         self._server = server
-        self._port = server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name=f"replay-exchange:{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
         logger.info("replay exchange serving %s on %s", self.store.datadir, self.url)
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port (idempotent)."""
+        """Stop serving, close every connection and release the port (idempotent)."""
         server, self._server = self._server, None
-        if server is None:
-            return
-        server.stopping.set()
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if server is not None:
+            server.stop()
 
     def __enter__(self) -> ReplayExchange:
         return self.start()
@@ -222,6 +685,12 @@ class ReplayExchange:
     @property
     def running(self) -> bool:
         return self._server is not None
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open right now (0 when stopped)."""
+        server = self._server
+        return 0 if server is None else len(server.connections)
 
     # ------------------------------------------------------------------ addresses and configs
 
