@@ -101,7 +101,7 @@ def _memory_child(n: int) -> None:
     base = _rss_mb()
     for start in range(100, n, 20_000):
         eng.update_many(df.iloc[start : start + 20_000])
-    state = sum(getattr(eng, name).nbytes for name in eng._ARRAYS)
+    state = eng.state_nbytes
     print(json.dumps({"n": n, "rss_growth_mb": _rss_mb() - base, "state_mb": state / 2**20}))
 
 

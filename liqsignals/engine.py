@@ -53,7 +53,15 @@ from liqsignals.columns import LEVEL_COLUMNS
 from liqsignals.inputs import Inputs, SingleBuffers, prepare_inputs, single_inputs
 from liqsignals.model import LiquidationModel, resolve_model
 
-__all__ = ["LiquidationEngine", "LiquidationMap", "liquidation_levels", "prepare_inputs"]
+__all__ = [
+    "LeverageMix",
+    "LiquidationEngine",
+    "LiquidationMap",
+    "RunResult",
+    "Snapshots",
+    "liquidation_levels",
+    "prepare_inputs",
+]
 
 # the kernel writes its outputs in the order of columns.LEVEL_COLUMNS (see _kernels.O_*)
 _N_CORE = 6  # the first six need no summaries
@@ -63,6 +71,98 @@ def _kernels() -> Any:
     from liqsignals import _kernels  # numba: imported on first use only
 
     return _kernels
+
+
+# ----------------------------------------------------------------------------- run inputs/outputs
+@dataclass(frozen=True)
+class LeverageMix:
+    """Liquidation-price factors per leverage and their weights.
+
+    A position opened at ``entry`` with leverage ``j`` is liquidated at ``entry *
+    long_factors[j]`` (longs) or ``entry * short_factors[j]`` (shorts); ``weights[j]`` is that
+    leverage's share of new positions. :meth:`of` gives a model's own mix; a different mix (for
+    example several exchanges, each with its own margin tiers: :mod:`liqsignals.multi`) is passed
+    to :class:`LiquidationEngine` as ``mix=``.
+    """
+
+    long_factors: np.ndarray
+    short_factors: np.ndarray
+    weights: np.ndarray
+
+    def __post_init__(self) -> None:
+        fl = np.ascontiguousarray(self.long_factors, dtype=np.float64)
+        fs = np.ascontiguousarray(self.short_factors, dtype=np.float64)
+        w = np.ascontiguousarray(self.weights, dtype=np.float64)
+        if fl.ndim != 1 or fl.shape != fs.shape or fl.shape != w.shape or fl.size == 0:
+            raise ValueError(
+                "LeverageMix: long_factors, short_factors and weights must be 1-d arrays of one "
+                f"non-zero length, got shapes {fl.shape}, {fs.shape}, {w.shape}"
+            )
+        for name, arr in (("long_factors", fl), ("short_factors", fs)):
+            if not (np.all(np.isfinite(arr)) and np.all(arr > 0)):
+                raise ValueError(f"LeverageMix: {name} must be finite and > 0")
+        if not (np.all(np.isfinite(w)) and np.all(w >= 0)):
+            raise ValueError("LeverageMix: weights must be finite and >= 0")
+        object.__setattr__(self, "long_factors", fl)
+        object.__setattr__(self, "short_factors", fs)
+        object.__setattr__(self, "weights", w)
+
+    @classmethod
+    def of(cls, model: LiquidationModel) -> LeverageMix:
+        """The model's own mix (:meth:`LiquidationModel.liquidation_factors`)."""
+        fl, fs, w = model.liquidation_factors()
+        return cls(fl, fs, w)
+
+    def __len__(self) -> int:
+        return int(self.weights.shape[0])
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """Which candles' books :meth:`LiquidationEngine.run` copies out (for heatmaps).
+
+    ``rows``: sorted candle indices into the run's inputs (repeats allowed); the books cover the
+    absolute price bins ``k_lo .. k_lo + width - 1`` (see :meth:`LiquidationModel.bin_to_price`).
+    """
+
+    rows: np.ndarray
+    k_lo: int
+    width: int
+
+    def __post_init__(self) -> None:
+        rows = np.ascontiguousarray(self.rows, dtype=np.int64)
+        if rows.ndim != 1:
+            raise ValueError(f"Snapshots.rows must be 1-d, got shape {rows.shape}")
+        if rows.size and np.any(np.diff(rows) < 0):
+            raise ValueError("Snapshots.rows must be sorted")
+        if int(self.width) < 0:
+            raise ValueError(f"Snapshots.width must be >= 0, got {self.width}")
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "k_lo", int(self.k_lo))
+        object.__setattr__(self, "width", int(self.width))
+
+
+@dataclass
+class RunResult:
+    """Output of :meth:`LiquidationEngine.run`.
+
+    ``values``: one row per input candle, one column per name in ``columns`` (NaN during
+    warm-up); ``snap_long`` / ``snap_short``: one row per :class:`Snapshots` row, the real mass
+    (quote) per bin as float32 (empty ``(0, 0)`` arrays without snapshots).
+    """
+
+    values: np.ndarray
+    columns: tuple[str, ...]
+    snap_long: np.ndarray
+    snap_short: np.ndarray
+
+    def to_frame(self, index: pd.Index) -> pd.DataFrame:
+        """``values`` as a DataFrame on ``index`` (one entry per candle)."""
+        if len(index) != self.values.shape[0]:
+            raise ValueError(
+                f"index has {len(index)} entries for {self.values.shape[0]} result rows"
+            )
+        return pd.DataFrame(self.values, index=index, columns=list(self.columns))
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -103,14 +203,18 @@ class LiquidationEngine:
         model: LiquidationModel | None = None,
         *,
         summaries: bool = True,
-        _factors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        mix: LeverageMix | None = None,
         **params: Any,
     ) -> None:
+        legacy = params.pop("_factors", None)  # transitional: callers move to mix=
+        if mix is None and legacy is not None:
+            mix = LeverageMix(*legacy)
         self.model = resolve_model(model, params)
         self.summaries = summaries
-        # _factors: liquidation-price factors and weights of a leverage mix other than the
-        # model's own (several exchanges, each with its own margin tiers: liqsignals.multi)
-        f_long, f_short, w = _factors if _factors is not None else self.model.liquidation_factors()
+        # mix: liquidation-price factors and weights of a leverage mix other than the model's
+        # own (several exchanges, each with its own margin tiers: liqsignals.multi)
+        self.mix = mix if mix is not None else LeverageMix.of(self.model)
+        f_long, f_short, w = self.mix.long_factors, self.mix.short_factors, self.mix.weights
         self._f_long_log = np.log(f_long)
         self._f_short_log = np.log(f_short)
         self._lev_w = np.ascontiguousarray(w[None, :])
@@ -120,7 +224,7 @@ class LiquidationEngine:
         self._prm = self._params()
         self._k = _kernels()
         self._window_ns = int(self.model.window_td.value)
-        self._columns = LEVEL_COLUMNS if summaries else LEVEL_COLUMNS[:_N_CORE]
+        self._cols: tuple[str, ...] = LEVEL_COLUMNS if summaries else LEVEL_COLUMNS[:_N_CORE]
         self._out1 = np.empty((1, self._k.N_OUT))
         self._no_rows = np.zeros(0, dtype=np.int64)
         self._no_snap = np.zeros((0, 0), dtype=np.float32)
@@ -258,13 +362,30 @@ class LiquidationEngine:
         )
         self._ist[k.I_HEAD] = 0
 
-    def _run(
+    def run(
         self,
-        inp: Inputs,
-        snap_rows: np.ndarray | None = None,
-        snap_k_lo: int = 0,
-        snap_width: int = 0,
+        inputs: Inputs,
+        *,
+        snapshots: Snapshots | None = None,
         weights: np.ndarray | None = None,
+    ) -> RunResult:
+        """Process validated inputs (:func:`~liqsignals.inputs.prepare_inputs`), newer than any
+        candle already processed.
+
+        ``snapshots`` selects candles whose books are copied out; ``weights`` (``(n, n_lev)``,
+        one row per candle) replaces the mix's leverage weights candle by candle (several
+        exchanges weighted by their share of each candle's volume).
+        """
+        out, snap_long, snap_short = self._advance(inputs, snapshots, weights)
+        return RunResult(
+            values=out[:, : len(self._cols)],
+            columns=self._cols,
+            snap_long=snap_long,
+            snap_short=snap_short,
+        )
+
+    def _advance(
+        self, inp: Inputs, snapshots: Snapshots | None, weights: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = _kernels()
         n = len(inp)
@@ -281,8 +402,12 @@ class LiquidationEngine:
                 f"processed candle {pd.Timestamp(int(self._ist[k.I_PREV_DATE]), tz='UTC')}"
             )
         out = np.full((n, k.N_OUT), np.nan)
-        if snap_rows is None:
-            snap_rows = np.zeros(0, dtype=np.int64)
+        if snapshots is None:
+            snap_rows, snap_k_lo, snap_width = self._no_rows, 0, 0
+        else:
+            snap_rows, snap_k_lo, snap_width = snapshots.rows, snapshots.k_lo, snapshots.width
+            if snap_rows.size and (snap_rows[0] < 0 or snap_rows[-1] >= n):
+                raise ValueError(f"Snapshots.rows must lie in [0, {n}), the run's candles")
         snap_long = np.zeros((snap_rows.shape[0], snap_width), dtype=np.float32)
         snap_short = np.zeros_like(snap_long)
         if n == 0:
@@ -306,36 +431,63 @@ class LiquidationEngine:
         out[warm] = np.nan
         return out, snap_long, snap_short
 
+    # transitional private names, kept until every caller uses run() / update_row() / columns
+    def _run(
+        self,
+        inp: Inputs,
+        snap_rows: np.ndarray | None = None,
+        snap_k_lo: int = 0,
+        snap_width: int = 0,
+        weights: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        snaps = None if snap_rows is None else Snapshots(snap_rows, snap_k_lo, snap_width)
+        return self._advance(inp, snaps, weights)
+
     def _frame(self, out: np.ndarray, index: pd.Index) -> pd.DataFrame:
-        cols = LEVEL_COLUMNS if self.summaries else LEVEL_COLUMNS[:_N_CORE]
-        return pd.DataFrame(out[:, : len(cols)], index=index, columns=list(cols))
+        return pd.DataFrame(out[:, : len(self._cols)], index=index, columns=list(self._cols))
+
+    @property
+    def _columns(self) -> tuple[str, ...]:
+        return self._cols
 
     # ------------------------------------------------------------------ public API
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Names of the output columns, in the order of :attr:`RunResult.values` and
+        :meth:`update_row` (all of :data:`~liqsignals.columns.LEVEL_COLUMNS`, or only the first
+        six with ``summaries=False``)."""
+        return self._cols
+
     def update_many(self, df: pd.DataFrame) -> pd.DataFrame:
         """Process a block of new candles (after any already processed); one row per candle."""
-        inp = prepare_inputs(df)
-        out, _, _ = self._run(inp)
-        return self._frame(out, df.index)
+        return self.run(prepare_inputs(df)).to_frame(df.index)
 
     def update(self, candle: Mapping[str, Any] | pd.Series) -> dict[str, float]:
         """Process one closed candle; returns ``{column: value}`` as in the batch output.
 
         ``candle`` maps ``date, open, high, low, close, volume`` (and optionally the extra input
         columns) to values; a Series named by its date works too. Validation is the same as for
-        frames. This is the live-bot path, kept lean (a few microseconds of Python around the
-        kernel).
+        frames.
         """
-        return dict(zip(self._columns, self._update_row(candle).tolist(), strict=False))
+        return dict(zip(self._cols, self.update_row(candle).tolist(), strict=True))
+
+    def update_row(self, candle: Mapping[str, Any] | pd.Series) -> np.ndarray:
+        """:meth:`update` returning the row as an array in :attr:`columns` order.
+
+        This is the live-bot path, kept lean (a few microseconds of Python around the kernel).
+        The array is a view of a buffer reused by the next call: copy it to keep it."""
+        return self._row(candle)[: len(self._cols)]
 
     def _update_row(self, candle: Mapping[str, Any] | pd.Series) -> np.ndarray:
-        """:meth:`update` returning the row as an array of all kernel outputs (a view of a
-        buffer reused by the next call: copy it to keep it)."""
+        return self._row(candle)
+
+    def _row(self, candle: Mapping[str, Any] | pd.Series) -> np.ndarray:
         inp = single_inputs(candle, self._one)
         k = self._k
         ist = self._ist
         date = int(inp.dates[0])
         if ist[k.I_HAS_PREV] and date <= ist[k.I_PREV_DATE]:
-            self._run(inp)  # raises the ordering error
+            self._advance(inp, None, None)  # raises the ordering error
         lo = float(inp.low[0]) * self._reach_lo
         hi = float(inp.high[0]) * self._reach_hi
         k0 = int(ist[k.I_K0])
@@ -347,7 +499,7 @@ class LiquidationEngine:
             or int(ist[k.I_SIZE]) + 1 > self._coh_date.shape[0]
             or self._first_date is None
         ):
-            out = self._run(inp)[0]
+            out = self._advance(inp, None, None)[0]
         else:
             out = self._out1
             out.fill(np.nan)
@@ -364,6 +516,11 @@ class LiquidationEngine:
             if date < self._first_date + self._window_ns:
                 out.fill(np.nan)
         return out[0]
+
+    @property
+    def state_nbytes(self) -> int:
+        """Bytes held by the state arrays (book, wipe marks, cohort ring, scalars)."""
+        return int(sum(getattr(self, name).nbytes for name in self._ARRAYS))
 
     @property
     def last_date(self) -> pd.Timestamp | None:
@@ -448,8 +605,8 @@ class LiquidationEngine:
         custom = None
         if factors is not None:
             logs_long, logs_short, weights = np.asarray(factors, dtype=np.float64)
-            custom = (np.exp(logs_long), np.exp(logs_short), weights)
-        eng = cls(LiquidationModel(**params), summaries=bool(state["summaries"]), _factors=custom)
+            custom = LeverageMix(np.exp(logs_long), np.exp(logs_short), weights)
+        eng = cls(LiquidationModel(**params), summaries=bool(state["summaries"]), mix=custom)
         if factors is not None:
             eng._f_long_log = np.ascontiguousarray(logs_long)
             eng._f_short_log = np.ascontiguousarray(logs_short)

@@ -16,6 +16,8 @@ from synthetic import random_candles
 
 from liqsignals import LiquidationEngine, LiquidationModel, liquidation_levels
 from liqsignals.columns import LEVEL_COLUMNS
+from liqsignals.engine import LeverageMix, Snapshots
+from liqsignals.inputs import prepare_inputs
 from liqsignals.model import liquidation_price, load_margin_tiers
 
 SMALL = {"window": "1d", "bin_bp": 20.0, "entry_samples": 3}
@@ -520,3 +522,94 @@ def test_real_btc_liquidations_follow_sharp_moves():
         < 0.2 * out.loc[sharp_up, "liq_short_liquidated"].sum()
     )
     assert math.isfinite(long_share)
+
+
+# ----------------------------------------------------------------------------- public run API
+def test_run_result_matches_update_many_and_names_its_columns():
+    df = random_candles(31, 150, open_interest=True)
+    frame = LiquidationEngine(**SMALL).update_many(df)
+    res = LiquidationEngine(**SMALL).run(prepare_inputs(df))
+    assert res.columns == LEVEL_COLUMNS
+    assert res.values.shape == (150, len(LEVEL_COLUMNS))
+    assert res.snap_long.shape == (0, 0) and res.snap_short.shape == (0, 0)
+    assert_frames_identical(res.to_frame(df.index), frame)
+    core = LiquidationEngine(**SMALL, summaries=False)
+    assert core.columns == LEVEL_COLUMNS[:6]
+    assert core.run(prepare_inputs(df)).values.shape == (150, 6)
+    with pytest.raises(ValueError, match="index has 3 entries"):
+        res.to_frame(df.index[:3])
+
+
+def test_update_row_is_update_in_column_order():
+    df = random_candles(32, 80)
+    a = LiquidationEngine(**SMALL, summaries=False)
+    b = LiquidationEngine(**SMALL, summaries=False)
+    for rec in df.to_dict("records"):
+        row = a.update_row(rec).copy()
+        want = b.update(rec)
+        assert row.shape == (6,)
+        np.testing.assert_array_equal(row, np.array([want[c] for c in a.columns]))
+
+
+def test_snapshots_copy_the_book_at_the_given_candles():
+    df = random_candles(33, 120)
+    model = LiquidationModel(**SMALL)
+    probe = LiquidationEngine(model)
+    probe.update_many(df.iloc[:61])
+    book = probe.snapshot()  # the book after candle 60
+    k_lo = int(np.floor(np.log(book.prices[0]) / model.bin_log_width()))
+    width = len(book.prices) + 4
+    res = LiquidationEngine(model).run(
+        prepare_inputs(df), snapshots=Snapshots(np.array([60, 60, 100]), k_lo - 2, width)
+    )
+    assert res.snap_long.shape == (3, width) and res.snap_long.dtype == np.float32
+    np.testing.assert_allclose(res.snap_long[0, 2 : 2 + len(book.prices)], book.long, rtol=1e-6)
+    np.testing.assert_allclose(res.snap_short[1, 2 : 2 + len(book.prices)], book.short, rtol=1e-6)
+    assert res.snap_long[0, :2].sum() == 0 and res.snap_long[0, -2:].sum() == 0
+    with pytest.raises(ValueError, match="sorted"):
+        Snapshots(np.array([5, 3]), 0, 10)
+    with pytest.raises(ValueError, match="must lie in"):
+        LiquidationEngine(model).run(prepare_inputs(df), snapshots=Snapshots(np.array([120]), 0, 4))
+
+
+def test_leverage_mix_of_model_and_custom_mix():
+    model = LiquidationModel(**SMALL)
+    mix = LeverageMix.of(model)
+    fl, fs, w = model.liquidation_factors()
+    np.testing.assert_array_equal(mix.long_factors, fl)
+    np.testing.assert_array_equal(mix.weights, w)
+    df = random_candles(34, 100)
+    # the model's own mix passed explicitly gives the same numbers
+    assert_frames_identical(
+        LiquidationEngine(model, mix=mix).update_many(df), LiquidationEngine(model).update_many(df)
+    )
+    # all weight on the highest leverage: a different book
+    heavy = np.zeros_like(w)
+    heavy[np.argmax(fl)] = 1.0
+    other = LiquidationEngine(model, mix=LeverageMix(fl, fs, heavy)).update_many(df)
+    assert not np.allclose(
+        other["liq_long_band"].fillna(0),
+        LiquidationEngine(model).update_many(df)["liq_long_band"].fillna(0),
+    )
+    with pytest.raises(ValueError, match="one non-zero length"):
+        LeverageMix(fl, fs[:-1], w)
+    with pytest.raises(ValueError, match="weights must be finite"):
+        LeverageMix(fl, fs, -w)
+
+
+def test_per_candle_weights_shape_is_checked():
+    df = random_candles(35, 40)
+    eng = LiquidationEngine(**SMALL)
+    n_lev = len(eng.mix)
+    with pytest.raises(ValueError, match="weights must have shape"):
+        eng.run(prepare_inputs(df), weights=np.ones((39, n_lev)))
+
+
+def test_state_nbytes_counts_the_state_arrays():
+    eng = LiquidationEngine(**SMALL)
+    empty = eng.state_nbytes
+    eng.update_many(random_candles(36, 60))
+    assert eng.state_nbytes > empty
+    state = eng.state_dict()
+    arrays = sum(v.nbytes for k, v in state.items() if isinstance(v, np.ndarray) and k != "factors")
+    assert eng.state_nbytes == arrays
