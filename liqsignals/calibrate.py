@@ -55,6 +55,7 @@ from liqsignals.fileio import atomic_write_text
 from liqsignals.model import LEVERAGE_PRESETS, LiquidationModel, parse_duration
 
 __all__ = [
+    "CALIBRATION_WARMUP",
     "HALF_LIFE_CHOICES",
     "LEVERAGE_GRID",
     "OBJECTIVE",
@@ -70,6 +71,8 @@ WINDOW_CHOICES: tuple[str, ...] = ("1d", "3d", "1w", "2w", "1M")
 HALF_LIFE_CHOICES: tuple[str | None, ...] = ("4h", "6h", "12h", "1d", "2d", "4d", "1w", None)
 LEVERAGE_GRID: tuple[float, ...] = (2.0, 3.0, 5.0, 10.0, 20.0, 25.0, 50.0, 75.0, 100.0)
 TILT_CHOICES: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: History to load before the training period: the longest searched window (1M) plus two days.
+CALIBRATION_WARMUP = pd.Timedelta(days=32)
 OBJECTIVE = "mean of the Spearman rank correlations (long, short) of estimated vs realised per bar"
 
 _CENTRE_RANGE = (3.0, 75.0)

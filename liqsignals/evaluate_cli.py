@@ -246,10 +246,8 @@ def _cmd_realised(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from liqsignals import report
-    from liqsignals.calibrate import calibrate, write_preset
+    from liqsignals.calibrate import CALIBRATION_WARMUP, calibrate, write_preset
 
     opts = options.resolve_data_options(args)
     model = _model(args.model)
@@ -259,7 +257,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if tr.start is None or te.stop is None:
         raise options.CLIError("--train and --test need both ends (YYYYMMDD-YYYYMMDD)")
     span = f"{tr.start.strftime('%Y%m%d')}-{te.stop.strftime('%Y%m%dT%H%M')}"
-    frames = _frames(opts, span, pd.Timedelta(days=32))
+    frames = _frames(opts, span, CALIBRATION_WARMUP)
     result = calibrate(
         frames, {p: str(f) for p, f in files.items()}, train=args.train, test=args.test,
         model=model, budget=args.budget, seed=args.seed, progress=_say,
