@@ -336,7 +336,7 @@ class FeatureStream:
         self.intensity_lookback = self.readout.intensity_lookback
         self._tail: dict[str, np.ndarray] | None = None
         self._near = np.zeros(0)
-        self._levels = list(self.engine._columns)
+        self._levels = list(self.engine.columns)
         self._level_pos = {c: i for i, c in enumerate(self._levels)}
         self._failed: str | None = None
 
@@ -398,7 +398,7 @@ class FeatureStream:
             names = list(values)
             cols = [np.asarray(values[c], dtype=np.float64) for c in names]
             levels = np.empty((n, len(self._levels)))
-            update = self.engine._update_row
+            update = self.engine.update_row
             for i in range(n):
                 rec: dict[str, Any] = {"date": int(dates[i])}
                 for name, col in zip(names, cols, strict=True):

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from liqsignals.engine import LiquidationEngine, LiquidationMap
+from liqsignals.engine import LiquidationEngine, LiquidationMap, Snapshots
 from liqsignals.inputs import prepare_inputs
 from liqsignals.model import LiquidationModel, resolve_model
 
@@ -454,7 +454,8 @@ def liquidation_heatmap(
     total = r1 + 1 - a
     for c0, c1 in _chunks(a, r1 + 1):
         sel = uniq[(uniq >= c0) & (uniq < c1)]
-        _, sl, ss = eng._run(inp.slice(c0, c1), sel - c0, k_lo, width)
+        res = eng.run(inp.slice(c0, c1), snapshots=Snapshots(sel - c0, k_lo, width))
+        sl, ss = res.snap_long, res.snap_short
         dest = vpos[first_pos[filled : filled + len(sel)]]
         long[dest] = _coarsen(sl, factor)
         short[dest] = _coarsen(ss, factor)

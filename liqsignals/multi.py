@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from liqsignals.engine import LiquidationEngine
+from liqsignals.engine import LeverageMix, LiquidationEngine
 from liqsignals.features import derive_features
 from liqsignals.inputs import prepare_inputs
 from liqsignals.model import LiquidationModel, resolve_model
@@ -42,6 +42,7 @@ from liqsignals.readout import LOOKBACK_FIELDS, ReadoutParams, split_readout
 
 __all__ = [
     "CombinedInputs",
+    "combined_engine",
     "combine_exchanges",
     "liquidation_features_multi",
     "liquidation_levels_multi",
@@ -194,9 +195,11 @@ def combine_exchanges(
     )
 
 
-def _engine(combined: CombinedInputs, model: LiquidationModel) -> LiquidationEngine:
+def combined_engine(combined: CombinedInputs, model: LiquidationModel) -> LiquidationEngine:
+    """A fresh engine for a combined book: each venue's leverage mix side by side; run it with
+    ``engine.run(prepare_inputs(combined.frame), weights=combined.weights)``."""
     w0 = np.ones(combined.f_long.shape[0]) / combined.f_long.shape[0]
-    return LiquidationEngine(model, _factors=(combined.f_long, combined.f_short, w0))
+    return LiquidationEngine(model, mix=LeverageMix(combined.f_long, combined.f_short, w0))
 
 
 def liquidation_levels_multi(
@@ -214,9 +217,9 @@ def liquidation_levels_multi(
     combined = combine_exchanges(
         frames, base, models=models, exchanges=exchanges, reference=reference
     )
-    eng = _engine(combined, base)
-    out, _, _ = eng._run(prepare_inputs(combined.frame), weights=combined.weights)
-    return eng._frame(out, combined.frame.index)
+    eng = combined_engine(combined, base)
+    res = eng.run(prepare_inputs(combined.frame), weights=combined.weights)
+    return res.to_frame(combined.frame.index)
 
 
 def liquidation_features_multi(
@@ -238,7 +241,7 @@ def liquidation_features_multi(
     combined = combine_exchanges(
         frames, base, models=models, exchanges=exchanges, reference=reference
     )
-    eng = _engine(combined, base)
-    out, _, _ = eng._run(prepare_inputs(combined.frame), weights=combined.weights)
-    levels = eng._frame(out, combined.frame.index)
+    eng = combined_engine(combined, base)
+    res = eng.run(prepare_inputs(combined.frame), weights=combined.weights)
+    levels = res.to_frame(combined.frame.index)
     return derive_features(combined.frame, levels, readout)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from liqsignals import sample
-from liqsignals.engine import LiquidationEngine, prepare_inputs
+from liqsignals.engine import LiquidationEngine, Snapshots
 from liqsignals.heatmap import (
     Heatmap,
     LiquidationMap,
@@ -24,6 +24,7 @@ from liqsignals.heatmap import (
     map_buckets,
     top_clusters,
 )
+from liqsignals.inputs import prepare_inputs
 from liqsignals.model import LiquidationModel
 
 WEEK = pd.Timedelta(weeks=1)
@@ -93,7 +94,8 @@ def test_matches_engine_over_full_history(btc_short: pd.DataFrame) -> None:
     inp = prepare_inputs(btc_short)
     rows = np.searchsorted(inp.dates, hm.times.as_unit("ns").asi8).astype(np.int64)
     eng = LiquidationEngine(hm.model, summaries=False)
-    _, sl, ss = eng._run(inp, rows, hm.k_lo, hm.shape[1])
+    res = eng.run(inp, snapshots=Snapshots(rows, hm.k_lo, hm.shape[1]))
+    sl, ss = res.snap_long, res.snap_short
     scale = float(sl.max())
     np.testing.assert_allclose(hm.long, sl, rtol=1e-4, atol=scale * 1e-6)
     np.testing.assert_allclose(hm.short, ss, rtol=1e-4, atol=scale * 1e-6)

@@ -76,11 +76,11 @@ def test_each_exchange_keeps_its_own_margin_tiers():
         "b": base.replace(leverages=(50.0,), leverage_weights=(1.0,)),
     }
     c = combine_exchanges({"a": df, "b": b}, base, models=models)
-    from liqsignals.engine import prepare_inputs
-    from liqsignals.multi import _engine
+    from liqsignals.inputs import prepare_inputs
+    from liqsignals.multi import combined_engine
 
-    eng = _engine(c, base)
-    eng._run(prepare_inputs(c.frame), weights=c.weights)
+    eng = combined_engine(c, base)
+    eng.run(prepare_inputs(c.frame), weights=c.weights)
     snap = eng.snapshot()
     held = snap.prices[snap.long > 0]
     long_10x = 100 * (1 - 0.1 + 0.005)
@@ -120,16 +120,16 @@ def test_combined_engine_state_survives_save_and_restore(tmp_path):
     base = LiquidationModel(**SMALL)
     models = {"b": base.replace(leverage="high")}
     c = combine_exchanges({"a": a, "b": b}, base, models=models)
-    from liqsignals.engine import prepare_inputs
-    from liqsignals.multi import _engine
+    from liqsignals.inputs import prepare_inputs
+    from liqsignals.multi import combined_engine
 
-    full = _engine(c, base)
-    whole, _, _ = full._run(prepare_inputs(c.frame), weights=c.weights)
-    first = _engine(c, base)
-    first._run(prepare_inputs(c.frame.iloc[:90]), weights=c.weights[:90])
+    full = combined_engine(c, base)
+    whole = full.run(prepare_inputs(c.frame), weights=c.weights).values
+    first = combined_engine(c, base)
+    first.run(prepare_inputs(c.frame.iloc[:90]), weights=c.weights[:90])
     first.save(tmp_path / "s.npz")
     again = LiquidationEngine.load(tmp_path / "s.npz")
-    rest, _, _ = again._run(prepare_inputs(c.frame.iloc[90:]), weights=c.weights[90:])
+    rest = again.run(prepare_inputs(c.frame.iloc[90:]), weights=c.weights[90:]).values
     np.testing.assert_array_equal(rest, whole[90:])
 
 
