@@ -3,7 +3,8 @@
 freqtrade and ccxt talk to it exactly as to Binance (``config/replay.json`` points every Binance
 URL at it), so backtests, ``lookahead-analysis``, plotting and dry runs work with no network.
 
-* :class:`ReplayExchange`: the server (context manager, free port by default).
+* :class:`ReplayExchange`: the server (context manager, free port by default, loopback only);
+  :class:`ServerLimits`: its worker pool, connection cap, listen queue and timeouts.
 * :mod:`~liqsignals.replay.clock`: what "now" is: :class:`HistoricalClock` (fixed instant) or
   :class:`LiveClock` (history shifted to the wall clock, optionally accelerated).
 * :class:`FaultConfig`: fault injection (5xx, 429 with ``Retry-After``, timeouts, malformed
@@ -31,7 +32,7 @@ from liqsignals.replay.clock import Clock, HistoricalClock, LiveClock
 from liqsignals.replay.config import DEFAULT_PORT, ccxt_config, freqtrade_overlay, write_overlay
 from liqsignals.replay.faults import FaultConfig, FaultInjector
 from liqsignals.replay.offline import OfflineResult, run_offline
-from liqsignals.replay.server import ReplayExchange
+from liqsignals.replay.server import NotLoopbackError, ReplayExchange, ServerLimits
 from liqsignals.replay.store import DataStore, MarketSpec
 
 __all__ = [
@@ -45,9 +46,11 @@ __all__ = [
     "HistoricalClock",
     "LiveClock",
     "MarketSpec",
+    "NotLoopbackError",
     "OfflineResult",
     "ReplayAPI",
     "ReplayExchange",
+    "ServerLimits",
     "ccxt_config",
     "freqtrade_overlay",
     "run_offline",

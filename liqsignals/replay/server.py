@@ -473,7 +473,8 @@ class _Server:
 
     def _accept(self) -> None:
         while True:
-            if len(self.connections) >= self.limits.max_connections and not self._displace():
+            full = len(self.connections) >= self.limits.max_connections
+            if full and all(c.busy for c in self.connections.values()):
                 self._accepting(False)  # everything is busy: new clients wait in the backlog
                 return
             try:
@@ -483,6 +484,8 @@ class _Server:
             except OSError as exc:  # e.g. out of file descriptors: retry on the next round
                 logger.warning("replay exchange: accept failed: %s", exc)
                 return
+            if full:
+                self._displace()
             sock.setblocking(False)
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -492,14 +495,12 @@ class _Server:
             self.connections[id(conn)] = conn
             self.selector.register(sock, selectors.EVENT_READ, conn)
 
-    def _displace(self) -> bool:
+    def _displace(self) -> None:
         waiting = [c for c in self.connections.values() if not c.busy]
-        if not waiting:
-            return False
-        oldest = min(waiting, key=lambda c: c.since)
-        logger.debug("replay exchange: connection limit reached, closing %s", oldest.addr)
-        self._drop(oldest)
-        return True
+        if waiting:
+            oldest = min(waiting, key=lambda c: c.since)
+            logger.debug("replay exchange: connection limit reached, closing %s", oldest.addr)
+            self._drop(oldest)
 
     def _drop(self, conn: _Connection) -> None:
         if not conn.busy:
@@ -554,6 +555,8 @@ class _Server:
             except (OSError, ValueError):
                 self._drop(conn)
                 continue
+            if not self.accepting and not self.stopping.is_set():
+                self._accepting(True)  # a connection is waiting again: one can be displaced
             if conn.buf and conn.head_complete():  # a pipelined request
                 self._dispatch(conn)
 
