@@ -419,6 +419,7 @@ class _Server:
         for thread in self.threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self.threads = []
+        _close(self.wake_w)  # a worker still finishing meets a closed socket: ignored
 
     def _wake(self) -> None:
         try:
@@ -649,6 +650,7 @@ class ReplayExchange:
         self.clock = clock or HistoricalClock(self.store.last_close_ms())
         self.api = ReplayAPI(self.store, self.clock, FaultInjector(faults))
         self._host = host
+        self._url_host = f"[{host}]" if ":" in host else host  # an IPv6 literal in URLs
         self._port = port
         self._server: _Server | None = None
 
@@ -708,17 +710,17 @@ class ReplayExchange:
 
     @property
     def url(self) -> str:
-        return _config.base_url(self._port, self._host)
+        return _config.base_url(self._port, self._url_host)
 
     def ccxt_config(self, **extra: Any) -> dict[str, Any]:
         """Settings for ``ccxt.binanceusdm(...)``/``ccxt.binance(...)`` to use this server."""
-        cfg = _config.ccxt_config(self._port, self._host)
+        cfg = _config.ccxt_config(self._port, self._url_host)
         cfg.update(extra)
         return cfg
 
     def freqtrade_overlay(self) -> dict[str, Any]:
         """The freqtrade config overlay for this server (see :mod:`.config`)."""
-        return _config.freqtrade_overlay(self._port, self._host)
+        return _config.freqtrade_overlay(self._port, self._url_host)
 
     def set_faults(self, faults: FaultConfig | None) -> None:
         """Switch fault injection on, off (``None``) or to other rates."""
