@@ -166,7 +166,7 @@ class _Connection:
         eol = buf.find(b"\n")
         if eol < 0:
             return len(buf) > _MAX_LINE
-        if len(buf[:eol].split()) != 3:  # HTTP/0.9, garbage, an empty line: answered at once
+        if len(buf[:eol].split()) not in (2, 3):  # garbage or an empty line: answered at once
             return True
         start = max(eol, self.scan - 2)
         if buf.find(b"\n\r\n", start) >= 0 or buf.find(b"\n\n", start) >= 0:
