@@ -21,16 +21,20 @@ TimeRange(start=Timestamp('2024-01-01 00:00:00+0000', tz='UTC'), stop=None)
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import os
 import re
-import tempfile
-from collections.abc import Iterable, Mapping
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from liqsignals.fileio import atomic_path
 from liqsignals.model import timeframe_to_timedelta
 
 __all__ = [
@@ -38,11 +42,14 @@ __all__ = [
     "EXTRA_KINDS",
     "FREQTRADE_CANDLE_TYPES",
     "LAYOUTS",
+    "LOCK_TIMEOUT",
     "OHLCV_COLUMNS",
+    "FileBusyError",
     "TimeRange",
     "append_frame",
     "attach_market_data",
     "data_path",
+    "file_lock",
     "filename_to_pair",
     "list_data",
     "load_candles",
@@ -52,6 +59,7 @@ __all__ = [
     "load_open_interest",
     "load_series",
     "load_taker_volume",
+    "lock_path",
     "pair_to_filename",
     "parse_timerange",
     "read_frame",
@@ -253,32 +261,98 @@ def read_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
     return _normalise_dates(pd.read_feather(path), path)
 
 
+class FileBusyError(RuntimeError):
+    """Another process (or thread) held a data file's lock for longer than the wait allowed."""
+
+
+LOCK_TIMEOUT = 600.0  # seconds a writer waits for another writer of the same file
+_HELD = threading.local()  # lock paths this thread holds, with their depth (re-entrant)
+
+
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock file of a data file: ``.<name>.lock`` beside it, present only while held."""
+    target = Path(path)
+    return target.with_name(f".{target.name}.lock")
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    # every writer of ``target`` holds its lock while its temporary file exists
+    # (``liqsignals.fileio`` names them ``.<name>.<random>.tmp``), so under the lock any such file
+    # was left by a writer that was killed mid-write
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str], *, timeout: float | None = None) -> Iterator[Path]:
+    """Hold the exclusive lock of the data file ``path`` (``fcntl.flock`` on ``lock_path(path)``).
+
+    Every write to a data file in this package (``write_frame``, ``append_frame``,
+    ``save_series``, download bookkeeping) runs under it, so concurrent writers in other
+    processes or threads wait for each other instead of overwriting each other's rows. The lock
+    is re-entrant within a thread. A second writer waits up to ``timeout`` seconds (default
+    ``LOCK_TIMEOUT``) and then raises ``FileBusyError`` naming the file.
+    While held, temporary files a killed writer left beside ``path`` are removed. The lock file
+    is deleted on release; one left by a killed process is simply reused.
+    """
+    target = Path(path)
+    lock = lock_path(target)
+    key = os.path.abspath(lock)
+    held: dict[str, int] = _HELD.__dict__.setdefault("locks", {})
+    if key in held:
+        held[key] += 1
+        try:
+            yield lock
+        finally:
+            held[key] -= 1
+        return
+    wait = LOCK_TIMEOUT if timeout is None else timeout
+    deadline = time.monotonic() + wait
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                raise FileBusyError(
+                    f"{target} is being written by another process or thread (lock {lock} held "
+                    f"for more than {wait:g}s); retry when it has finished"
+                ) from None
+            time.sleep(0.02)
+            continue
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder before us deleted that lock file: take a fresh one
+    held[key] = 1
+    try:
+        _remove_stale_temporaries(target)
+        yield lock
+    finally:
+        del held[key]
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def write_frame(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write ``df`` to ``path`` as freqtrade does (feather, lz4, level 9), atomically.
 
-    The frame goes to a temporary file in the same folder, is flushed to disk and then renamed over
-    ``path``: an interrupted write leaves the previous file intact, never a truncated one.
+    Under the file's lock (``file_lock``) the frame goes through ``liqsignals.fileio.atomic_path``:
+    a unique temporary file in the same folder, fsynced, given the existing file's mode and
+    renamed over ``path``. An interrupted write leaves the previous file intact and no temporary
+    file behind.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with file_lock(path), atomic_path(path) as tmp:
         df.reset_index(drop=True).to_feather(tmp, compression="lz4", compression_level=9)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable where supported
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
     return path
 
 
@@ -288,23 +362,27 @@ def append_frame(
     """Merge ``df`` into the file at ``path`` (created when missing) and rewrite it atomically.
 
     Rows are deduplicated on ``key`` (later rows win, so re-fetched rows replace stored ones) and
-    sorted by ``date``. Returns the path and the number of rows that were not stored before.
+    sorted by ``date``. Reading, merging and writing happen under the file's lock, so concurrent
+    merges into one file keep every row. Returns the path and the number of rows that were not
+    stored before.
     """
     path = Path(path)
     keys = [key] if isinstance(key, str) else list(key)
     new = _normalise_dates(df, path) if "date" in df.columns else df
-    if path.exists():
-        old = read_frame(path)
-        merged = pd.concat([old, new], ignore_index=True) if len(old) else new
-        before = old.drop_duplicates(keys)
-    else:
-        merged, before = new, new.iloc[:0]
-    merged = merged.drop_duplicates(keys, keep="last")
-    merged = merged.sort_values(
-        keys if "date" not in keys else ["date", *[k for k in keys if k != "date"]], kind="stable"
-    ).reset_index(drop=True)
-    added = len(merged) - len(before)
-    write_frame(merged, path)
+    with file_lock(path):
+        if path.exists():
+            old = read_frame(path)
+            merged = pd.concat([old, new], ignore_index=True) if len(old) else new
+            before = old.drop_duplicates(keys)
+        else:
+            merged, before = new, new.iloc[:0]
+        merged = merged.drop_duplicates(keys, keep="last")
+        merged = merged.sort_values(
+            keys if "date" not in keys else ["date", *[k for k in keys if k != "date"]],
+            kind="stable",
+        ).reset_index(drop=True)
+        added = len(merged) - len(before)
+        write_frame(merged, path)
     return path, added
 
 
@@ -455,7 +533,7 @@ def save_series(
     """Store a series with its canonical columns (``LAYOUTS[kind]``), atomically."""
     path = data_path(datadir, pair, timeframe, kind)
     out = _project(_normalise_dates(df, path), kind, path)
-    return write_frame(out.sort_values("date", kind="stable"), path)
+    return write_frame(out.sort_values("date", kind="stable"), path)  # under the file's lock
 
 
 def load_open_interest(

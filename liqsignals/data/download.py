@@ -4,10 +4,20 @@ Covers Binance USDT-M, Bybit linear and OKX swaps. Every function takes a ccxt e
 (``make_exchange`` builds one), so tests and the replay exchange can point ``exchange.urls`` at a
 loopback server. Downloads are
 
-* **incremental**: they continue from the last stored row (and fill in before the first one when
-  the requested range starts earlier);
+* **gap-filling**: the stored dates are compared with the timeframe's grid over the requested
+  range (by default from the first stored row to now) and every missing span is fetched, inside
+  the file as well as before and after it, so a rerun repairs an interrupted back-fill and reports
+  the rows it added;
 * **resumable**: each page is merged into the file (atomically) as soon as it arrives, so an
-  interrupted download keeps what it fetched and the next run carries on from there;
+  interrupted download keeps what it fetched and the next run fills in the rest;
+* **safe to run concurrently**: every merge reads, merges and writes under the file's lock
+  (``liqsignals.data.datadir.file_lock``), so two runs into one file, with the same or different
+  ranges, keep the union of their rows; the second waits for each merge of the first (at most
+  ``LOCK_TIMEOUT`` seconds, then ``FileBusyError``);
+* **honest about holes**: spans the exchange does not serve (older than its retention, or
+  answered with no rows) are recorded in a small JSON sidecar beside the file
+  (``unavailable_path``), reported once (a warning and ``DownloadResult.unavailable``) and
+  skipped by later runs; delete the sidecar to retry them;
 * **rate-limit friendly**: ccxt's ``enableRateLimit`` is switched on; network errors,
   ``RateLimitExceeded`` and ``DDoSProtection`` are retried with exponential backoff, waiting at
   least as long as a ``Retry-After`` header asks.
@@ -21,13 +31,14 @@ kept for datadirs freqtrade does not manage. Long/short ratio and taker volume a
 freqtrade and are stored in ``futures/liqsignals/`` (see ``liqsignals.data.datadir``).
 
 Exchange limits worth knowing: Binance keeps only the last 30 days of open interest, long/short
-ratio and taker volume history (older ranges are clipped with a warning); taker volume is
-published by Binance only.
+ratio and taker volume history (older spans are recorded as unavailable, with a warning, once);
+taker volume is published by Binance only.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -35,25 +46,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from liqsignals.data.datadir import (
     TimeRange,
     append_frame,
     data_path,
+    file_lock,
     parse_timerange,
     read_frame,
     timeframe_to_timedelta,
 )
+from liqsignals.fileio import atomic_write_text
 
 __all__ = [
     "DownloadResult",
+    "Unavailable",
     "download",
     "download_funding_rate",
     "download_long_short_ratio",
     "download_open_interest",
     "download_taker_volume",
+    "load_unavailable",
     "make_exchange",
+    "missing_spans",
+    "unavailable_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -69,12 +87,15 @@ _MAX_RETRIES = 6
 
 @dataclass(frozen=True)
 class DownloadResult:
-    """Outcome of one download: the file, rows added, and the stored range afterwards."""
+    """Outcome of one download: the file, rows added, the stored range afterwards, and the
+    spans newly found unavailable."""
 
     path: Path
     added: int
     first: pd.Timestamp | None
     last: pd.Timestamp | None
+    #: spans found unavailable in this run (reported once: later runs skip them silently)
+    unavailable: tuple[Unavailable, ...] = ()
 
 
 def make_exchange(name: str, config: Mapping[str, Any] | None = None, *, pro: bool = False) -> Any:
@@ -304,19 +325,179 @@ def _now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")
 
 
-def _windows(
-    stored: pd.Series | None, start: pd.Timestamp, stop: pd.Timestamp, step: pd.Timedelta
+_MS = pd.Timedelta(milliseconds=1)
+_SETTLED = pd.Timedelta(days=1)  # an empty answer about a span older than this is final
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A span of a data file's history the exchange does not serve.
+
+    ``reason`` is ``"retention"`` (older than the exchange keeps, e.g. Binance's 30 days of open
+    interest) or ``"not served"`` (the exchange answered a request for the span with no rows).
+    Both ends are inclusive.
+    """
+
+    start: pd.Timestamp
+    stop: pd.Timestamp
+    reason: str
+
+
+def unavailable_path(path: str | Path) -> Path:
+    """The sidecar beside a data file that records its unavailable spans:
+    ``.<name>.unavailable.json``."""
+    target = Path(path)
+    return target.with_name(f".{target.name}.unavailable.json")
+
+
+def load_unavailable(path: str | Path) -> list[Unavailable]:
+    """The spans recorded as unavailable for the data file ``path`` (empty when none)."""
+    side = unavailable_path(path)
+    if not side.exists():
+        return []
+    try:
+        doc = json.loads(side.read_text(encoding="utf-8"))
+        return [
+            Unavailable(
+                pd.Timestamp(item["start"]).tz_convert("UTC"),
+                pd.Timestamp(item["stop"]).tz_convert("UTC"),
+                str(item["reason"]),
+            )
+            for item in doc["unavailable"]
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{side}: unreadable record of unavailable spans ({exc}); delete it to retry them"
+        ) from exc
+
+
+def _merge_spans(spans: list[Unavailable]) -> list[Unavailable]:
+    out: list[Unavailable] = []
+    for span in sorted(spans, key=lambda x: (x.reason, x.start)):
+        last = out[-1] if out else None
+        if last is not None and last.reason == span.reason and span.start <= last.stop + _MS:
+            out[-1] = Unavailable(last.start, max(last.stop, span.stop), last.reason)
+        else:
+            out.append(span)
+    return sorted(out, key=lambda x: x.start)
+
+
+def _record_unavailable(path: Path, spans: list[Unavailable]) -> None:
+    """Add ``spans`` to the sidecar (read, merge and atomic write under the data file's lock)."""
+    if not spans:
+        return
+    with file_lock(path):
+        merged = _merge_spans([*load_unavailable(path), *spans])
+        doc = {
+            "file": path.name,
+            "note": "spans the exchange does not serve; downloads skip them (delete to retry)",
+            "unavailable": [
+                {"start": x.start.isoformat(), "stop": x.stop.isoformat(), "reason": x.reason}
+                for x in merged
+            ],
+        }
+        atomic_write_text(unavailable_path(path), json.dumps(doc, indent=1) + "\n")
+
+
+def _subtract(
+    spans: list[tuple[pd.Timestamp, pd.Timestamp]], holes: list[Unavailable]
 ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    """Ranges still to fetch: before the first stored row and after the last one."""
-    if stored is None or stored.empty:
-        return [(start, stop)] if start <= stop else []
-    first, last = stored.min(), stored.max()
+    out = spans
+    for hole in holes:
+        nxt = []
+        for lo, hi in out:
+            if hole.stop < lo or hole.start > hi:
+                nxt.append((lo, hi))
+                continue
+            if lo < hole.start:
+                nxt.append((lo, hole.start - _MS))
+            if hole.stop < hi:
+                nxt.append((hole.stop + _MS, hi))
+        out = nxt
+    return out
+
+
+def missing_spans(
+    stored: pd.Series | None,
+    start: pd.Timestamp,
+    stop: pd.Timestamp,
+    timeframe: str,
+    kind: str = "open_interest",
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Spans inside ``[start, stop]`` (inclusive) whose rows are not among the ``stored`` dates.
+
+    For bar series the expected dates are the timeframe's grid (aligned like the stored rows, or
+    to the epoch for a new file): each run of missing bars is one span, from its first bar to just
+    before the next stored one. Funding events have no fixed grid: the spans are before the first
+    stored event (when the range starts at least half an interval earlier), after the last one, and
+    between two events more than 1.5 typical intervals apart.
+    """
+    if start > stop:
+        return []
+    dates = pd.Series([], dtype="datetime64[ms, UTC]") if stored is None else stored
+    dates = dates.sort_values().reset_index(drop=True)
+    if kind == "funding_rate":
+        return _missing_events(dates, start, stop)
+    p = int(timeframe_to_timedelta(timeframe) / _MS)
+    ms = dates.to_numpy(dtype="datetime64[ms]").astype("int64")
+    phase = int(ms[0] % p) if len(ms) else 0
+    lo_ms, hi_ms = int(start.value // 10**6), int(stop.value // 10**6)
+    first = lo_ms + (phase - lo_ms) % p
+    grid = np.arange(first, hi_ms + 1, p, dtype="int64")
+    have = np.unique(ms - (ms - phase) % p)
+    miss = grid[~np.isin(grid, have)]
+    if not len(miss):
+        return []
+    breaks = np.flatnonzero(np.diff(miss) != p) + 1
     out = []
-    if start < first:
-        out.append((start, min(stop, first - pd.Timedelta(milliseconds=1))))
-    if last + step <= stop:
-        out.append((max(start, last + step), stop))
-    return [(a, b) for a, b in out if a <= b]
+    for run in np.split(miss, breaks):
+        a = pd.Timestamp(int(run[0]), unit="ms", tz="UTC")
+        b = pd.Timestamp(min(int(run[-1]) + p - 1, hi_ms), unit="ms", tz="UTC")
+        out.append((max(a, start), b))
+    return out
+
+
+def _missing_events(
+    dates: pd.Series, start: pd.Timestamp, stop: pd.Timestamp
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    if dates.empty:
+        return [(start, stop)]
+    steps = dates.diff().dropna()
+    interval = steps.median() if len(steps) else pd.Timedelta(hours=8)
+    interval = max(interval, pd.Timedelta(hours=1))
+    out = []
+    first, last = dates.iloc[0], dates.iloc[-1]
+    if first - start >= interval / 2:
+        out.append((start, min(stop, first - _MS)))
+    inside = dates.loc[(dates >= start - interval * 2) & (dates <= stop + interval * 2)]
+    prev = inside.iloc[:-1].to_numpy()
+    gap = inside.diff().iloc[1:].to_numpy() > interval * 1.5
+    for a, b in zip(prev[gap], inside.iloc[1:].to_numpy()[gap], strict=True):
+        lo = max(pd.Timestamp(a).tz_localize("UTC") + _MS, start)
+        hi = min(pd.Timestamp(b).tz_localize("UTC") - _MS, stop)
+        if lo <= hi:
+            out.append((lo, hi))
+    if last + _MS <= stop:
+        out.append((max(start, last + _MS), stop))
+    return sorted(out)
+
+
+def _coalesce(
+    spans: list[tuple[pd.Timestamp, pd.Timestamp]], window: pd.Timedelta
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Merge spans that fit into one request together (re-fetching the few rows between them)."""
+    out: list[tuple[pd.Timestamp, pd.Timestamp]] = []
+    for lo, hi in sorted(spans):
+        if out and hi - out[-1][0] < window:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _describe(spans: list[Unavailable]) -> str:
+    shown = ", ".join(f"{x.start} .. {x.stop}" for x in spans[:3])
+    return shown + (f" and {len(spans) - 3} more" if len(spans) > 3 else "")
 
 
 def download(
@@ -334,8 +515,12 @@ def download(
     """Fetch ``kind`` (``open_interest``, ``funding_rate``, ``long_short_ratio`` or
     ``taker_volume``) for ``pair`` into ``datadir``; see the module docstring.
 
-    Without a timerange start, the download begins after the last stored row, or 30 days ago for a
-    new file. The timerange stop defaults to now.
+    Every row missing inside the range is fetched: gaps between stored rows as well as the spans
+    before the first and after the last one. Without a timerange start the range begins at the
+    first stored row (so a rerun repairs what an interrupted run left out), or 30 days ago for a
+    new file; the stop defaults to now. Spans the exchange does not serve are recorded beside the
+    file (``unavailable_path``), reported once in ``DownloadResult.unavailable`` and a warning,
+    and skipped afterwards.
     """
     if kind not in _SPECS:
         raise ValueError(f"cannot download {kind!r}; choose one of {sorted(_SPECS)}")
@@ -344,66 +529,99 @@ def download(
     fetch, limit, overrides = _SPECS[kind]
     limit = overrides.get(exchange.id, limit)
     period = timeframe_to_timedelta(timeframe)
-    step = pd.Timedelta(milliseconds=1) if kind == "funding_rate" else period
+    step = _MS if kind == "funding_rate" else period
     window = (pd.Timedelta(hours=1) if kind == "funding_rate" else period) * limit
     path = data_path(datadir, pair, timeframe, kind)
     stored = read_frame(path)["date"] if path.exists() else None
 
+    clock = now()
     tr = parse_timerange(timerange)
-    stop = min(tr.stop, now()) if tr.stop is not None else now()
+    stop = min(tr.stop, clock) if tr.stop is not None else clock
+    keep = _RETENTION.get(exchange.id) if kind != "funding_rate" else None
+    # the exchange's "now" is the range's stop (the replay exchange serves a past clock)
+    cutoff = stop - keep if keep is not None else None
     if tr.start is not None:
         start = tr.start
     elif stored is not None and not stored.empty:
-        start = stored.max() + step
+        start = stored.min()
     else:
         start = stop - _DEFAULT_SPAN
-    keep = _RETENTION.get(exchange.id)
-    if keep is not None and kind != "funding_rate" and start < stop - keep:
-        clipped = (stop - keep + period).floor(period)
-        logger.warning(
-            "%s keeps %s of %s history; starting at %s instead of %s",
-            exchange.id,
-            keep,
-            kind,
-            clipped,
-            start,
-        )
-        start = clipped
+        if cutoff is not None:
+            start = max(start, cutoff)
+
+    spans = _subtract(missing_spans(stored, start, stop, timeframe, kind), load_unavailable(path))
+    unavailable: list[Unavailable] = []
+    if cutoff is not None:
+        old = [(lo, min(hi, cutoff - _MS)) for lo, hi in spans if lo < cutoff]
+        spans = [(max(lo, cutoff), hi) for lo, hi in spans if hi >= cutoff]
+        unavailable = [Unavailable(lo, hi, "retention") for lo, hi in old]
+        if unavailable:
+            _record_unavailable(path, unavailable)
+            logger.warning(
+                "%s keeps %s of %s history: %s for %s cannot be fetched (%d span(s): %s); "
+                "recorded in %s and not retried",
+                exchange.id,
+                keep,
+                kind,
+                pair,
+                timeframe,
+                len(unavailable),
+                _describe(unavailable),
+                unavailable_path(path),
+            )
 
     _call(exchange, exchange.load_markets, sleep=sleep)
     added = 0
-    windows = _windows(stored, start, stop, step)
+    empty: list[Unavailable] = []
+    windows = _coalesce(spans, window)
     total = sum(int((b - a) / period) + 1 for a, b in windows)
-    with tqdm(total=total, unit="rows", desc=f"{pair} {kind}", disable=not progress) as bar:
-        for lo, hi in windows:
-            cursor = lo
-            while cursor <= hi:
-                until = min(cursor + window - pd.Timedelta(milliseconds=1), hi)
-                since_ms, until_ms = int(cursor.value // 10**6), int(until.value // 10**6)
-                request = functools.partial(
-                    _checked_rows, fetch, exchange, pair, timeframe, since_ms, until_ms, limit
-                )
-                rows = _call(exchange, request, sleep=sleep)
-                frame = pd.DataFrame(rows)
-                if not frame.empty:
-                    frame["date"] = pd.to_datetime(
-                        frame["date"].astype("int64"), unit="ms", utc=True
+    try:
+        with tqdm(total=total, unit="rows", desc=f"{pair} {kind}", disable=not progress) as bar:
+            for lo, hi in windows:
+                cursor = lo
+                while cursor <= hi:
+                    until = min(cursor + window - _MS, hi)
+                    since_ms, until_ms = int(cursor.value // 10**6), int(until.value // 10**6)
+                    request = functools.partial(
+                        _checked_rows, fetch, exchange, pair, timeframe, since_ms, until_ms, limit
                     )
-                    frame = frame.loc[(frame["date"] >= cursor) & (frame["date"] <= until)]
-                if frame.empty:
-                    nxt = until + pd.Timedelta(milliseconds=1)
-                else:
-                    _, n = append_frame(frame, path)
-                    added += n
-                    nxt = max(frame["date"].max() + step, cursor + pd.Timedelta(milliseconds=1))
-                bar.update(max(0, int((min(nxt, hi) - cursor) / period)))
-                cursor = nxt
+                    rows = _call(exchange, request, sleep=sleep)
+                    frame = pd.DataFrame(rows)
+                    if not frame.empty:
+                        frame["date"] = pd.to_datetime(
+                            frame["date"].astype("int64"), unit="ms", utc=True
+                        )
+                        frame = frame.loc[(frame["date"] >= cursor) & (frame["date"] <= until)]
+                    if frame.empty:
+                        if until < clock - max(_SETTLED, 2 * period):
+                            empty.append(Unavailable(cursor, until, "not served"))
+                        nxt = until + _MS
+                    else:
+                        _, n = append_frame(frame, path)
+                        added += n
+                        nxt = max(frame["date"].max() + step, cursor + _MS)
+                    bar.update(max(0, int((min(nxt, hi) - cursor) / period)))
+                    cursor = nxt
+    finally:
+        if empty:
+            _record_unavailable(path, empty)
+            logger.warning(
+                "%s served no %s for %s %s in %d span(s): %s; recorded in %s and not retried",
+                exchange.id,
+                kind,
+                pair,
+                timeframe,
+                len(empty),
+                _describe(empty),
+                unavailable_path(path),
+            )
     dates = read_frame(path)["date"] if path.exists() else pd.Series(dtype="datetime64[ms, UTC]")
     return DownloadResult(
         path=path,
         added=added,
         first=dates.min() if len(dates) else None,
         last=dates.max() if len(dates) else None,
+        unavailable=tuple(_merge_spans(unavailable + empty)),
     )
 
 
