@@ -8,9 +8,9 @@ bot's kline cache grows: a first frame of 3 x 499 candles, then one new candle a
 
 * ``bot``: ``strategy._analyze_ticker_internal(frame)``, what freqtrade calls for each pair on
   each new candle (populate_indicators + entry + exit, freqtrade's dataframe checks and its
-  analysed-frame cache), on the frame copy freqtrade's data provider hands over; the mixin feeds
+  analysed-frame cache), on the frame copy freqtrade's data provider hands over; LiqStrategy feeds
   the new candle to the pair's engine (the incremental path);
-* ``batch``: the same call in backtest mode, where the mixin recomputes every ``liq_*`` column
+* ``batch``: the same call in backtest mode, where LiqStrategy recomputes every ``liq_*`` column
   over the whole frame: what the bot would pay without the incremental path;
 * ``liq``: the ``liq_*`` columns alone, incremental (``LiqStrategy.liq_populate``);
 * ``rest``: median ``bot`` minus median ``liq``: RSI, rolling volume, signals and freqtrade's own handling;
@@ -135,7 +135,7 @@ def _core(
     cols = ("open", "high", "low", "close", "volume")
     dates = candles["date"].astype("datetime64[ns, UTC]").astype("int64").to_numpy()
     values = {c: candles[c].to_numpy(dtype=np.float64) for c in cols}
-    stream = FeatureStream(strategy.liq_model(pair), **strategy._liq_feature_kwargs())
+    stream = FeatureStream(strategy.liq_model(pair), **strategy.liq_feature_kwargs())
     stream.update_many(stretch[0])
     start = int(candles.index[candles["date"] == stretch[0]["date"].iloc[-1]][0]) + 1
     stream_ms = []
@@ -144,7 +144,7 @@ def _core(
         t = time.perf_counter()
         stream.update_arrays(dates[i : i + 1], row)
         stream_ms.append((time.perf_counter() - t) * 1000.0)
-    fresh = FeatureStream(strategy.liq_model(pair), **strategy._liq_feature_kwargs())
+    fresh = FeatureStream(strategy.liq_model(pair), **strategy.liq_feature_kwargs())
     fresh.update_many(stretch[0])
     engine = fresh.engine
     engine_ms = []

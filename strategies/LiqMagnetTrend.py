@@ -25,12 +25,11 @@ from freqtrade.persistence import Trade
 from freqtrade.strategy import DecimalParameter
 from pandas import DataFrame
 
-from liqsignals.freqtrade import (
+from liqsignals.strategy import (
     LiqStrategy,
     column_arrays,
     liq_plot_config,
     set_signals,
-    startup_candles,
 )
 
 
@@ -41,8 +40,8 @@ class LiqMagnetTrend(LiqStrategy):
     can_short = True
     process_only_new_candles = True
 
+    # startup_candle_count follows from the window (LiqStrategy)
     liq_window = "1w"
-    startup_candle_count = startup_candles(liq_window, timeframe)
 
     stoploss = -0.25
     use_custom_stoploss = True

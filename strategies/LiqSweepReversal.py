@@ -12,7 +12,7 @@ opposite cluster. This strategy
   ROI table as fallback.
 
 The logic that is not freqtrade glue lives in ``liqsignals`` (``liq_*`` columns,
-:class:`liqsignals.freqtrade.LiqStrategy`). ``LiqSweepReversalFixedStop`` is the same strategy
+:class:`liqsignals.strategy.LiqStrategy`). ``LiqSweepReversalFixedStop`` is the same strategy
 with a fixed percentage stop, so the value of cluster-based stops is measured, not assumed.
 """
 
@@ -27,15 +27,14 @@ from freqtrade.persistence import Trade
 from freqtrade.strategy import DecimalParameter, IntParameter, stoploss_from_absolute
 from pandas import DataFrame
 
-from liqsignals.freqtrade import (
+from liqsignals.indicators import rolling_mean, rsi
+from liqsignals.strategy import (
     LiqStrategy,
     column_arrays,
     liq_plot_config,
     set_signals,
-    startup_candles,
     stop_beyond,
 )
-from liqsignals.indicators import rolling_mean, rsi
 
 
 class LiqSweepReversal(LiqStrategy):
@@ -45,8 +44,8 @@ class LiqSweepReversal(LiqStrategy):
     can_short = True
     process_only_new_candles = True
 
+    # startup_candle_count follows from the window (LiqStrategy)
     liq_window = "1w"
-    startup_candle_count = startup_candles(liq_window, timeframe)
 
     # stop beyond the swept cluster (custom_stoploss); the static value is the hard cap
     # (a share of the margin: 3x leverage -> at most ~8 % price move)

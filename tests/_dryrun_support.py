@@ -7,7 +7,7 @@ clock, observed through freqtrade's REST API and its trade database.
 * :class:`Bot`: one ``freqtrade trade`` process (config overlay with the REST API on loopback,
   its own sqlite file, its log in a file), stopped with SIGTERM (then SIGKILL) in ``stop()``.
 * ``PAPER_STRATEGY``: a test subclass of ``LiqSweepReversal`` that logs, per analysed candle, the
-  last row's signals and the mixin's engine counters to a JSONL file (in dry-run only).
+  last row's signals and the strategy's engine counters to a JSONL file (in dry-run only).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class LiqSweepReversalPaper(LiqSweepReversal):
     def populate_entry_trend(self, dataframe, metadata):
         dataframe = super().populate_entry_trend(dataframe, metadata)
         path = os.environ.get("__ENV__")
-        if path and self._liq_live() and len(dataframe):
+        if path and self.liq_live() and len(dataframe):
             last = dataframe.iloc[-1]
             stats = self.liq_stream_stats(metadata["pair"])
 
@@ -119,8 +119,9 @@ def now_ms() -> int:
 
 def load_strategy(name: str = "LiqSweepReversal", *, live: bool = False) -> Any:
     """A shipped strategy, loaded as the bot loads it (freqtrade's Configuration, then
-    StrategyResolver); ``live=True`` puts it in dry-run mode (the mixin's incremental path)."""
+    StrategyResolver); ``live=True`` puts it in dry-run mode (the strategy's incremental path)."""
     from freqtrade.configuration import Configuration
+    from freqtrade.data.dataprovider import DataProvider
     from freqtrade.enums import RunMode
     from freqtrade.resolvers import StrategyResolver
 
@@ -137,7 +138,10 @@ def load_strategy(name: str = "LiqSweepReversal", *, live: bool = False) -> Any:
     config = Configuration(args, RunMode.DRY_RUN if live else RunMode.BACKTEST).get_config()
     strategy = StrategyResolver.load_strategy(config)
     if live:
-        strategy.config["runmode"] = "dry_run"
+        # the bot's DataProvider: the strategy reads its run mode there (no exchange needed
+        # while live open interest is off)
+        strategy.dp = DataProvider(config, None)
+        assert strategy.dp.runmode is RunMode.DRY_RUN
     return strategy
 
 

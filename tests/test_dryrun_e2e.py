@@ -120,7 +120,7 @@ def test_sigterm_stops_the_bot_cleanly(run: PaperRun) -> None:
 
 
 def test_engine_is_built_once_then_fed_new_candles_only(run: PaperRun) -> None:
-    """The mixin builds each pair's engine from the bot's first frame, then feeds it only the
+    """The strategy builds each pair's engine from the bot's first frame, then feeds it only the
     candles that closed since (exactly one per analysis at 15m): no recomputation of history."""
     for pair in PAIRS:
         records = [r for r in run.signal_log if r["pair"] == pair]

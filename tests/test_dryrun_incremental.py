@@ -10,6 +10,7 @@ import pytest
 from _dryrun_support import LIVE_FRAME, load_strategy
 
 from liqsignals import sample
+from liqsignals.features import FeatureStream
 
 PAIR = "BTC/USDT:USDT"
 META = {"pair": PAIR}
@@ -26,6 +27,10 @@ def liq(df: pd.DataFrame) -> np.ndarray:
 
 def batch(frame: pd.DataFrame) -> np.ndarray:
     return liq(load_strategy().populate_indicators(frame.copy(), META))
+
+
+def stream(strategy) -> FeatureStream:
+    return FeatureStream(strategy.liq_model(PAIR), **strategy.liq_feature_kwargs())
 
 
 def filler_at(frame: pd.DataFrame, i: int) -> pd.DataFrame:
@@ -83,10 +88,10 @@ def test_other_history_changes_rebuild(candles: pd.DataFrame, change: str) -> No
     else:  # an input column appears (open interest becomes available)
         frame = candles.iloc[100 : 101 + LIVE_FRAME].assign(open_interest=1.0)
     frame = frame.reset_index(drop=True)
-    inputs = strategy._liq_market_data(frame, PAIR).assign(
+    inputs = strategy.liq_inputs(frame, PAIR).assign(
         **({"open_interest": 1.0} if change == "new column" else {})
     )
-    names, feats = strategy._liq_incremental(PAIR, inputs)
+    names, feats = strategy.liq_live_cache.features(PAIR, inputs, lambda: stream(strategy))
     stats = strategy.liq_stream_stats(PAIR)
     assert (stats.rebuilds, stats.last_mode) == (2, "rebuild"), change
     assert feats.shape == (len(frame), len(names))
@@ -94,14 +99,14 @@ def test_other_history_changes_rebuild(candles: pd.DataFrame, change: str) -> No
 
 @pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
 def test_dates_of_any_resolution_and_naive_dates_are_read_as_utc_nanoseconds(unit: str) -> None:
-    from liqsignals.freqtrade import _ns_dates
+    from liqsignals.strategy.live_cache import ns_dates
 
     aware = pd.date_range("2024-01-01", periods=4, freq="15min", tz="UTC").as_unit(unit)
     want = np.array([1704067200 + 900 * i for i in range(4)], dtype=np.int64) * 10**9
-    np.testing.assert_array_equal(_ns_dates(pd.Series(aware)), want)
-    np.testing.assert_array_equal(_ns_dates(pd.Series(aware.tz_localize(None))), want)
+    np.testing.assert_array_equal(ns_dates(pd.Series(aware)), want)
+    np.testing.assert_array_equal(ns_dates(pd.Series(aware.tz_localize(None))), want)
     with pytest.raises(ValueError, match="NaT"):
-        _ns_dates(pd.Series([aware[0], pd.NaT]))
+        ns_dates(pd.Series([aware[0], pd.NaT]))
 
 
 def test_an_invalid_new_candle_raises_and_the_next_frame_rebuilds(candles: pd.DataFrame) -> None:

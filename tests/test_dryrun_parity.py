@@ -8,7 +8,7 @@ Three views of one stretch of history, per candle:
 * **freqtrade's live analysis, candle by candle** (in-process): ``_analyze_ticker_internal``,
   what the bot calls on every new candle, on frames shaped like the bot's kline cache (a first
   frame of 3 x 499 candles, then one new candle at a time, at most 499 + 1,182 kept), so the
-  mixin's incremental path runs once per candle;
+  strategy's incremental path runs once per candle;
 * **a real backtest**: ``freqtrade backtesting --export signals`` on the stored data, with every
   trade closing on its entry candle (``minimal_roi {"0": -1}``, no limit on open trades) so that
   every entry signal becomes a trade and lands in the ``*_signals.pkl`` export.

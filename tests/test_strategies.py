@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from liqsignals import sample
-from liqsignals.freqtrade import stake_factor, startup_candles, stop_beyond
+from liqsignals.strategy import stake_factor, startup_candles, stop_beyond
 
 ROOT = Path(__file__).resolve().parent.parent
 STRATEGIES = [
@@ -145,7 +145,7 @@ def test_sweep_reversal_signals_equal_a_plain_pandas_reference(tmp_path):
 
 
 def test_column_arrays_and_set_signals_with_arrays():
-    from liqsignals.freqtrade import column_arrays, set_signals
+    from liqsignals.strategy import column_arrays, set_signals
 
     df = pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": [0, 1, 2]})
     col = column_arrays(df, "a", "b")

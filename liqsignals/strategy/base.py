@@ -1,0 +1,146 @@
+"""``LiqStrategy``: the ``IStrategy`` to derive liquidation-aware strategies from."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from freqtrade.strategy import IStrategy
+
+from liqsignals.features import DEFAULT_INTENSITY_LOOKBACK, FeatureStream, liquidation_features
+from liqsignals.model import LiquidationModel
+from liqsignals.strategy import market_data as md
+from liqsignals.strategy import settings, stops
+from liqsignals.strategy.live_cache import LiqStreamStats, LiveFeatureCache
+from liqsignals.strategy.signals import join_columns
+from liqsignals.strategy.sizing import capped_leverage, row_stake_factor, sized_stake
+
+__all__ = ["LiqStrategy"]
+
+
+class LiqStrategy(IStrategy):
+    """Base class for liquidation-aware strategies: subclass it instead of ``IStrategy`` and call
+    :meth:`liq_populate` in ``populate_indicators``. Single inheritance on purpose: freqtrade's
+    parallel hyperopt (``-j 2``) pickles the strategy class, and an extra mixin base fails there.
+
+    Settings are the ``liq_*`` class attributes below (``liq_params``: other
+    :class:`~liqsignals.LiquidationModel` fields); the config's ``"liqsignals": {"window": ...}``
+    overrides ``liq_window``. ``startup_candle_count`` follows from the window, the timeframe and
+    the lookback unless the class body sets it.
+    """
+
+    liq_window: ClassVar[str] = "1w"
+    liq_leverage: ClassVar[str] = "all"
+    liq_params: ClassVar[dict[str, Any]] = {}
+    liq_use_market_data: ClassVar[bool] = True  # open interest / funding when the data exists
+    liq_intensity_lookback: ClassVar[int] = DEFAULT_INTENSITY_LOOKBACK
+    leverage_cap: ClassVar[float] = 3.0
+    liq_stake_factors: ClassVar[dict[int, float]] = {2: 0.75, 3: 0.5}  # by intensity bucket
+    liq_near_atr: ClassVar[float] = 3.0  # a cluster this close (ATRs) reduces the stake
+    liq_stop_buffer_atr: ClassVar[float] = 1.0
+    _liq_startup_auto: ClassVar[bool] = True
+    INTERFACE_VERSION = 3
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._liq_startup_auto = "startup_candle_count" not in cls.__dict__
+        if cls._liq_startup_auto and getattr(cls, "timeframe", None):
+            cls.startup_candle_count = settings.startup_candles(
+                cls.liq_window, cls.timeframe, intensity_lookback=cls.liq_intensity_lookback
+            )
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        if window := (config.get("liqsignals") or {}).get("window"):
+            self.liq_window = str(window)  # type: ignore[misc]
+        timeframe = config.get("timeframe") or getattr(self, "timeframe", None)
+        if self._liq_startup_auto and timeframe:  # StrategyResolver reads it next
+            self.startup_candle_count = settings.startup_candles(
+                self.liq_window, timeframe, intensity_lookback=self.liq_intensity_lookback
+            )
+        self.liq_live_cache = LiveFeatureCache()
+        self._liq_warned: set[tuple[str, str]] = set()
+
+    def liq_model(self, pair: str) -> LiquidationModel:
+        """The model for ``pair``: class settings plus the pair's Binance margin tiers."""
+        return settings.pair_model(pair, self.liq_window, self.liq_leverage, self.liq_params)
+
+    def liq_feature_kwargs(self) -> dict[str, Any]:
+        return settings.feature_kwargs(self.liq_intensity_lookback)
+
+    def liq_live(self) -> bool:
+        """Dry-run or live (from ``self.dp.runmode``): the incremental path."""
+        return md.is_trading(getattr(self, "dp", None), self.config)
+
+    def _liq_lookups(self, live: bool) -> bool:
+        # a live bot only holds the informative pairs declared in informative_pairs()
+        opted_in = not live or md.live_market_data(self.config)
+        return bool(self.liq_use_market_data and getattr(self, "dp", None) and opted_in)
+
+    def liq_inputs(self, dataframe: pd.DataFrame, pair: str) -> pd.DataFrame:
+        """The engine inputs: candles plus open interest / funding where the DataProvider has them."""
+        if not self._liq_lookups(self.liq_live()):
+            return md.candle_inputs(dataframe)
+        return md.market_inputs(dataframe, self.dp, pair, self.timeframe, self._liq_warned)
+
+    def informative_pairs(self) -> list[tuple[str, str, str]]:
+        """Open interest of the whitelist in dry-run/live when the config opts in with
+        ``"liqsignals": {"live_open_interest": true}``; backtests read the files without it."""
+        if not self._liq_lookups(live=True):
+            return []
+        return [(pair, self.timeframe, "open_interest") for pair in self.dp.current_whitelist()]
+
+    def liq_populate(self, dataframe: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
+        """Add every ``liq_*`` column (and ``funding_rate`` when known) to ``dataframe``."""
+        pair, live = metadata["pair"], self.liq_live()
+        inputs, funding = dataframe, None  # a live bot on candles alone: no copy
+        if self._liq_lookups(live) or not live:
+            inputs = self.liq_inputs(dataframe, pair)
+            funding = inputs.pop("funding_rate") if "funding_rate" in inputs else None
+        if live:
+            build = lambda: FeatureStream(self.liq_model(pair), **self.liq_feature_kwargs())  # noqa: E731
+            cache = self.liq_live_cache
+            names, values = cache.features(pair, inputs, build, candles_only=inputs is dataframe)
+        else:
+            feats = liquidation_features(inputs, self.liq_model(pair), **self.liq_feature_kwargs())
+            names, values = list(feats.columns), feats.to_numpy(dtype=np.float64)
+        return join_columns(dataframe, names, values, funding)
+
+    def liq_stream_stats(self, pair: str) -> LiqStreamStats | None:
+        """Counters of the dry-run / live engine of ``pair`` (``None`` before its first call)."""
+        return self.liq_live_cache.stats(pair)
+
+    def leverage(self, pair: str, current_time: Any, current_rate: float,
+                 proposed_leverage: float, max_leverage: float, entry_tag: str | None, side: str,
+                 **kwargs: Any) -> float:  # fmt: skip
+        """The configured cap, never above what the exchange allows for the pair."""
+        return capped_leverage(self.leverage_cap, max_leverage)
+
+    def custom_stake_amount(self, pair: str, current_time: Any, current_rate: float,
+                            proposed_stake: float, min_stake: float | None, max_stake: float,
+                            leverage: float, entry_tag: str | None, side: str,
+                            **kwargs: Any) -> float:  # fmt: skip
+        """Reduce the stake when a high-intensity cluster is close on the adverse side."""
+        if (row := self.liq_last_row(pair)) is None:
+            return proposed_stake
+        factor = row_stake_factor(row, side, self.liq_near_atr, self.liq_stake_factors)
+        return sized_stake(proposed_stake, factor, min_stake, max_stake)
+
+    def liq_last_row(self, pair: str) -> pd.Series | None:
+        """The latest analysed candle of ``pair`` (causal in backtests: freqtrade trims it)."""
+        df = stops.analyzed_frame(getattr(self, "dp", None), pair, self.timeframe)
+        return None if df is None else df.iloc[-1]
+
+    def liq_signal_row(self, pair: str, trade: Any) -> pd.Series | None:
+        """The candle whose signal opened ``trade`` (the last candle closed before the entry)."""
+        df = stops.analyzed_frame(getattr(self, "dp", None), pair, self.timeframe)
+        return None if df is None else stops.signal_row(df, trade.open_date_utc, self.timeframe)
+
+    def liq_cluster_stop(
+        self, pair: str, trade: Any, current_rate: float, *, buffer_atr: float | None = None
+    ) -> float | None:
+        """``custom_stoploss`` value beyond the nearest adverse cluster plus an ATR buffer;
+        ``None`` (keep the stop) when no cluster is known. freqtrade only ever tightens a stop."""
+        buffer = self.liq_stop_buffer_atr if buffer_atr is None else buffer_atr
+        return stops.cluster_stoploss(self.liq_last_row(pair), trade, current_rate, buffer)

@@ -1,0 +1,56 @@
+"""What a strategy's class settings imply: the model, the lookbacks, the startup candles."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from liqsignals.features import (
+    DEFAULT_ATR_PERIOD,
+    DEFAULT_DRIFT_LOOKBACK,
+    DEFAULT_INTENSITY_LOOKBACK,
+    timeframe_to_timedelta,
+)
+from liqsignals.model import LiquidationModel, load_margin_tiers, parse_duration
+
+__all__ = ["feature_kwargs", "pair_model", "startup_candles"]
+
+
+def startup_candles(
+    window: str,
+    timeframe: str,
+    *,
+    intensity_lookback: int = DEFAULT_INTENSITY_LOOKBACK,
+    margin: int = 10,
+) -> int:
+    """Candles a strategy needs before its first valid ``liq_*`` value.
+
+    One model window (the engine's warm-up and memory) plus the longest derived lookback (the
+    intensity percentile) plus a small margin. With this many startup candles freqtrade's
+    ``recursive-analysis`` finds no difference, because the engine forgets everything older than
+    its window.
+
+    >>> startup_candles("1w", "15m", intensity_lookback=500)
+    1182
+    """
+    per_window = parse_duration(window, "window") / timeframe_to_timedelta(timeframe)
+    return int(math.ceil(per_window)) + int(intensity_lookback) + int(margin)
+
+
+def pair_model(
+    pair: str, window: str, leverage: str, params: Mapping[str, Any]
+) -> LiquidationModel:
+    """The model for ``pair``: the strategy's window, leverage preset and other model fields,
+    with the pair's Binance margin tiers when they are known (else the generic ones)."""
+    symbol = pair if load_margin_tiers(pair) else None
+    return LiquidationModel(window=window, leverage=leverage, symbol=symbol, **params)
+
+
+def feature_kwargs(intensity_lookback: int) -> dict[str, Any]:
+    """Lookbacks of the derived columns (``liquidation_features`` / ``FeatureStream``)."""
+    return {
+        "atr_period": DEFAULT_ATR_PERIOD,
+        "intensity_lookback": int(intensity_lookback),
+        "drift_lookback": DEFAULT_DRIFT_LOOKBACK,
+    }
