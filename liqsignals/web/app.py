@@ -1,0 +1,531 @@
+"""The web view: a Starlette app serving the heatmap, the liquidation map and the read-outs.
+
+Every request is a GET on a fixed set of routes; the datadirs, the backtest results file and the
+live exchange are chosen when the server starts. A request names an exchange, pair, timeframe,
+window, preset and mode only from the lists ``/api/meta`` returns (anything else is a 400), so
+no text from a request becomes a file path.
+
+The heatmap travels as one JSON document whose matrix is a base64 string of ``uint8`` intensities
+(``round(255 * sqrt(min(v / vmax, 1)))``, price rows top = highest) at the resolution of the
+canvas, plus one candle per column: a year of 15m candles at 1,400 x 600 is about 1.2 MB.
+Zooming asks for the zoomed time range again at screen resolution.
+
+Computed heatmaps and maps are cached per request and per modification time of the data files,
+so a datadir that another process keeps current (``liqsignals download``, the live poller) is
+picked up at the next request.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import math
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from liqsignals.data.datadir import data_path, list_data, load_candles
+from liqsignals.engine import LiquidationEngine
+from liqsignals.heatmap import (
+    MODES,
+    combine_heatmaps,
+    combine_maps,
+    liquidation_heatmap,
+    map_buckets,
+    top_clusters,
+)
+from liqsignals.model import LEVERAGE_PRESETS, WINDOWS, LiquidationModel, timeframe_to_timedelta
+
+__all__ = [
+    "COLORS",
+    "PRESETS",
+    "SPANS",
+    "TOKEN_COOKIE",
+    "WebConfig",
+    "create_app",
+    "heatmap_payload",
+]
+
+STATIC = Path(__file__).resolve().parent / "static"
+#: shown time ranges (ending at the last candle); "all" is the whole file
+SPANS: dict[str, pd.Timedelta | None] = {
+    "1d": pd.Timedelta(days=1),
+    "3d": pd.Timedelta(days=3),
+    "1w": pd.Timedelta(weeks=1),
+    "1M": pd.Timedelta(days=30),
+    "3M": pd.Timedelta(days=90),
+    "6M": pd.Timedelta(days=180),
+    "1y": pd.Timedelta(days=365),
+    "all": None,
+}
+#: model presets: the default model, the leverage mixes and the calibrated presets
+PRESETS: tuple[str, ...] = (
+    "default",
+    *LEVERAGE_PRESETS,
+    *sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "presets").glob("*.json")),
+)
+COLORS: tuple[str, ...] = ("default", "cividis")
+TOKEN_COOKIE = "liqsignals_token"
+_MAX_W, _MAX_H = 4000, 2000
+_CACHE = 24
+
+
+@dataclass
+class WebConfig:
+    """What the server shows.
+
+    datadirs : exchange name -> freqtrade datadir (read only, except by the live poller)
+    token : when set, every request needs it (``?token=``, ``Authorization: Bearer`` or cookie)
+    trades : a freqtrade backtest result (file or ``backtest_results`` folder) to overlay
+    poll_s : how often the page asks whether new candles arrived (seconds)
+    """
+
+    datadirs: dict[str, Path]
+    token: str | None = None
+    trades: Path | None = None
+    poll_s: float = 30.0
+    live: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BadRequest(ValueError):
+    """A request parameter outside the allowed values (answered with 400)."""
+
+
+# ----------------------------------------------------------------------------- data access
+class _Store:
+    """Candles per (exchange, pair, timeframe), re-read when the file changes; results cached."""
+
+    def __init__(self, cfg: WebConfig) -> None:
+        self.cfg = cfg
+        self._lock = threading.Lock()
+        self._frames: dict[tuple[str, str, str], tuple[float, pd.DataFrame]] = {}
+        self._results: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+    def catalogue(self) -> dict[str, dict[str, list[str]]]:
+        """exchange -> pair -> timeframes (futures candles), shortest timeframe first."""
+        out: dict[str, dict[str, list[str]]] = {}
+        for name, root in self.cfg.datadirs.items():
+            pairs: dict[str, list[str]] = {}
+            for pair, tf, kind in list_data(root):
+                if kind == "futures":
+                    pairs.setdefault(pair, []).append(tf)
+            out[name] = {p: sorted(t, key=timeframe_to_timedelta) for p, t in sorted(pairs.items())}
+        return out
+
+    def path(self, exchange: str, pair: str, timeframe: str) -> Path:
+        cat = self.catalogue()
+        if exchange not in cat:
+            raise BadRequest(f"exchange must be one of {sorted(cat)}, got {exchange!r}")
+        if pair not in cat[exchange]:
+            raise BadRequest(f"no pair {pair!r} on {exchange}; available: {sorted(cat[exchange])}")
+        if timeframe not in cat[exchange][pair]:
+            raise BadRequest(
+                f"no timeframe {timeframe!r} for {pair} on {exchange}; "
+                f"available: {cat[exchange][pair]}"
+            )
+        return data_path(self.cfg.datadirs[exchange], pair, timeframe)
+
+    def mtime(self, exchange: str, pair: str, timeframe: str) -> float:
+        return self.path(exchange, pair, timeframe).stat().st_mtime
+
+    def candles(self, exchange: str, pair: str, timeframe: str) -> pd.DataFrame:
+        path = self.path(exchange, pair, timeframe)
+        key = (exchange, pair, timeframe)
+        mtime = path.stat().st_mtime
+        with self._lock:
+            hit = self._frames.get(key)
+            if hit is not None and hit[0] == mtime:
+                return hit[1]
+        df = load_candles(self.cfg.datadirs[exchange], pair, timeframe)
+        with self._lock:
+            self._frames[key] = (mtime, df)
+        return df
+
+    def cached(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._results:
+                self._results.move_to_end(key)
+                return self._results[key]
+        value = compute()
+        with self._lock:
+            self._results[key] = value
+            while len(self._results) > _CACHE:
+                self._results.popitem(last=False)
+        return value
+
+
+# ----------------------------------------------------------------------------- request parsing
+@dataclass(frozen=True)
+class _Query:
+    exchanges: tuple[str, ...]
+    pair: str
+    timeframe: str
+    preset: str
+    window: str | None
+    mode: str
+
+
+def _choice(q: Mapping[str, str], name: str, allowed: Any, default: str | None) -> str | None:
+    value = q.get(name, default)
+    if value in (None, "") and default is None:
+        return None
+    if value not in allowed:
+        raise BadRequest(f"{name} must be one of {list(allowed)}, got {value!r}")
+    return value
+
+
+def _int(q: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    text = q.get(name)
+    if text in (None, ""):
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, got {text!r}") from None
+    if not lo <= value <= hi:
+        raise BadRequest(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _ms(q: Mapping[str, str], name: str) -> pd.Timestamp | None:
+    text = q.get(name)
+    if text in (None, ""):
+        return None
+    try:
+        return pd.Timestamp(int(text), unit="ms", tz="UTC")
+    except (ValueError, OverflowError):
+        raise BadRequest(f"{name} must be milliseconds since 1970, got {text!r}") from None
+
+
+def _query(store: _Store, q: Mapping[str, str]) -> _Query:
+    names = [x for x in (q.get("exchange") or next(iter(store.cfg.datadirs))).split(",") if x]
+    exchanges = tuple(dict.fromkeys(names))
+    if not exchanges:
+        raise BadRequest("exchange is empty")
+    pair, tf = q.get("pair", ""), q.get("timeframe", "")
+    for ex in exchanges:
+        store.path(ex, pair, tf)  # validates exchange, pair and timeframe against the datadirs
+    preset = _choice(q, "preset", PRESETS, "default")
+    window = _choice(q, "window", WINDOWS, None)
+    mode = _choice(q, "mode", MODES, "combined")
+    assert preset is not None and mode is not None
+    return _Query(exchanges, pair, tf, preset, window, mode)
+
+
+def _model(qq: _Query) -> LiquidationModel:
+    changes: dict[str, Any] = {} if qq.window is None else {"window": qq.window}
+    if qq.preset == "default":
+        return LiquidationModel(**changes)
+    return LiquidationModel.preset(qq.preset, **changes)
+
+
+# ----------------------------------------------------------------------------- computations
+def _quantise(z: np.ndarray) -> tuple[bytes, float]:
+    """uint8 sqrt-scaled intensities (price rows top = highest, time left to right) and vmax."""
+    nz = z[z > 0]
+    vmax = float(np.percentile(nz, 99.5)) if nz.size else 0.0
+    if vmax <= 0:
+        return np.zeros(z.T.shape, dtype=np.uint8).tobytes(), 0.0
+    q = np.rint(255.0 * np.sqrt(np.minimum(z / vmax, 1.0))).astype(np.uint8)
+    return np.ascontiguousarray(q.T[::-1]).tobytes(), vmax
+
+
+def _round(values: np.ndarray) -> list[float | None]:
+    return [None if not math.isfinite(v) else float(f"{v:.6g}") for v in values.tolist()]
+
+
+def heatmap_payload(
+    frames: list[pd.DataFrame],
+    model: LiquidationModel,
+    mode: str,
+    view: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The heatmap of ``frames`` (one candle frame per exchange, summed) as the page draws it.
+
+    ``view``: ``start``, ``end`` (Timestamps or None), ``width``, ``height`` (columns, rows).
+
+    Returns
+    -------
+    dict
+        ``times`` (ms, column candle dates), ``edges_lo``/``edges_hi`` (price of the bottom edge
+        of the lowest row and the top edge of the highest), ``rows``, ``cols``, ``vmax`` (quote
+        notional of intensity 255; intensity ``q`` is ``(q/255)**2 * vmax``), ``matrix`` (base64
+        uint8, ``rows`` x ``cols``, top row = highest price), ``open``/``high``/``low``/``close``
+        per column, ``row_bp``, ``first``/``last`` (ms of the data's first and last candle).
+    """
+    opts: dict[str, Any] = {"max_times": int(view["width"]), "max_bins": int(view["height"])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = liquidation_heatmap(frames[0], model, start=view["start"], end=view["end"], **opts)
+        parts = [first]
+        for df in frames[1:]:
+            parts.append(liquidation_heatmap(df, model, like=first))
+    hm = combine_heatmaps(parts) if len(parts) > 1 else first
+    raw, vmax = _quantise(hm.matrix(mode))
+    dates = frames[0]["date"]
+    return {
+        "times": (hm.times.asi8 // 1_000_000).tolist(),
+        "edges_lo": float(hm.edges[0]),
+        "edges_hi": float(hm.edges[-1]),
+        "rows": int(hm.shape[1]),
+        "cols": int(hm.shape[0]),
+        "vmax": vmax,
+        "matrix": base64.b64encode(raw).decode("ascii"),
+        "open": _round(hm.open),
+        "high": _round(hm.high),
+        "low": _round(hm.low),
+        "close": _round(hm.close),
+        "row_bp": hm.row_bp,
+        "first": int(pd.Timestamp(dates.iloc[0]).value // 1_000_000),
+        "last": int(pd.Timestamp(dates.iloc[-1]).value // 1_000_000),
+    }
+
+
+def _clean(row: Mapping[str, Any]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for k, v in row.items():
+        f = float(v)
+        out[str(k)] = f if math.isfinite(f) else None
+    return out
+
+
+def map_payload(frames: list[pd.DataFrame], model: LiquidationModel, at: Any) -> dict[str, Any]:
+    """The liquidation map at the candle dated at or before ``at`` (None: the last candle).
+
+    Returns
+    -------
+    dict
+        ``time`` (ms), ``price`` (close), ``buckets`` (``price``, ``low``, ``high``, ``long``,
+        ``short`` lists, 0.25 % buckets within 20 % of price), ``clusters`` (largest per side),
+        ``readout`` (the ``liq_*`` columns of the first exchange at that candle).
+    """
+    maps = []
+    readout: dict[str, float | None] = {}
+    window_ns = int(model.window_td.value)
+    for i, df in enumerate(frames):
+        dates = df["date"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        last = len(df) - 1
+        if at is not None:
+            last = int(np.searchsorted(dates, int(at.value), side="right")) - 1
+            if last < 0:
+                raise BadRequest(f"at={at} is before the first candle")
+        a = max(int(np.searchsorted(dates, int(dates[last]) - window_ns, side="left")) - 1, 0)
+        eng = LiquidationEngine(model)
+        rows = eng.update_many(df.iloc[a : last + 1])
+        if i == 0:
+            readout = _clean(rows.iloc[-1].to_dict())
+        maps.append(eng.snapshot())
+    lmap = combine_maps(maps) if len(maps) > 1 else maps[0]
+    rng = (lmap.price * 0.8, lmap.price * 1.2)
+    b = map_buckets(lmap, 0.25, price_range=rng)
+    cl = top_clusters(lmap, n=3) if len(lmap.prices) else pd.DataFrame()
+    t = lmap.time
+    return {
+        "time": None if t is None else int(pd.Timestamp(t).value // 1_000_000),
+        "price": float(lmap.price),
+        "buckets": {c: _round(b[c].to_numpy(dtype=float)) for c in b.columns},
+        "clusters": cl.to_dict(orient="records"),
+        "readout": readout,
+    }
+
+
+# ----------------------------------------------------------------------------- security
+class TokenMiddleware:
+    """401 for every request without the token; a request carrying ``?token=`` gets a cookie.
+
+    Only GET and HEAD are served (405 otherwise): the app is read-only.
+    """
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    def _ok(self, request: Request) -> tuple[bool, bool]:
+        if self.token is None:
+            return True, False
+        want = self.token.encode()
+        query = request.query_params.get("token")
+        if query is not None and hmac.compare_digest(query.encode(), want):
+            return True, True
+        auth = request.headers.get("authorization", "")
+        if auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].encode(), want):
+            return True, False
+        cookie = request.cookies.get(TOKEN_COOKIE)
+        return cookie is not None and hmac.compare_digest(cookie.encode(), want), False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if request.method not in ("GET", "HEAD"):
+            await Response("read-only: GET only\n", 405, headers={"Allow": "GET, HEAD"})(
+                scope, receive, send
+            )
+            return
+        ok, set_cookie = self._ok(request)
+        if not ok:
+            await Response(
+                "401 Unauthorized: this server needs its token (?token=...)\n",
+                401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (
+                        b"content-security-policy",
+                        b"default-src 'self'; img-src 'self' data: blob:; object-src 'none'",
+                    ),
+                ]
+                if set_cookie and self.token is not None:
+                    headers.append(
+                        (
+                            b"set-cookie",
+                            f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode(),
+                        )
+                    )
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# ----------------------------------------------------------------------------- the app
+def create_app(cfg: WebConfig) -> Starlette:
+    """The Starlette application for ``cfg`` (serve it with uvicorn, or test it with TestClient)."""
+    if not cfg.datadirs:
+        raise ValueError("no datadir to serve")
+    for name, root in cfg.datadirs.items():
+        if not Path(root).is_dir():
+            raise ValueError(f"datadir of {name} does not exist: {root}")
+    store = _Store(cfg)
+    trades_cache: dict[str, pd.DataFrame] = {}
+
+    def guarded(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            import anyio.to_thread
+
+            try:
+                body = await anyio.to_thread.run_sync(fn, request)
+            except BadRequest as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            except (ValueError, FileNotFoundError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=422)
+            return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+        return endpoint
+
+    def meta(request: Request) -> dict[str, Any]:
+        return {
+            "catalogue": store.catalogue(),
+            "presets": list(PRESETS),
+            "windows": list(WINDOWS),
+            "spans": list(SPANS),
+            "modes": list(MODES),
+            "colors": list(COLORS),
+            "trades": cfg.trades is not None,
+            "poll_s": cfg.poll_s,
+            "live": cfg.live,
+        }
+
+    def frames(qq: _Query) -> list[pd.DataFrame]:
+        return [store.candles(ex, qq.pair, qq.timeframe) for ex in qq.exchanges]
+
+    def stamp(qq: _Query) -> tuple[float, ...]:
+        return tuple(store.mtime(ex, qq.pair, qq.timeframe) for ex in qq.exchanges)
+
+    def heatmap(request: Request) -> dict[str, Any]:
+        q = request.query_params
+        qq = _query(store, q)
+        span = _choice(q, "span", SPANS, "3M")
+        width = _int(q, "w", 1200, 16, _MAX_W)
+        height = _int(q, "h", 600, 16, _MAX_H)
+        start, end = _ms(q, "start"), _ms(q, "end")
+        dfs = frames(qq)
+        last = pd.Timestamp(dfs[0]["date"].iloc[-1])
+        if start is None and span is not None and SPANS[span] is not None:
+            start = (end or last) - SPANS[span]
+            start = max(start, pd.Timestamp(dfs[0]["date"].iloc[0]))
+        key = ("hm", qq, start, end, width, height, stamp(qq))
+        view = {"start": start, "end": end, "width": width, "height": height}
+        payload = store.cached(key, lambda: heatmap_payload(dfs, _model(qq), qq.mode, view))
+        return {**payload, "mode": qq.mode, "pair": qq.pair, "timeframe": qq.timeframe}
+
+    def lmap(request: Request) -> dict[str, Any]:
+        q = request.query_params
+        qq = _query(store, q)
+        at = _ms(q, "at")
+        key = ("map", qq.exchanges, qq.pair, qq.timeframe, qq.preset, qq.window, at, stamp(qq))
+        return store.cached(key, lambda: map_payload(frames(qq), _model(qq), at))
+
+    def status(request: Request) -> dict[str, Any]:
+        qq = _query(store, request.query_params)
+        df = store.candles(qq.exchanges[0], qq.pair, qq.timeframe)
+        return {"last": int(pd.Timestamp(df["date"].iloc[-1]).value // 1_000_000), "n": len(df)}
+
+    def trades(request: Request) -> dict[str, Any]:
+        q = request.query_params
+        qq = _query(store, q)
+        if cfg.trades is None:
+            return {"trades": []}
+        if "all" not in trades_cache:
+            from liqsignals.plotting import load_trades
+
+            trades_cache["all"] = load_trades(cfg.trades)
+        tr = trades_cache["all"]
+        tr = tr.loc[tr["pair"] == qq.pair]
+        out = []
+        for row in tr.itertuples(index=False):
+            out.append(
+                {
+                    "open": int(pd.Timestamp(row.open_date).value // 1_000_000),
+                    "close": int(pd.Timestamp(row.close_date).value // 1_000_000),
+                    "open_rate": float(row.open_rate),
+                    "close_rate": float(row.close_rate),
+                    "is_short": bool(row.is_short),
+                    "profit_ratio": None
+                    if not math.isfinite(float(row.profit_ratio))
+                    else float(row.profit_ratio),
+                }
+            )
+        return {"trades": out}
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"ok": True, "time": time.time()})
+
+    routes = [
+        Route("/", index),
+        Route("/healthz", health),
+        Route("/api/meta", guarded(meta)),
+        Route("/api/heatmap", guarded(heatmap)),
+        Route("/api/map", guarded(lmap)),
+        Route("/api/status", guarded(status)),
+        Route("/api/trades", guarded(trades)),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(TokenMiddleware, token=cfg.token)])
