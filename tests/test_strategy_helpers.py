@@ -321,6 +321,23 @@ def test_plot_config_extra_entries():
     assert "RSI" not in liq_plot_config()["subplots"]  # no shared state between calls
 
 
+# ----------------------------------------------------------------------------- settings
+def test_pair_model_and_lookbacks_from_the_settings():
+    from liqsignals.strategy.settings import feature_kwargs, pair_model, strategy_startup
+
+    btc = pair_model("BTC/USDT:USDT", "1d", "all", {})
+    assert btc.symbol == "BTC/USDT:USDT" and btc.window == pd.Timedelta("1D")
+    other = pair_model("NOPE/USDT:USDT", "1w", "all", {"gap_factor": 2.0})
+    assert other.symbol is None and other.gap_factor == 2.0  # generic tiers, fields passed on
+    assert feature_kwargs(300) == {
+        "atr_period": 14,
+        "intensity_lookback": 300,
+        "drift_lookback": 12,
+    }
+    settings = SimpleNamespace(liq_window="2d", liq_intensity_lookback=100)
+    assert strategy_startup(settings, "1h") == 48 + 100 + 10
+
+
 # ----------------------------------------------------------------------------- LiqStrategy
 class Plain(LiqStrategy):
     timeframe = "15m"

@@ -46,9 +46,7 @@ class LiqStrategy(IStrategy):
         super().__init_subclass__(**kwargs)
         cls._liq_startup_auto = "startup_candle_count" not in cls.__dict__
         if cls._liq_startup_auto and getattr(cls, "timeframe", None):
-            cls.startup_candle_count = settings.startup_candles(
-                cls.liq_window, cls.timeframe, intensity_lookback=cls.liq_intensity_lookback
-            )
+            cls.startup_candle_count = settings.strategy_startup(cls, cls.timeframe)
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -56,9 +54,7 @@ class LiqStrategy(IStrategy):
             self.liq_window = str(window)  # type: ignore[misc]
         timeframe = config.get("timeframe") or getattr(self, "timeframe", None)
         if self._liq_startup_auto and timeframe:  # StrategyResolver reads it next
-            self.startup_candle_count = settings.startup_candles(
-                self.liq_window, timeframe, intensity_lookback=self.liq_intensity_lookback
-            )
+            self.startup_candle_count = settings.strategy_startup(self, timeframe)
         self.liq_live_cache = LiveFeatureCache()
         self._liq_warned: set[tuple[str, str]] = set()
 

@@ -14,7 +14,7 @@ from liqsignals.features import (
 )
 from liqsignals.model import LiquidationModel, load_margin_tiers, parse_duration
 
-__all__ = ["feature_kwargs", "pair_model", "startup_candles"]
+__all__ = ["feature_kwargs", "pair_model", "startup_candles", "strategy_startup"]
 
 
 def startup_candles(
@@ -36,6 +36,14 @@ def startup_candles(
     """
     per_window = parse_duration(window, "window") / timeframe_to_timedelta(timeframe)
     return int(math.ceil(per_window)) + int(intensity_lookback) + int(margin)
+
+
+def strategy_startup(strategy: Any, timeframe: str) -> int:
+    """:func:`startup_candles` for a strategy (class or instance) with ``liq_window`` and
+    ``liq_intensity_lookback`` attributes, at ``timeframe``."""
+    return startup_candles(
+        strategy.liq_window, timeframe, intensity_lookback=strategy.liq_intensity_lookback
+    )
 
 
 def pair_model(
