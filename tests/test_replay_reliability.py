@@ -331,3 +331,10 @@ def test_python_api_port_out_of_range_is_a_value_error(datadir: Path) -> None:
     for port in (70000, -1):
         with pytest.raises(ValueError, match=f"port {port}: expected an integer from 0 to 65535"):
             ReplayExchange(datadir, port=port)
+
+
+def test_cli_print_config_for_port_0_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """An overlay for "any free port" points freqtrade nowhere; it used to be printed."""
+    assert liqsignals_main(["replay", "--port", "0", "--print-config"]) == 2
+    captured = capsys.readouterr()
+    assert "--print-config needs the port" in captured.err and captured.out == ""

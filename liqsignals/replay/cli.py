@@ -44,7 +44,11 @@ def register(subparsers: Any) -> None:
         "loopback, for freqtrade and ccxt to use offline (layer config/replay.json).",
     )
     _add_exchange_options(p)
-    p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (loopback only)")
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help="address or name to listen on; it must resolve to loopback addresses only",
+    )
     p.add_argument(
         "--port",
         type=_port,
