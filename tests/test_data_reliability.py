@@ -404,3 +404,35 @@ def test_append_frame_still_counts_new_rows_under_the_lock(tmp_path: Path):
     assert append_frame(one.assign(v=1.0), path)[1] == 3
     assert append_frame(one.assign(v=2.0), path)[1] == 0  # re-fetched rows replace stored ones
     assert read_frame(path)["v"].tolist() == [2.0, 2.0, 2.0]
+
+
+def _utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def test_missing_spans_follow_the_stored_grid_and_funding_intervals():
+    # hourly bars on the half hour, 03:30 and 04:30 missing, range ends after the last row
+    bars = pd.Series(pd.date_range("2025-01-01 00:30", periods=10, freq="1h", tz="UTC"))
+    bars = bars.dt.as_unit("ms").drop([3, 4])
+    got = dl.missing_spans(bars, _utc("2025-01-01"), _utc("2025-01-01 11:00"), "1h")
+    ms = pd.Timedelta(milliseconds=1)
+    assert got == [
+        (_utc("2025-01-01 03:30"), _utc("2025-01-01 05:30") - ms),
+        (_utc("2025-01-01 10:30"), _utc("2025-01-01 11:00")),
+    ]
+    # a new file: the epoch-aligned grid from the first whole bar in the range
+    assert dl.missing_spans(None, _utc("2025-01-01 00:10"), _utc("2025-01-01 03:00"), "1h") == [
+        (_utc("2025-01-01 01:00"), _utc("2025-01-01 03:00"))
+    ]
+    # funding every 8h (one stamped 4 ms late); the 16h step is a hole, the late stamp is not
+    events = pd.Series(
+        [_utc("2025-01-01 00:00:00.004"), _utc("2025-01-01 08:00"), _utc("2025-01-02 00:00")]
+        + [_utc("2025-01-02 08:00")]
+    ).dt.as_unit("ms")
+    got = dl.missing_spans(
+        events, _utc("2025-01-01"), _utc("2025-01-02 12:00"), "1h", "funding_rate"
+    )
+    assert got == [
+        (_utc("2025-01-01 08:00") + ms, _utc("2025-01-02 00:00") - ms),
+        (_utc("2025-01-02 08:00") + ms, _utc("2025-01-02 12:00")),
+    ]

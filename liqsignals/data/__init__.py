@@ -2,7 +2,8 @@
 
 Reading and writing needs only pandas and pyarrow; downloads and collectors import ccxt when they
 run. See ``liqsignals.data.datadir`` for the path rules and ``liqsignals.data.hygiene`` for how bad
-candles are treated.
+candles are treated. Every write to a data file runs under that file's lock (``file_lock``) and
+goes through ``liqsignals.fileio.atomic_path``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from liqsignals.data.datadir import (
     EXTRA_KINDS,
     FREQTRADE_CANDLE_TYPES,
     LAYOUTS,
+    LOCK_TIMEOUT,
     OHLCV_COLUMNS,
+    FileBusyError,
     TimeRange,
     append_frame,
     attach_market_data,
     data_path,
+    file_lock,
     filename_to_pair,
     list_data,
     load_candles,
@@ -26,6 +30,7 @@ from liqsignals.data.datadir import (
     load_open_interest,
     load_series,
     load_taker_volume,
+    lock_path,
     pair_to_filename,
     parse_timerange,
     read_frame,
@@ -47,14 +52,17 @@ __all__ = [
     "EXTRA_KINDS",
     "FREQTRADE_CANDLE_TYPES",
     "LAYOUTS",
+    "LOCK_TIMEOUT",
     "OHLCV_COLUMNS",
     "CandleReport",
+    "FileBusyError",
     "TimeRange",
     "append_frame",
     "attach_market_data",
     "check_candles",
     "clean_candles",
     "data_path",
+    "file_lock",
     "filename_to_pair",
     "filler_mask",
     "find_gaps",
@@ -66,6 +74,7 @@ __all__ = [
     "load_open_interest",
     "load_series",
     "load_taker_volume",
+    "lock_path",
     "pair_to_filename",
     "parse_timerange",
     "read_frame",

@@ -469,14 +469,12 @@ def _missing_events(
     first, last = dates.iloc[0], dates.iloc[-1]
     if first - start >= interval / 2:
         out.append((start, min(stop, first - _MS)))
-    inside = dates.loc[(dates >= start - interval * 2) & (dates <= stop + interval * 2)]
-    prev = inside.iloc[:-1].to_numpy()
-    gap = inside.diff().iloc[1:].to_numpy() > interval * 1.5
-    for a, b in zip(prev[gap], inside.iloc[1:].to_numpy()[gap], strict=True):
-        lo = max(pd.Timestamp(a).tz_localize("UTC") + _MS, start)
-        hi = min(pd.Timestamp(b).tz_localize("UTC") - _MS, stop)
-        if lo <= hi:
-            out.append((lo, hi))
+    inside = list(dates.loc[(dates >= start - interval * 2) & (dates <= stop + interval * 2)])
+    for a, b in zip(inside[:-1], inside[1:], strict=True):
+        if b - a > interval * 1.5:
+            lo, hi = max(a + _MS, start), min(b - _MS, stop)
+            if lo <= hi:
+                out.append((lo, hi))
     if last + _MS <= stop:
         out.append((max(start, last + _MS), stop))
     return sorted(out)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from liqsignals.data.datadir import OHLCV_COLUMNS, append_frame, data_path
-from liqsignals.data.liquidations import LONG, SHORT, _events_frame, save_liquidation_events
+from liqsignals.data.liquidations import LONG, SHORT, events_frame, save_liquidation_events
 
 __all__ = [
     "KLINE_COLUMNS",
@@ -204,7 +204,7 @@ def read_binance_liquidation_snapshot(
             "value": price * amount,
         }
     ).dropna(subset=["price", "amount"])
-    return _events_frame(rows.to_dict("records"))
+    return events_frame(rows.to_dict("records"))
 
 
 def import_binance_dump(

@@ -54,6 +54,7 @@ __all__ = [
     "LONG",
     "SHORT",
     "collect_liquidations",
+    "events_frame",
     "events_path",
     "events_to_bars",
     "load_liquidation_events",
@@ -198,7 +199,8 @@ def _contract_size_of(exchange: Any, symbol: Any) -> float | None:
     return None if size is None else float(size)
 
 
-def _events_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+def events_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Liquidation events (mappings with ``EVENT_COLUMNS``) as a frame with the stored dtypes."""
     df = pd.DataFrame(list(rows), columns=list(EVENT_COLUMNS))
     df["date"] = pd.to_datetime(df["date"], utc=True).dt.as_unit("ms")
     for col in ("price", "amount", "value"):
@@ -224,8 +226,8 @@ def save_liquidation_events(
 
     Returns the path and the number of events that were new.
     """
-    frame = events if isinstance(events, pd.DataFrame) else _events_frame(events)
-    frame = _events_frame(frame.to_dict("records")) if len(frame) else _events_frame([])
+    frame = events if isinstance(events, pd.DataFrame) else events_frame(events)
+    frame = events_frame(frame.to_dict("records")) if len(frame) else events_frame([])
     return append_frame(frame, events_path(datadir, pair), key=_EVENT_KEY)
 
 
@@ -236,7 +238,7 @@ def load_liquidation_events(
     path = events_path(datadir, pair)
     if not path.exists():
         if missing_ok:
-            return _events_frame([])
+            return events_frame([])
         raise FileNotFoundError(
             f"no liquidation events for {pair}: {path} does not exist. Record them with:\n"
             f"    liqsignals collect-liquidations --exchange binance --pairs {pair} "
@@ -261,7 +263,7 @@ def read_liquidation_events_csv(
         path, header=None, names=list(FORCE_ORDER_CSV_COLUMNS), dtype=str, keep_default_na=False
     )
     if raw.empty:
-        return _events_frame([])
+        return events_frame([])
     bad = raw["trade_time_ms"].str.fullmatch(r"\d{10,16}") == False  # noqa: E712
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
@@ -292,7 +294,7 @@ def read_liquidation_events_csv(
     )
     out = out.dropna(subset=["price", "amount"])
     return (
-        _events_frame(out.to_dict("records"))
+        events_frame(out.to_dict("records"))
         .sort_values("date", kind="stable")
         .reset_index(drop=True)
     )
