@@ -105,7 +105,7 @@ def test_token_required() -> None:
 
 
 # ----------------------------------------------------------------------------- the script side
-def _server(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start_server(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, **(env_extra or {})}
     cmd = [sys.executable, "-m", "liqsignals.web.cli", "--port", str(PORT), *args]
     return subprocess.Popen(
@@ -113,7 +113,7 @@ def _server(args: list[str], env_extra: dict[str, str] | None = None) -> subproc
     )
 
 
-def _wait_http(url: str, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+def wait_http(url: str, proc: subprocess.Popen[str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -136,7 +136,7 @@ def _status(url: str, headers: dict[str, str] | None = None) -> int:
         return int(exc.code)
 
 
-def _browser() -> Any:
+def browser() -> Any:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -160,7 +160,7 @@ def _browser() -> Any:
     return webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
 
 
-def _wait(driver: Any, js: str, timeout: float = 30) -> Any:
+def wait_js(driver: Any, js: str, timeout: float = 30) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = driver.execute_script(js)
@@ -188,13 +188,13 @@ def _severe(driver: Any) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
-def _select(driver: Any, element_id: str, value: str) -> None:
+def select(driver: Any, element_id: str, value: str) -> None:
     from selenium.webdriver.support.ui import Select
 
     loads = driver.execute_script("return window.liqsignals.loads")
     Select(driver.find_element("id", element_id)).select_by_value(value)
-    _wait(driver, f"return window.liqsignals.loads > {loads}")
-    _wait(driver, "return window.liqsignals.map !== null")
+    wait_js(driver, f"return window.liqsignals.loads > {loads}")
+    wait_js(driver, "return window.liqsignals.map !== null")
 
 
 def _page_scenario() -> dict[str, Any]:
@@ -202,28 +202,28 @@ def _page_scenario() -> dict[str, Any]:
 
     from liqsignals import sample
 
-    proc = _server(["--datadir", str(sample.datadir())])
+    proc = start_server(["--datadir", str(sample.datadir())])
     base = f"http://127.0.0.1:{PORT}"
     driver = None
     try:
-        _wait_http(base + "/healthz", proc)
-        driver = _browser()
+        wait_http(base + "/healthz", proc)
+        driver = browser()
         driver.get(base + "/")
-        _wait(driver, "return window.liqsignals && window.liqsignals.loads >= 1")
-        _wait(driver, "return window.liqsignals.map !== null")
+        wait_js(driver, "return window.liqsignals && window.liqsignals.loads >= 1")
+        wait_js(driver, "return window.liqsignals.map !== null")
         obs: dict[str, Any] = {"lit_share": driver.execute_script(_LIT)}
         obs["hash_first"] = _hash(driver)
-        _select(driver, "pair", "ETH/USDT:USDT")
+        select(driver, "pair", "ETH/USDT:USDT")
         obs["hash_pair"] = _hash(driver)
-        _select(driver, "window", "1d")
+        select(driver, "window", "1d")
         obs["hash_window"] = _hash(driver)
         canvas = driver.find_element("id", "heatmap")
         ActionChains(driver).move_to_element_with_offset(canvas, 150, 0).perform()
         hover = driver.find_element("id", "hover")
-        _wait(driver, "return document.getElementById('hover').style.display === 'block'")
+        wait_js(driver, "return document.getElementById('hover').style.display === 'block'")
         obs["hover"] = hover.text
         obs["hover_time"] = int(hover.get_attribute("data-time"))
-        _wait(
+        wait_js(
             driver,
             f"return window.liqsignals.map && window.liqsignals.map.time <= {obs['hover_time']}"
             " && window.liqsignals.map.time !== window.liqsignals.hm.last",
@@ -262,19 +262,21 @@ def _live_scenario() -> dict[str, Any]:
         seed["date"] = pd.to_datetime(seed["date"], unit="ms", utc=True)
         save_candles(seed, target, "BTC/USDT:USDT", "15m")
         url = f"http://127.0.0.1:{ex.port}"
-        proc = _server(["--datadir", str(target), "--live-url", url, "--poll", "1"])
+        proc = start_server(["--datadir", str(target), "--live-url", url, "--poll", "1"])
         base = f"http://127.0.0.1:{PORT}"
         try:
-            _wait_http(base + "/healthz", proc)
-            driver = _browser()
+            wait_http(base + "/healthz", proc)
+            driver = browser()
             driver.get(base + "/")
-            _wait(driver, "return window.liqsignals && window.liqsignals.loads >= 1")
+            wait_js(driver, "return window.liqsignals && window.liqsignals.loads >= 1")
             obs: dict[str, Any] = {
                 "last_before": driver.execute_script("return window.liqsignals.lastCandle"),
                 "loads_before": driver.execute_script("return window.liqsignals.loads"),
                 "page_id_before": driver.execute_script("return window.liqsignals.pageId"),
             }
-            _wait(driver, f"return window.liqsignals.lastCandle > {obs['last_before']}", timeout=20)
+            wait_js(
+                driver, f"return window.liqsignals.lastCandle > {obs['last_before']}", timeout=20
+            )
             obs["last_after"] = driver.execute_script("return window.liqsignals.lastCandle")
             obs["loads_after"] = driver.execute_script("return window.liqsignals.loads")
             obs["page_id_after"] = driver.execute_script("return window.liqsignals.pageId")
@@ -292,20 +294,20 @@ def _token_scenario() -> dict[str, Any]:
     from liqsignals import sample
 
     token = "s3cret-token"
-    proc = _server(["--datadir", str(sample.datadir()), "--token", token])
+    proc = start_server(["--datadir", str(sample.datadir()), "--token", token])
     base = f"http://127.0.0.1:{PORT}"
     driver = None
     try:
-        _wait_http(base + "/healthz", proc)
+        wait_http(base + "/healthz", proc)
         obs: dict[str, Any] = {
             "without": _status(base + "/api/meta"),
             "static_without": _status(base + "/static/app.js"),
             "wrong": _status(base + "/api/meta?token=nope"),
             "with": _status(base + "/api/meta", {"Authorization": f"Bearer {token}"}),
         }
-        driver = _browser()
+        driver = browser()
         driver.get(f"{base}/?token={token}")
-        _wait(driver, "return window.liqsignals && window.liqsignals.loads >= 1")
+        wait_js(driver, "return window.liqsignals && window.liqsignals.loads >= 1")
         obs["page_lit"] = driver.execute_script(_LIT)
         return obs
     finally:

@@ -141,14 +141,22 @@ class LivePoller:
 
 
 def _warm_up() -> None:
-    """Compile the kernels before the first request (numba), on a tiny sample."""
+    """Compile the kernels before the first request (numba): the same code paths on a small
+    sample, so the first page load does not pay for compilation."""
+    import pandas as pd
+
     from liqsignals import sample
-    from liqsignals.heatmap import liquidation_heatmap
+    from liqsignals.model import LiquidationModel
+    from liqsignals.web.app import heatmap_payload, map_payload
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        df = sample.load_candles("BTC/USDT:USDT", "1h").tail(200)
-        liquidation_heatmap(df, window="1d", max_bins=50, max_times=20)
+        df = sample.load_candles("BTC/USDT:USDT", "1h").tail(400)
+        model = LiquidationModel(window="1d")
+        start = pd.Timestamp(df["date"].iloc[-100])
+        view = {"start": start, "end": None, "width": 40, "height": 30}
+        heatmap_payload([df, df], model, "combined", view)
+        map_payload([df], model, None)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -323,7 +323,20 @@
     fill($("mode"), meta.modes, false); $("mode").value = "combined";
     fill($("colors"), meta.colors, false);
     $("show-trades").disabled = !meta.trades;
+    // initial choices from the address (?pair=ETH/USDT:USDT&timeframe=15m&span=1y ...)
+    const url = new URLSearchParams(location.search);
+    const pick = (id) => {
+      const v = url.get(id);
+      if (v !== null && Array.from($(id).options).some((o) => o.value === v)) $(id).value = v;
+    };
+    if (url.get("exchange")) {
+      const want = url.get("exchange").split(",");
+      for (const o of ex.options) o.selected = want.includes(o.value);
+      if (!ex.selectedOptions.length) ex.options[0].selected = true;
+    }
+    for (const id of ["span", "window", "preset", "mode", "colors"]) pick(id);
     onExchange();
+    pick("pair"); onPair(); pick("timeframe");
     ex.addEventListener("change", () => { onExchange(); reload(); });
     $("pair").addEventListener("change", () => { onPair(); reload(); });
     for (const id of ["timeframe", "span", "window", "preset", "mode", "show-trades"]) $(id).addEventListener("change", reload);

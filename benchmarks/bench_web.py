@@ -1,0 +1,107 @@
+"""Web view: first paint in the browser and data payload for one year of 15m candles.
+
+Starts ``liqsignals serve`` and the system Chromium (headless, through chromedriver) inside a
+private network namespace with only loopback when ``unshare`` allows it, opens the page on one
+year of BTC/USDT:USDT 15m and prints
+
+* first paint: ``performance.now()`` when the heatmap is drawn, measured inside the browser from
+  the start of navigation (page, meta, heatmap computation and transfer, decoding, drawing);
+* payload: bytes of the heatmap response the page received;
+* a redraw after changing the model window (a new computation, not cached).
+
+Data: ``../shared/data/binance`` next to the project when it exists (a full year of 15m), else the
+bundled sample (its whole 15m range). Usage: ``python benchmarks/bench_web.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def _datadir() -> Path:
+    shared = ROOT.parent / "shared" / "data" / "binance"
+    if (shared / "futures" / "BTC_USDT_USDT-15m-futures.feather").exists():
+        return shared
+    from liqsignals import sample
+
+    return sample.datadir()
+
+
+def inner() -> dict[str, float | int | str]:
+    """The measurement (run inside the namespace)."""
+    import test_web_browser as tb
+
+    datadir = _datadir()
+    proc = tb.start_server(["--datadir", str(datadir)])
+    base = f"http://127.0.0.1:{tb.PORT}"
+    driver = None
+    paints: list[float] = []
+    try:
+        tb.wait_http(base + "/healthz", proc)
+        driver = tb.browser()
+        # one fresh (uncached) computation per mode: each page load is a first paint
+        for mode in ("combined", "long", "short"):
+            driver.get(f"{base}/?pair=BTC/USDT:USDT&timeframe=15m&span=1y&mode={mode}")
+            tb.wait_js(driver, "return window.liqsignals && window.liqsignals.loads >= 1", 60)
+            paints.append(driver.execute_script("return window.liqsignals.firstPaintMs"))
+        s = driver.execute_script("return window.liqsignals")
+        hm = driver.execute_script(
+            "const h = window.liqsignals.hm; return [h.cols, h.rows, h.times[0], h.times[h.cols-1]]"
+        )
+        tb.select(driver, "window", "2w")
+        redraw = driver.execute_script("return window.liqsignals.lastPaintMs")
+        days = (hm[3] - hm[2]) / 86_400_000
+        return {
+            "data": "shared" if "shared" in str(datadir) else "sample",
+            "days": round(days, 1),
+            "matrix": f"{hm[0]} x {hm[1]}",
+            "first_paint_ms": ", ".join(str(round(p)) for p in paints),
+            "median_ms": round(sorted(paints)[1]),
+            "payload_bytes": int(s["payloadBytes"]),
+            "redraw_ms": round(redraw),
+        }
+    finally:
+        if driver is not None:
+            driver.quit()
+        proc.terminate()
+        proc.wait(10)
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--inner":
+        print(json.dumps(inner()), flush=True)
+        return 0
+    for path in ("/usr/bin/chromium", "/usr/bin/chromedriver"):
+        if not Path(path).exists():
+            print(f"bench_web: {path} missing; run scripts/install_browser.sh")
+            return 1
+    cmd = [sys.executable, str(Path(__file__)), "--inner"]
+    if shutil.which("unshare") and shutil.which("ip"):
+        probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+        if probe.returncode == 0:
+            cmd = ["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {' '.join(cmd)}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        print(proc.stdout[-2000:], proc.stderr[-2000:])
+        return 1
+    r = json.loads(lines[-1])
+    print(f"web view, BTC/USDT:USDT 15m, {r['days']} days ({r['data']} data), matrix {r['matrix']}")
+    print(
+        f"  first paint in the browser: median {r['median_ms']} ms of {r['first_paint_ms']} ms"
+        " (target < 2000)"
+    )
+    print(f"  heatmap payload:            {r['payload_bytes'] / 1e6:.2f} MB (target < 3 MB)")
+    print(f"  redraw after a window change: {r['redraw_ms']} ms in the page")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
