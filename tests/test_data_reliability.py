@@ -436,3 +436,28 @@ def test_missing_spans_follow_the_stored_grid_and_funding_intervals():
         (_utc("2025-01-01 08:00") + ms, _utc("2025-01-02 00:00") - ms),
         (_utc("2025-01-02 08:00") + ms, _utc("2025-01-02 12:00")),
     ]
+
+
+def test_a_writer_that_cannot_get_the_lock_is_refused_clearly(tmp_path, monkeypatch):
+    path = tmp_path / "futures" / "BTC_USDT_USDT-1h-open_interest.feather"
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with datadir.file_lock(path):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(30)
+    monkeypatch.setattr(datadir, "LOCK_TIMEOUT", 0.2)
+    frame = pd.DataFrame({"date": [_utc("2025-05-01")], "x": [1.0]})
+    try:
+        with pytest.raises(datadir.FileBusyError, match="BTC_USDT_USDT-1h-open_interest.feather"):
+            append_frame(frame, path)
+        assert not path.exists()
+    finally:
+        release.set()
+        holder.join(30)
+    assert append_frame(frame, path)[1] == 1  # free again: the merge goes through
+    assert not _leftovers(path.parent)

@@ -383,10 +383,10 @@ def _merge_spans(spans: list[Unavailable]) -> list[Unavailable]:
 
 
 def _record_unavailable(path: Path, spans: list[Unavailable]) -> None:
-    """Add ``spans`` to the sidecar (read, merge and atomic write under the data file's lock)."""
+    """Add ``spans`` to the sidecar (read, merge and atomic write under the sidecar's lock)."""
     if not spans:
         return
-    with file_lock(path):
+    with file_lock(unavailable_path(path)):
         merged = _merge_spans([*load_unavailable(path), *spans])
         doc = {
             "file": path.name,
