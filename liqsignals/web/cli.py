@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--live-url",
         default=None,
         help="poll this Binance-compatible REST root through ccxt (e.g. the replay exchange "
-        "http://127.0.0.1:8765) and append new candles to the first datadir",
+        "http://127.0.0.1:8701) and append new candles to the first datadir",
     )
     parser.add_argument(
         "--poll",
