@@ -439,13 +439,14 @@ def missing_spans(
     if kind == "funding_rate":
         return _missing_events(dates, start, stop)
     p = int(timeframe_to_timedelta(timeframe) / _MS)
-    ms = dates.to_numpy(dtype="datetime64[ms]").astype("int64")
+    ms = pd.DatetimeIndex(dates).as_unit("ms").asi8
     phase = int(ms[0] % p) if len(ms) else 0
     lo_ms, hi_ms = int(start.value // 10**6), int(stop.value // 10**6)
     first = lo_ms + (phase - lo_ms) % p
     grid = np.arange(first, hi_ms + 1, p, dtype="int64")
-    have = np.unique(ms - (ms - phase) % p)
-    miss = grid[~np.isin(grid, have)]
+    have = ms - (ms - phase) % p  # each stored row's bar, sorted like the dates
+    at = np.minimum(np.searchsorted(have, grid), max(len(have) - 1, 0))
+    miss = grid[~(have[at] == grid)] if len(have) else grid
     if not len(miss):
         return []
     breaks = np.flatnonzero(np.diff(miss) != p) + 1
