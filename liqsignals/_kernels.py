@@ -1,18 +1,27 @@
-"""numba kernels of the cohort engine: plain arrays in, plain arrays out.
+"""numba kernels of the cohort engine: named state in, named state out.
 
-One function, :func:`run_candles`, advances the engine state over a block of candles; the batch
+One driver, :func:`run_candles`, advances the engine state over a block of candles; the batch
 API calls it once over the whole frame and the incremental engine calls it with one candle, so the
-two share every floating-point operation and agree bit for bit.
+two share every floating-point operation and agree bit for bit. The driver is a loop over small
+helpers; each side of the book (longs below price, shorts above) is one :class:`Side` and every
+per-side step is written once, with ``side.sign`` (-1 long, +1 short) saying which way is
+"toward the price".
 
-State layout
-------------
-``book_long``, ``book_short`` : mass per price bin in *stored units*: the real mass (quote
-    notional) is ``stored * S``, where ``S = fst[F_SCALE]`` is a global survival factor. Closing a
-    share ``f`` of every surviving position is then ``S *= 1 - f``, O(1) instead of O(bins).
-``wipe_long``, ``wipe_short`` : sequence number of the candle that last liquidated each bin.
-cohort ring (``coh_*``) : each candle's deposits (absolute bin, stored mass) so they can be removed
-    when they expire; a deposit is still alive iff its bin was not wiped after it was made.
-``ist`` / ``fst`` : integer / float scalars (indices below).
+State
+-----
+:data:`STATE_DTYPE` (one record, ``state[0]``): ``k0`` absolute bin of array position 0, ``seq``
+    candles processed, ``head`` / ``size`` the cohort ring's oldest live slot and live count,
+    ``prev_date`` / ``has_prev`` the previous candle, ``scale`` the global survival factor ``S``,
+    ``prev_close``, ``prev_oi`` (open interest in coins; NaN: unknown).
+:class:`Side` : ``book`` mass per price bin in *stored units* (the real mass, quote notional, is
+    ``stored * S``: closing a share ``f`` of every position is ``S *= 1 - f``, O(1) instead of
+    O(bins)); ``wipe`` the sequence number of the candle that last liquidated each bin; ``acc``
+    one :data:`SIDE_DTYPE` record: ``edge`` (longs: highest bin that may hold mass, shorts:
+    lowest; :data:`NONE` times ``sign`` when empty), ``total`` (stored units) and the cumulative
+    real masses ``opened, liquidated, closed, expired`` (for conservation checks).
+:class:`Cohorts` : a ring of each candle's deposits (absolute bin, stored mass), removed when they
+    expire; a deposit is still alive iff its bin was not wiped after it was made. Long deposits
+    come first (``n_half`` of them), then the short ones.
 
 Bins are absolute: bin ``k`` covers prices ``[B**k, B**(k+1))``, ``B = 1 + bin_bp/1e4``; array
 position ``i`` holds bin ``k0 + i``.
@@ -21,39 +30,72 @@ position ``i`` holds bin ``k0 + i``.
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 from numba import njit
 
-# integer state
-I_K0 = 0  # absolute bin of array position 0
-I_SEQ = 1  # candles processed so far
-I_HEAD = 2  # ring position of the oldest live cohort
-I_SIZE = 3  # live cohorts
-I_LONG_TOP = 4  # highest bin that may hold long mass (absolute)
-I_SHORT_BOT = 5  # lowest bin that may hold short mass (absolute)
-I_PREV_DATE = 6  # ns of the previous candle
-I_HAS_PREV = 7
-N_ISTATE = 8
+STATE_DTYPE = np.dtype(
+    [
+        ("k0", np.int64),
+        ("seq", np.int64),
+        ("head", np.int64),
+        ("size", np.int64),
+        ("prev_date", np.int64),
+        ("has_prev", np.int64),
+        ("scale", np.float64),
+        ("prev_close", np.float64),
+        ("prev_oi", np.float64),
+    ]
+)
+SIDE_DTYPE = np.dtype(
+    [
+        ("edge", np.int64),
+        ("total", np.float64),
+        ("opened", np.float64),
+        ("liquidated", np.float64),
+        ("closed", np.float64),
+        ("expired", np.float64),
+    ]
+)
 
-# float state
-F_SCALE = 0
-F_PREV_CLOSE = 1
-F_PREV_OI = 2  # previous open interest in coins (NaN: unknown)
-F_TOT_LONG = 3  # stored units
-F_TOT_SHORT = 4
-F_OPENED_LONG = 5  # cumulative real mass, for conservation checks
-F_OPENED_SHORT = 6
-F_LIQ_LONG = 7
-F_LIQ_SHORT = 8
-F_CLOSED_LONG = 9
-F_CLOSED_SHORT = 10
-F_EXPIRED_LONG = 11
-F_EXPIRED_SHORT = 12
-N_FSTATE = 13
+LONG = -1  # Side.sign: the direction from the price toward the side's mass
+SHORT = 1
+NONE = 2**62  # Side.acc edge ``sign * NONE``: the side holds no mass
 
-NONE_TOP = -(2**62)
-NONE_BOT = 2**62
+Side = namedtuple("Side", ["book", "wipe", "acc", "sign"])
+Cohorts = namedtuple("Cohorts", ["date", "seq", "bin", "mass", "n"])
+Candles = namedtuple(
+    "Candles",
+    ["dates", "open", "high", "low", "close", "volume", "oi", "taker_buy", "ls_ratio"],
+)
+Params = namedtuple(
+    "Params",
+    [
+        "inv_logb",
+        "logb",
+        "window_ns",
+        "half_life_ns",  # <= 0: no decay
+        "participation",
+        "tilt",
+        "decay_with_oi",  # 1.0 / 0.0
+        "band",  # fraction
+        "range",  # fraction
+        "dense",
+        "min_share",
+        "gap_factor",
+        "mag_power",
+        "max_gap_bins",
+    ],
+)
+# leverage mix: log liquidation factors per leverage, weights (one row, or one per candle)
+Mix = namedtuple("Mix", ["f_long_log", "f_short_log", "weights", "n_entries"])
+# candles whose book (absolute bins k_lo .. k_lo + width - 1) is copied out, real mass float32
+Snap = namedtuple("Snap", ["rows", "k_lo", "long", "short"])
+# cluster scan scratch: per run, array positions of its lowest/highest bin, mass, mean bin
+Work = namedtuple("Work", ["lo", "hi", "sum", "wk"])
+# what the cluster readout of one candle needs besides the book
+Ctx = namedtuple("Ctx", ["close", "s", "k0", "total"])
 
 # output columns of the kernel (order matters: engine.py names them)
 O_LONG_LIQ = 0
@@ -79,130 +121,357 @@ O_GAP_ABOVE = 19
 O_GAP_BELOW = 20
 N_OUT = 21
 
-# float parameters
-P_INV_LOGB = 0
-P_LOGB = 1
-P_WINDOW_NS = 2
-P_HALF_LIFE_NS = 3  # <= 0: no decay
-P_PARTICIPATION = 4
-P_TILT = 5
-P_DECAY_WITH_OI = 6
-P_BAND = 7  # fraction
-P_RANGE = 8  # fraction
-P_DENSE = 9
-P_MIN_SHARE = 10
-P_GAP_FACTOR = 11
-P_MAG_POWER = 12
-P_MAX_GAP_BINS = 13
-N_PARAMS = 14
-
 RENORM_BELOW = 1e-150
 
 
-@njit(cache=True)
-def _bin_of(price, inv_logb):
+def new_state() -> np.ndarray:
+    """A fresh :data:`STATE_DTYPE` record (empty book, survival factor 1, OI unknown)."""
+    state = np.zeros(1, dtype=STATE_DTYPE)
+    state[0]["scale"] = 1.0
+    state[0]["prev_oi"] = np.nan
+    return state
+
+
+def new_side_acc(sign: int) -> np.ndarray:
+    """A fresh :data:`SIDE_DTYPE` record for the side ``sign`` (:data:`LONG` / :data:`SHORT`)."""
+    acc = np.zeros(1, dtype=SIDE_DTYPE)
+    acc[0]["edge"] = sign * NONE
+    return acc
+
+
+# ----------------------------------------------------------------------------- small helpers
+@njit(cache=True, inline="always")
+def bin_of(price, inv_logb):
     return np.int64(math.floor(math.log(price) * inv_logb))
 
 
-@njit(cache=True)
-def _renormalise(book_long, book_short, coh_mass, fst):
-    s = fst[F_SCALE]
-    for i in range(book_long.shape[0]):
-        book_long[i] *= s
-        book_short[i] *= s
-    for i in range(coh_mass.shape[0]):
-        for j in range(coh_mass.shape[1]):
-            coh_mass[i, j] *= s
-    fst[F_TOT_LONG] *= s
-    fst[F_TOT_SHORT] *= s
-    fst[F_SCALE] = 1.0
+@njit(cache=True, inline="always")
+def clamp_total(side):
+    acc = side.acc[0]
+    if acc.total < 0.0:
+        acc.total = 0.0
 
 
-@njit(cache=True)
-def _expire(
-    date,
-    book_long,
-    book_short,
-    wipe_long,
-    wipe_short,
-    coh_date,
-    coh_seq,
-    coh_bin,
-    coh_mass,
-    coh_n,
-    n_half,
-    ist,
-    fst,
-    window_ns,
-):
-    k0 = ist[I_K0]
-    cap = coh_date.shape[0]
-    s = fst[F_SCALE]
-    while ist[I_SIZE] > 0:
-        h = ist[I_HEAD]
-        if date - coh_date[h] < window_ns:
+@njit(cache=True, inline="always")
+def rescale_side(side, s):
+    for i in range(side.book.shape[0]):
+        side.book[i] *= s
+    side.acc[0].total *= s
+
+
+@njit(cache=True, inline="always")
+def renormalise(st, long, short, coh):
+    """Fold the survival factor into the stored masses (``S`` back to 1), before it underflows."""
+    s = st.scale
+    rescale_side(long, s)
+    rescale_side(short, s)
+    for i in range(coh.mass.shape[0]):
+        for j in range(coh.mass.shape[1]):
+            coh.mass[i, j] *= s
+    st.scale = 1.0
+
+
+@njit(cache=True, inline="always")
+def expire_side(side, bins, mass, d0, d1, seq, k0, s):
+    """Remove deposits ``d0 .. d1-1`` of one cohort (made at candle ``seq``) from ``side``,
+    except where the bin was liquidated after them (that mass left already)."""
+    acc = side.acc[0]
+    for d in range(d0, d1):
+        i = bins[d] - k0
+        m = mass[d]
+        if side.wipe[i] <= seq:
+            v = side.book[i] - m
+            side.book[i] = v if v > 0.0 else 0.0
+            acc.total -= m
+            acc.expired += m * s
+
+
+@njit(cache=True, inline="always")
+def expire_cohorts(date, st, long, short, coh, n_half, window_ns):
+    """Step 0: cohorts opened a window or more before ``date`` leave the book."""
+    cap = coh.date.shape[0]
+    s = st.scale
+    k0 = st.k0
+    while st.size > 0:
+        h = st.head
+        if date - coh.date[h] < window_ns:
             break
-        seq = coh_seq[h]
-        for d in range(coh_n[h]):
-            i = coh_bin[h, d] - k0
-            m = coh_mass[h, d]
-            if d < n_half:
-                if wipe_long[i] <= seq:
-                    v = book_long[i] - m
-                    book_long[i] = v if v > 0.0 else 0.0
-                    fst[F_TOT_LONG] -= m
-                    fst[F_EXPIRED_LONG] += m * s
+        nd = coh.n[h]
+        expire_side(long, coh.bin[h], coh.mass[h], 0, min(nd, n_half), coh.seq[h], k0, s)
+        expire_side(short, coh.bin[h], coh.mass[h], n_half, nd, coh.seq[h], k0, s)
+        st.head = (h + 1) % cap
+        st.size -= 1
+    clamp_total(long)
+    clamp_total(short)
+
+
+@njit(cache=True, inline="always")
+def consume_side(side, reach, seq, k0, s):
+    """Step 1 on one side: the price reached absolute bin ``reach``; every bin from the side's
+    edge to ``reach`` is liquidated. Returns the real mass liquidated."""
+    acc = side.acc[0]
+    edge = acc.edge
+    if edge == side.sign * NONE or side.sign * (reach - edge) < 0:
+        return 0.0
+    nb = side.book.shape[0]
+    i0 = max(min(reach, edge) - k0, 0)
+    i1 = min(max(reach, edge) - k0, nb - 1)
+    total = 0.0
+    for i in range(i0, i1 + 1):
+        total += side.book[i]
+        side.book[i] = 0.0
+        side.wipe[i] = seq
+    liq = total * s
+    acc.total -= total
+    clamp_total(side)
+    acc.edge = reach + side.sign
+    acc.liquidated += liq
+    return liq
+
+
+@njit(cache=True, inline="always")
+def path_range(lo, hi, prev_close, has_prev):
+    """Price range of the path: the previous close (if any) through this candle's range."""
+    p_lo = lo
+    p_hi = hi
+    if has_prev:
+        if prev_close < p_lo:
+            p_lo = prev_close
+        if prev_close > p_hi:
+            p_hi = prev_close
+    return p_lo, p_hi
+
+
+@njit(cache=True, inline="always")
+def close_fraction(oi_t, oi_prev, dt, prm):
+    """Step 2's share of every position that closes: the open-interest drop (optionally with
+    time decay on top), else time decay alone. Returns ``(have_doi, fraction)``."""
+    have_doi = (not math.isnan(oi_t)) and (not math.isnan(oi_prev)) and oi_prev > 0.0
+    frac = 0.0
+    if have_doi:
+        if oi_t < oi_prev:
+            frac = (oi_prev - oi_t) / oi_prev
+        if prm.decay_with_oi > 0.0 and prm.half_life_ns > 0.0 and dt > 0.0:
+            frac = 1.0 - (1.0 - frac) * math.pow(0.5, dt / prm.half_life_ns)
+    elif prm.half_life_ns > 0.0 and dt > 0.0:
+        frac = 1.0 - math.pow(0.5, dt / prm.half_life_ns)
+    return have_doi, frac
+
+
+@njit(cache=True, inline="always")
+def close_positions(st, long, short, coh, frac):
+    """Step 2: a share ``frac`` of every surviving position closes (``S *= 1 - frac``)."""
+    if frac > 1.0 - 1e-12:
+        frac = 1.0 - 1e-12
+    s = st.scale
+    long.acc[0].closed += long.acc[0].total * s * frac
+    short.acc[0].closed += short.acc[0].total * s * frac
+    st.scale = s * (1.0 - frac)
+    if st.scale < RENORM_BELOW:
+        renormalise(st, long, short, coh)
+
+
+@njit(cache=True, inline="always")
+def long_share(o, h, lo, c, vol, tb, lsr, tilt):
+    """Long share of new positions: taker buy share, else ``r/(1+r)``, else the candle's body
+    tilt; clipped to ``[0, 1]``."""
+    if not math.isnan(tb) and vol > 0.0:
+        share = tb / vol
+    elif not math.isnan(lsr) and lsr > 0.0:
+        share = lsr / (1.0 + lsr)
+    elif h > lo:
+        share = 0.5 + 0.5 * tilt * (c - o) / (h - lo)
+    else:
+        share = 0.5
+    if share < 0.0:
+        share = 0.0
+    if share > 1.0:
+        share = 1.0
+    return share
+
+
+@njit(cache=True, inline="always")
+def entry_logs(entries, h, lo, c):
+    """Logs of the entry prices: equal-probability strata of a triangular distribution over
+    ``[lo, h]`` with its mode at the typical price (all at ``c`` for a flat candle)."""
+    n = entries.shape[0]
+    span = h - lo
+    if span <= 0.0:
+        for e in range(n):
+            entries[e] = c
+    else:
+        mode = (h + lo + c) / 3.0
+        fc = (mode - lo) / span
+        for e in range(n):
+            u = (e + 0.5) / n
+            if u < fc:
+                entries[e] = lo + math.sqrt(u * span * (mode - lo))
             else:
-                if wipe_short[i] <= seq:
-                    v = book_short[i] - m
-                    book_short[i] = v if v > 0.0 else 0.0
-                    fst[F_TOT_SHORT] -= m
-                    fst[F_EXPIRED_SHORT] += m * s
-        ist[I_HEAD] = (h + 1) % cap
-        ist[I_SIZE] -= 1
-    if fst[F_TOT_LONG] < 0.0:
-        fst[F_TOT_LONG] = 0.0
-    if fst[F_TOT_SHORT] < 0.0:
-        fst[F_TOT_SHORT] = 0.0
+                entries[e] = h - math.sqrt((1.0 - u) * span * (h - mode))
+    for e in range(n):
+        entries[e] = math.log(entries[e])
 
 
-@njit(cache=True)
-def _scan_clusters(
-    book, s, start, stop, step, mean, dense, max_gap, min_mass, k0, out_lo, out_hi, out_sum, out_wk
-):
+@njit(cache=True, inline="always")
+def deposit_side(side, flog, w, entries, side_mass, inv_s, inv_logb, k0, bins, mass):
+    """Step 3 on one side: ``side_mass`` (real) spread over leverages ``w`` and ``entries`` (log
+    prices), each landing at its liquidation bin; the deposits are recorded in ``bins`` /
+    ``mass`` (the cohort's slots for this side)."""
+    n_e = entries.shape[0]
+    acc = side.acc[0]
+    empty = side.sign * NONE
+    d = 0
+    for j in range(flog.shape[0]):
+        m = side_mass * w[j] / n_e * inv_s
+        for e in range(n_e):
+            k = np.int64(math.floor((entries[e] + flog[j]) * inv_logb))
+            side.book[k - k0] += m
+            if side.sign * (k - acc.edge) < 0 or acc.edge == empty:
+                acc.edge = k
+            bins[d] = k
+            mass[d] = m
+            d += 1
+    acc.total += side_mass * inv_s
+    acc.opened += side_mass
+
+
+@njit(cache=True, inline="always")
+def opened_notional(h, lo, c, vol, oi_t, oi_prev, have_doi, participation):
+    """Step 3's notional opened: the open-interest rise at the typical price, else a share of
+    the candle's quote volume."""
+    typical = (h + lo + c) / 3.0
+    if have_doi:
+        return (oi_t - oi_prev) * typical if oi_t > oi_prev else 0.0
+    return participation * vol * typical
+
+
+@njit(cache=True, inline="always")
+def open_positions(cd, t, st, long, short, coh, prm, mix, entries, have_doi):
+    """Step 3: new positions of candle ``t`` into the cohort slot after the live ones.
+    Returns the real long and short notional opened."""
+    slot = (st.head + st.size) % coh.date.shape[0]
+    coh.n[slot] = 0
+    h, lo, c, vol = cd.high[t], cd.low[t], cd.close[t], cd.volume[t]
+    notional = opened_notional(h, lo, c, vol, cd.oi[t], st.prev_oi, have_doi, prm.participation)
+    share = long_share(cd.open[t], h, lo, c, vol, cd.taker_buy[t], cd.ls_ratio[t], prm.tilt)
+    opened_long = notional * share
+    opened_short = notional - opened_long
+    if notional > 0.0:
+        entry_logs(entries, h, lo, c)
+        inv_s = 1.0 / st.scale
+        w = mix.weights[t if mix.weights.shape[0] == cd.dates.shape[0] else 0]
+        half = mix.f_long_log.shape[0] * entries.shape[0]
+        b, m, k0, inv_logb = coh.bin[slot], coh.mass[slot], st.k0, prm.inv_logb
+        fl, fs = mix.f_long_log, mix.f_short_log
+        deposit_side(long, fl, w, entries, opened_long, inv_s, inv_logb, k0, b[:half], m[:half])
+        deposit_side(short, fs, w, entries, opened_short, inv_s, inv_logb, k0, b[half:], m[half:])
+        coh.n[slot] = 2 * half
+    return opened_long, opened_short
+
+
+@njit(cache=True, inline="always")
+def finish_candle(st, coh, date, oi_t, close, filler):
+    """Close the candle: its cohort joins the ring; remember date, close and open interest."""
+    slot = (st.head + st.size) % coh.date.shape[0]
+    coh.date[slot] = date
+    coh.seq[slot] = st.seq
+    st.size += 1
+    if not math.isnan(oi_t):
+        st.prev_oi = oi_t
+    elif not filler:
+        st.prev_oi = np.nan
+    st.prev_close = close
+    st.prev_date = date
+    st.has_prev = 1
+    st.seq += 1
+
+
+@njit(cache=True, inline="always")
+def advance_candle(cd, t, st, long, short, coh, prm, mix, entries, row):
+    """Advance the state by candle ``t``; writes its six core outputs into ``row``."""
+    date = cd.dates[t]
+    filler = cd.volume[t] <= 0.0  # freqtrade's gap fillers: no trading, time still passes
+    has_prev = st.has_prev == 1
+    dt = float(date - st.prev_date) if has_prev else 0.0
+    expire_cohorts(
+        date, st, long, short, coh, mix.f_long_log.shape[0] * mix.n_entries, prm.window_ns
+    )
+    liq_long = liq_short = 0.0
+    if not filler:
+        p_lo, p_hi = path_range(cd.low[t], cd.high[t], st.prev_close, has_prev)
+        kl = np.int64(math.ceil(math.log(p_lo) * prm.inv_logb - 0.5))
+        kh = np.int64(math.floor(math.log(p_hi) * prm.inv_logb - 0.5))
+        liq_long = consume_side(long, kl, st.seq, st.k0, st.scale)
+        liq_short = consume_side(short, kh, st.seq, st.k0, st.scale)
+    have_doi, frac = close_fraction(cd.oi[t], st.prev_oi, dt, prm)
+    if frac > 0.0:
+        close_positions(st, long, short, coh, frac)
+    opened_long = opened_short = 0.0
+    if filler:
+        coh.n[(st.head + st.size) % coh.date.shape[0]] = 0
+    else:
+        opened_long, opened_short = open_positions(
+            cd, t, st, long, short, coh, prm, mix, entries, have_doi
+        )
+    finish_candle(st, coh, date, cd.oi[t], cd.close[t], filler)
+    s = st.scale
+    row[O_LONG_LIQ] = liq_long
+    row[O_SHORT_LIQ] = liq_short
+    row[O_LONG_TOTAL] = long.acc[0].total * s
+    row[O_SHORT_TOTAL] = short.acc[0].total * s
+    row[O_LONG_OPENED] = opened_long
+    row[O_SHORT_OPENED] = opened_short
+
+
+# ----------------------------------------------------------------------------- book readout
+@njit(cache=True, inline="always")
+def range_sum(book, a, b):
+    """Sum of ``book[a..b]`` (inclusive), in index order."""
+    total = 0.0
+    for i in range(a, b + 1):
+        total += book[i]
+    return total
+
+
+@njit(cache=True, inline="always")
+def emit_cluster(work, n, first, last, run_sum, run_wk, min_mass):
+    """Keep the run as cluster ``n`` if it is heavy enough; returns the new cluster count."""
+    if run_sum >= min_mass and run_sum > 0.0:
+        work.lo[n] = min(first, last)
+        work.hi[n] = max(first, last)
+        work.sum[n] = run_sum
+        work.wk[n] = run_wk / run_sum
+        return n + 1
+    return n
+
+
+@njit(cache=True, inline="always")
+def scan_clusters(book, s, start, stop, step, thr, max_gap, min_mass, k0, work):
     """Clusters on one side, scanning from ``start`` toward ``stop`` (exclusive) by ``step``.
 
-    A cluster is a run of dense bins (mass >= dense * mean) that may bridge up to ``max_gap``
+    A cluster is a run of dense bins (real mass >= ``thr``) that may bridge up to ``max_gap``
     non-dense bins; it is kept when its mass reaches ``min_mass``. Returns the number found;
-    ``out_*`` get the array positions of its lowest/highest bin, its mass and the mass-weighted
+    ``work`` gets the array positions of its lowest/highest bin, its mass and the mass-weighted
     mean *absolute* bin coordinate (bin centres at ``k + 0.5``; absolute so that the result does
     not depend on where the array starts).
     """
     n = 0
     in_run = False
-    run_sum = 0.0
-    run_wk = 0.0
-    run_first = 0
-    run_last = 0
-    gap = 0
-    gap_sum = 0.0
-    gap_wk = 0.0
-    thr = dense * mean
+    run_sum = run_wk = gap_sum = gap_wk = 0.0
+    run_first = run_last = gap = 0
     i = start
     while i != stop:
         m = book[i] * s
         if m > 0.0 and m >= thr:
             if not in_run:
                 in_run = True
-                run_sum = 0.0
-                run_wk = 0.0
+                run_sum = run_wk = 0.0
                 run_first = i
             else:
                 run_sum += gap_sum
                 run_wk += gap_wk
             gap = 0
-            gap_sum = 0.0
-            gap_wk = 0.0
+            gap_sum = gap_wk = 0.0
             run_sum += m
             run_wk += m * (i + k0 + 0.5)
             run_last = i
@@ -211,415 +480,177 @@ def _scan_clusters(
             gap_sum += m
             gap_wk += m * (i + k0 + 0.5)
             if gap > max_gap:
-                if run_sum >= min_mass and run_sum > 0.0:
-                    out_lo[n] = min(run_first, run_last)
-                    out_hi[n] = max(run_first, run_last)
-                    out_sum[n] = run_sum
-                    out_wk[n] = run_wk / run_sum
-                    n += 1
+                n = emit_cluster(work, n, run_first, run_last, run_sum, run_wk, min_mass)
                 in_run = False
                 gap = 0
-                gap_sum = 0.0
-                gap_wk = 0.0
+                gap_sum = gap_wk = 0.0
         i += step
-    if in_run and run_sum >= min_mass and run_sum > 0.0:
-        out_lo[n] = min(run_first, run_last)
-        out_hi[n] = max(run_first, run_last)
-        out_sum[n] = run_sum
-        out_wk[n] = run_wk / run_sum
-        n += 1
+    if in_run:
+        n = emit_cluster(work, n, run_first, run_last, run_sum, run_wk, min_mass)
     return n
 
 
-@njit(cache=True)
-def _summaries(close, book_long, book_short, ist, fst, prm, out_row, w_lo, w_hi, w_sum, w_wk):
-    nb = book_long.shape[0]
-    k0 = ist[I_K0]
-    s = fst[F_SCALE]
-    inv_logb = prm[P_INV_LOGB]
-    logb = prm[P_LOGB]
-    kc = _bin_of(close, inv_logb) - k0
-    kb_lo = _bin_of(close * (1.0 - prm[P_BAND]), inv_logb) - k0
-    kb_hi = _bin_of(close * (1.0 + prm[P_BAND]), inv_logb) - k0
-    kr_lo = _bin_of(close * (1.0 - prm[P_RANGE]), inv_logb) - k0
-    kr_hi = _bin_of(close * (1.0 + prm[P_RANGE]), inv_logb) - k0
-    kb_lo = max(kb_lo, 0)
-    kb_hi = min(kb_hi, nb - 1)
-    kr_lo = max(kr_lo, 0)
-    kr_hi = min(kr_hi, nb - 1)
-    kc = min(max(kc, 0), nb - 1)
-
-    long_band = 0.0
-    for i in range(kb_lo, kc + 1):
-        long_band += book_long[i]
-    short_band = 0.0
-    for i in range(kc, kb_hi + 1):
-        short_band += book_short[i]
-    out_row[O_LONG_BAND] = long_band * s
-    out_row[O_SHORT_BAND] = short_band * s
-
-    long_range = 0.0
-    for i in range(kr_lo, kc + 1):
-        long_range += book_long[i]
-    short_range = 0.0
-    for i in range(kc, kr_hi + 1):
-        short_range += book_short[i]
-    long_range *= s
-    short_range *= s
-    n_long_bins = kc - kr_lo + 1
-    n_short_bins = kr_hi - kc + 1
-    dense = prm[P_DENSE]
-    max_gap = np.int64(prm[P_MAX_GAP_BINS])
-    min_share = prm[P_MIN_SHARE]
-    power = prm[P_MAG_POWER]
+@njit(cache=True, inline="always")
+def side_clusters(side, kc, k_end, side_total, ctx, prm, work, row, base):
+    """Clusters of one side between the close's bin ``kc`` and ``k_end`` (inclusive): the
+    nearest goes to ``row[base : base + 4]`` (price, low, high, size). Returns the best magnet
+    ``(score, price)`` of the side (score -1 without clusters)."""
+    for j in range(4):
+        row[base + j] = np.nan
+    nbins = (k_end - kc) * side.sign + 1
+    if side_total <= 0.0 or nbins <= 0:
+        return -1.0, np.nan
+    thr = prm.dense * (side_total / nbins)
+    max_gap = np.int64(prm.max_gap_bins)
+    stop = k_end + side.sign
+    n = scan_clusters(
+        side.book,
+        ctx.s,
+        kc,
+        stop,
+        side.sign,
+        thr,
+        max_gap,
+        prm.min_share * side_total,
+        ctx.k0,
+        work,
+    )
+    logb = prm.logb
     min_dist = 100.0 * (math.exp(logb) - 1.0)  # one bin, in %
-
     best_score = -1.0
     best_price = np.nan
-    best_side = np.nan
-    total_both = long_range + short_range
+    for c in range(n):
+        centre = math.exp(work.wk[c] * logb)
+        if c == 0:
+            row[base] = centre
+            row[base + 1] = math.exp((work.lo[c] + ctx.k0) * logb)
+            row[base + 2] = math.exp((work.hi[c] + ctx.k0 + 1) * logb)
+            row[base + 3] = work.sum[c]
+        dist = max(abs(centre / ctx.close - 1.0) * 100.0, min_dist)
+        score = (work.sum[c] / ctx.total) / dist**prm.mag_power
+        if score > best_score:
+            best_score = score
+            best_price = centre
+    return best_score, best_price
 
-    for side in range(2):
-        if side == 0:
-            book = book_long
-            side_total = long_range
-            nbins = n_long_bins
-            start = kc
-            stop = kr_lo - 1
-            step = -1
-        else:
-            book = book_short
-            side_total = short_range
-            nbins = n_short_bins
-            start = kc
-            stop = kr_hi + 1
-            step = 1
-        base = O_LC_PRICE if side == 0 else O_SC_PRICE
-        out_row[base] = np.nan
-        out_row[base + 1] = np.nan
-        out_row[base + 2] = np.nan
-        out_row[base + 3] = np.nan
-        if side_total <= 0.0 or nbins <= 0:
-            continue
-        mean = side_total / nbins
-        n = _scan_clusters(
-            book,
-            s,
-            start,
-            stop,
-            step,
-            mean,
-            dense,
-            max_gap,
-            min_share * side_total,
-            k0,
-            w_lo,
-            w_hi,
-            w_sum,
-            w_wk,
-        )
-        for c in range(n):
-            centre = math.exp(w_wk[c] * logb)
-            if c == 0:
-                out_row[base] = centre
-                out_row[base + 1] = math.exp((w_lo[c] + k0) * logb)
-                out_row[base + 2] = math.exp((w_hi[c] + k0 + 1) * logb)
-                out_row[base + 3] = w_sum[c]
-            dist = abs(centre / close - 1.0) * 100.0
-            if dist < min_dist:
-                dist = min_dist
-            score = (w_sum[c] / total_both) / dist**power
-            if score > best_score:
-                best_score = score
-                best_price = centre
-                best_side = -1.0 if side == 0 else 1.0
-    out_row[O_MAG_PRICE] = best_price
-    out_row[O_MAG_SIDE] = best_side
-    out_row[O_MAG_SCORE] = best_score if best_score >= 0.0 else np.nan
 
-    # liquidity gaps: distance to the first bin of meaningful combined mass
-    out_row[O_GAP_ABOVE] = np.nan
-    out_row[O_GAP_BELOW] = np.nan
+@njit(cache=True, inline="always")
+def pick_magnet(row, long_best, short_best):
+    """The cluster with the highest share-over-distance score (longs win ties)."""
+    score, price = long_best
+    side = -1.0 if score >= 0.0 else np.nan
+    if short_best[0] > score:
+        score, price = short_best
+        side = 1.0
+    row[O_MAG_PRICE] = price
+    row[O_MAG_SIDE] = side
+    row[O_MAG_SCORE] = score if score >= 0.0 else np.nan
+
+
+@njit(cache=True, inline="always")
+def first_dense(long, short, start, stop, step, thr, s):
+    """First array position from ``start`` toward ``stop`` (exclusive) whose combined real
+    mass reaches ``thr``; -1 if none."""
+    i = start
+    while i != stop:
+        m = (long.book[i] + short.book[i]) * s
+        if m > 0.0 and m >= thr:
+            return i
+        i += step
+    return -1
+
+
+@njit(cache=True, inline="always")
+def liquidity_gaps(long, short, kc, kr_lo, kr_hi, ctx, prm, row):
+    """Liquidity gaps: distance from the close to the first bin of meaningful combined mass
+    above (lower edge of that bin) and below (its upper edge), in %."""
+    row[O_GAP_ABOVE] = np.nan
+    row[O_GAP_BELOW] = np.nan
     n_all = kr_hi - kr_lo + 1
-    if total_both > 0.0 and n_all > 0:
-        thr = prm[P_GAP_FACTOR] * total_both / n_all
-        for i in range(kc + 1, kr_hi + 1):
-            m = (book_long[i] + book_short[i]) * s
-            if m > 0.0 and m >= thr:
-                out_row[O_GAP_ABOVE] = (math.exp((i + k0) * logb) / close - 1.0) * 100.0
-                break
-        for i in range(kc - 1, kr_lo - 1, -1):
-            m = (book_long[i] + book_short[i]) * s
-            if m > 0.0 and m >= thr:
-                out_row[O_GAP_BELOW] = (1.0 - math.exp((i + k0 + 1) * logb) / close) * 100.0
-                break
+    if ctx.total <= 0.0 or n_all <= 0:
+        return
+    thr = prm.gap_factor * ctx.total / n_all
+    i = first_dense(long, short, kc + 1, kr_hi + 1, 1, thr, ctx.s)
+    if i >= 0:
+        row[O_GAP_ABOVE] = (math.exp((i + ctx.k0) * prm.logb) / ctx.close - 1.0) * 100.0
+    i = first_dense(long, short, kc - 1, kr_lo - 1, -1, thr, ctx.s)
+    if i >= 0:
+        row[O_GAP_BELOW] = (1.0 - math.exp((i + ctx.k0 + 1) * prm.logb) / ctx.close) * 100.0
 
 
+@njit(cache=True, inline="always")
+def clip_bin(price, k0, nb, inv_logb, lowest, highest):
+    """Array position of ``price``'s bin, clipped to ``[lowest, highest]``."""
+    return min(max(bin_of(price, inv_logb) - k0, lowest), highest)
+
+
+@njit(cache=True, inline="always")
+def book_readout(close, st, long, short, prm, row, work):
+    """Book readout after a candle: band masses, clusters, magnet and gaps into ``row``."""
+    nb = long.book.shape[0]
+    k0, s, inv = st.k0, st.scale, prm.inv_logb
+    kc = clip_bin(close, k0, nb, inv, 0, nb - 1)
+    kb_lo = clip_bin(close * (1.0 - prm.band), k0, nb, inv, 0, 2**62)
+    kb_hi = clip_bin(close * (1.0 + prm.band), k0, nb, inv, -(2**62), nb - 1)
+    kr_lo = clip_bin(close * (1.0 - prm.range), k0, nb, inv, 0, 2**62)
+    kr_hi = clip_bin(close * (1.0 + prm.range), k0, nb, inv, -(2**62), nb - 1)
+    row[O_LONG_BAND] = range_sum(long.book, kb_lo, kc) * s
+    row[O_SHORT_BAND] = range_sum(short.book, kc, kb_hi) * s
+    long_range = range_sum(long.book, kr_lo, kc) * s
+    short_range = range_sum(short.book, kc, kr_hi) * s
+    ctx = Ctx(close, s, k0, long_range + short_range)
+    long_best = side_clusters(long, kc, kr_lo, long_range, ctx, prm, work, row, O_LC_PRICE)
+    short_best = side_clusters(short, kc, kr_hi, short_range, ctx, prm, work, row, O_SC_PRICE)
+    pick_magnet(row, long_best, short_best)
+    liquidity_gaps(long, short, kc, kr_lo, kr_hi, ctx, prm, row)
+
+
+@njit(cache=True, inline="always")
+def copy_bins(book, dest, base, s):
+    """``dest[j] = book[base + j] * s`` (zero outside the book)."""
+    nb = book.shape[0]
+    for j in range(dest.shape[0]):
+        i = base + j
+        dest[j] = book[i] * s if 0 <= i < nb else 0.0
+
+
+@njit(cache=True, inline="always")
+def copy_snapshots(snap, pos, t, st, long, short):
+    """Copy the book into every snapshot row that asks for candle ``t``; returns the next
+    snapshot position."""
+    while pos < snap.rows.shape[0] and snap.rows[pos] == t:
+        base = snap.k_lo - st.k0
+        copy_bins(long.book, snap.long[pos], base, st.scale)
+        copy_bins(short.book, snap.short[pos], base, st.scale)
+        pos += 1
+    return pos
+
+
+# ----------------------------------------------------------------------------- the driver
 @njit(cache=True)
-def run_candles(
-    dates,
-    opens,
-    highs,
-    lows,
-    closes,
-    volumes,
-    oi,
-    taker_buy,
-    ls_ratio,
-    book_long,
-    book_short,
-    wipe_long,
-    wipe_short,
-    coh_date,
-    coh_seq,
-    coh_bin,
-    coh_mass,
-    coh_n,
-    ist,
-    fst,
-    prm,
-    f_long_log,
-    f_short_log,
-    lev_w,
-    n_entries,
-    out,
-    summaries,
-    snap_rows,
-    snap_k_lo,
-    snap_long,
-    snap_short,
-):
-    """Advance the state over candles ``0..n-1``; row ``t`` of ``out`` gets candle ``t``'s values.
+def run_candles(cd, state, long, short, coh, prm, mix, out, summaries, snap):
+    """Advance the state over candles ``0..n-1`` of ``cd``; row ``t`` of ``out`` gets candle
+    ``t``'s values (:data:`N_OUT` columns, ``O_*`` order).
 
-    ``lev_w`` holds the leverage weights: one row for all candles, or one row per candle (several
-    exchanges, each with its own margin tiers, weighted by their share of the candle's volume).
-    ``snap_rows`` (sorted candle indices) selects candles whose book, bins
-    ``snap_k_lo .. snap_k_lo + snap_long.shape[1] - 1`` (absolute), is copied into
-    ``snap_long``/``snap_short`` (real mass, float32) for heatmaps.
+    ``mix.weights`` holds the leverage weights: one row for all candles, or one row per candle
+    (several exchanges, each with its own margin tiers, weighted by their share of the candle's
+    volume). ``snap.rows`` (sorted candle indices) selects candles whose book, bins ``snap.k_lo
+    .. snap.k_lo + snap.long.shape[1] - 1`` (absolute), is copied into ``snap.long`` /
+    ``snap.short`` (real mass, float32) for heatmaps.
     """
-    n = dates.shape[0]
-    n_lev = f_long_log.shape[0]
-    n_half = n_lev * n_entries
-    inv_logb = prm[P_INV_LOGB]
-    window_ns = prm[P_WINDOW_NS]
-    half_life_ns = prm[P_HALF_LIFE_NS]
-    cap = coh_date.shape[0]
-    nb = book_long.shape[0]
-    max_runs = nb // 2 + 2
-    w_lo = np.empty(max_runs, dtype=np.int64)
-    w_hi = np.empty(max_runs, dtype=np.int64)
-    w_sum = np.empty(max_runs, dtype=np.float64)
-    w_wk = np.empty(max_runs, dtype=np.float64)
-    entries = np.empty(n_entries, dtype=np.float64)
-    n_snap = snap_rows.shape[0]
-    snap_pos = 0
-    snap_w = snap_long.shape[1]
-
-    for t in range(n):
-        k0 = ist[I_K0]
-        date = dates[t]
-        o = opens[t]
-        h = highs[t]
-        lo = lows[t]
-        c = closes[t]
-        vol = volumes[t]
-        filler = vol <= 0.0
-        seq = ist[I_SEQ]
-        wrow = t if lev_w.shape[0] == n else 0  # per-candle leverage weights, or one row
-        has_prev = ist[I_HAS_PREV] == 1
-        dt = float(date - ist[I_PREV_DATE]) if has_prev else 0.0
-
-        # 0. expire cohorts older than the window
-        _expire(
-            date,
-            book_long,
-            book_short,
-            wipe_long,
-            wipe_short,
-            coh_date,
-            coh_seq,
-            coh_bin,
-            coh_mass,
-            coh_n,
-            n_half,
-            ist,
-            fst,
-            window_ns,
-        )
-        s = fst[F_SCALE]
-
-        # 1. consume: the price path from the previous close through this candle's range
-        liq_long = 0.0
-        liq_short = 0.0
-        if not filler:
-            p_lo = lo
-            p_hi = h
-            if has_prev:
-                pc = fst[F_PREV_CLOSE]
-                if pc < p_lo:
-                    p_lo = pc
-                if pc > p_hi:
-                    p_hi = pc
-            kl = np.int64(math.ceil(math.log(p_lo) * inv_logb - 0.5))
-            top = ist[I_LONG_TOP]
-            if top != NONE_TOP and kl <= top:
-                i0 = max(kl - k0, 0)
-                i1 = min(top - k0, nb - 1)
-                acc = 0.0
-                for i in range(i0, i1 + 1):
-                    acc += book_long[i]
-                    book_long[i] = 0.0
-                    wipe_long[i] = seq
-                liq_long = acc * s
-                fst[F_TOT_LONG] -= acc
-                if fst[F_TOT_LONG] < 0.0:
-                    fst[F_TOT_LONG] = 0.0
-                ist[I_LONG_TOP] = kl - 1
-            kh = np.int64(math.floor(math.log(p_hi) * inv_logb - 0.5))
-            bot = ist[I_SHORT_BOT]
-            if bot != NONE_BOT and kh >= bot:
-                i0 = max(bot - k0, 0)
-                i1 = min(kh - k0, nb - 1)
-                acc = 0.0
-                for i in range(i0, i1 + 1):
-                    acc += book_short[i]
-                    book_short[i] = 0.0
-                    wipe_short[i] = seq
-                liq_short = acc * s
-                fst[F_TOT_SHORT] -= acc
-                if fst[F_TOT_SHORT] < 0.0:
-                    fst[F_TOT_SHORT] = 0.0
-                ist[I_SHORT_BOT] = kh + 1
-            fst[F_LIQ_LONG] += liq_long
-            fst[F_LIQ_SHORT] += liq_short
-
-        # 2. close: owners close positions (open-interest drop, else time decay)
-        oi_t = oi[t]
-        oi_prev = fst[F_PREV_OI]
-        have_doi = (not math.isnan(oi_t)) and (not math.isnan(oi_prev)) and oi_prev > 0.0
-        frac = 0.0
-        if have_doi:
-            if oi_t < oi_prev:
-                frac = (oi_prev - oi_t) / oi_prev
-            if prm[P_DECAY_WITH_OI] > 0.0 and half_life_ns > 0.0 and dt > 0.0:
-                frac = 1.0 - (1.0 - frac) * math.pow(0.5, dt / half_life_ns)
-        elif half_life_ns > 0.0 and dt > 0.0:
-            frac = 1.0 - math.pow(0.5, dt / half_life_ns)
-        if frac > 0.0:
-            if frac > 1.0 - 1e-12:
-                frac = 1.0 - 1e-12
-            fst[F_CLOSED_LONG] += fst[F_TOT_LONG] * s * frac
-            fst[F_CLOSED_SHORT] += fst[F_TOT_SHORT] * s * frac
-            s = s * (1.0 - frac)
-            fst[F_SCALE] = s
-            if s < RENORM_BELOW:
-                _renormalise(book_long, book_short, coh_mass, fst)
-                s = fst[F_SCALE]
-
-        # 3. open: new leveraged positions at entry prices spread over the candle
-        opened_long = 0.0
-        opened_short = 0.0
-        slot = (ist[I_HEAD] + ist[I_SIZE]) % cap
-        coh_n[slot] = 0
-        if not filler:
-            typical = (h + lo + c) / 3.0
-            if have_doi:
-                notional = (oi_t - oi_prev) * typical if oi_t > oi_prev else 0.0
-            else:
-                notional = prm[P_PARTICIPATION] * vol * typical
-            tb = taker_buy[t]
-            lsr = ls_ratio[t]
-            if not math.isnan(tb) and vol > 0.0:
-                share = tb / vol
-            elif not math.isnan(lsr) and lsr > 0.0:
-                share = lsr / (1.0 + lsr)
-            elif h > lo:
-                share = 0.5 + 0.5 * prm[P_TILT] * (c - o) / (h - lo)
-            else:
-                share = 0.5
-            if share < 0.0:
-                share = 0.0
-            if share > 1.0:
-                share = 1.0
-            opened_long = notional * share
-            opened_short = notional - opened_long
-            if notional > 0.0:
-                # entry prices: equal-probability strata of a triangular distribution
-                span = h - lo
-                if span <= 0.0:
-                    for e in range(n_entries):
-                        entries[e] = c
-                else:
-                    mode = typical
-                    fc = (mode - lo) / span
-                    for e in range(n_entries):
-                        u = (e + 0.5) / n_entries
-                        if u < fc:
-                            entries[e] = lo + math.sqrt(u * span * (mode - lo))
-                        else:
-                            entries[e] = h - math.sqrt((1.0 - u) * span * (h - mode))
-                for e in range(n_entries):
-                    entries[e] = math.log(entries[e])
-                inv_s = 1.0 / s
-                d = 0
-                for side in range(2):
-                    side_mass = opened_long if side == 0 else opened_short
-                    for j in range(n_lev):
-                        m = side_mass * lev_w[wrow, j] / n_entries * inv_s
-                        flog = f_long_log[j] if side == 0 else f_short_log[j]
-                        for e in range(n_entries):
-                            k = np.int64(math.floor((entries[e] + flog) * inv_logb))
-                            i = k - k0
-                            if side == 0:
-                                book_long[i] += m
-                                if k > ist[I_LONG_TOP] or ist[I_LONG_TOP] == NONE_TOP:
-                                    ist[I_LONG_TOP] = k
-                            else:
-                                book_short[i] += m
-                                if k < ist[I_SHORT_BOT] or ist[I_SHORT_BOT] == NONE_BOT:
-                                    ist[I_SHORT_BOT] = k
-                            coh_bin[slot, d] = k
-                            coh_mass[slot, d] = m
-                            d += 1
-                    if side == 0:
-                        fst[F_TOT_LONG] += opened_long * inv_s
-                    else:
-                        fst[F_TOT_SHORT] += opened_short * inv_s
-                coh_n[slot] = d
-                fst[F_OPENED_LONG] += opened_long
-                fst[F_OPENED_SHORT] += opened_short
-        coh_date[slot] = date
-        coh_seq[slot] = seq
-        ist[I_SIZE] += 1
-
-        # bookkeeping for the next candle
-        if not math.isnan(oi_t):
-            fst[F_PREV_OI] = oi_t
-        elif not filler:
-            fst[F_PREV_OI] = np.nan
-        fst[F_PREV_CLOSE] = c
-        ist[I_PREV_DATE] = date
-        ist[I_HAS_PREV] = 1
-        ist[I_SEQ] = seq + 1
-
+    st = state[0]
+    max_runs = long.book.shape[0] // 2 + 2
+    work = Work(
+        np.empty(max_runs, dtype=np.int64),
+        np.empty(max_runs, dtype=np.int64),
+        np.empty(max_runs, dtype=np.float64),
+        np.empty(max_runs, dtype=np.float64),
+    )
+    entries = np.empty(mix.n_entries, dtype=np.float64)
+    pos = 0
+    for t in range(cd.dates.shape[0]):
         row = out[t]
-        row[O_LONG_LIQ] = liq_long
-        row[O_SHORT_LIQ] = liq_short
-        row[O_LONG_TOTAL] = fst[F_TOT_LONG] * s
-        row[O_SHORT_TOTAL] = fst[F_TOT_SHORT] * s
-        row[O_LONG_OPENED] = opened_long
-        row[O_SHORT_OPENED] = opened_short
+        advance_candle(cd, t, st, long, short, coh, prm, mix, entries, row)
         if summaries:
-            _summaries(c, book_long, book_short, ist, fst, prm, row, w_lo, w_hi, w_sum, w_wk)
-
-        while snap_pos < n_snap and snap_rows[snap_pos] == t:
-            base = snap_k_lo - k0
-            for j in range(snap_w):
-                i = base + j
-                if 0 <= i < nb:
-                    snap_long[snap_pos, j] = book_long[i] * s
-                    snap_short[snap_pos, j] = book_short[i] * s
-                else:
-                    snap_long[snap_pos, j] = 0.0
-                    snap_short[snap_pos, j] = 0.0
-            snap_pos += 1
+            book_readout(cd.close[t], st, long, short, prm, row, work)
+        pos = copy_snapshots(snap, pos, t, st, long, short)

@@ -206,77 +206,87 @@ class LiquidationEngine:
         mix: LeverageMix | None = None,
         **params: Any,
     ) -> None:
-        legacy = params.pop("_factors", None)  # transitional: callers move to mix=
-        if mix is None and legacy is not None:
-            mix = LeverageMix(*legacy)
         self.model = resolve_model(model, params)
         self.summaries = summaries
         # mix: liquidation-price factors and weights of a leverage mix other than the model's
         # own (several exchanges, each with its own margin tiers: liqsignals.multi)
         self.mix = mix if mix is not None else LeverageMix.of(self.model)
-        f_long, f_short, w = self.mix.long_factors, self.mix.short_factors, self.mix.weights
-        self._f_long_log = np.log(f_long)
-        self._f_short_log = np.log(f_short)
-        self._lev_w = np.ascontiguousarray(w[None, :])
-        self._n_entries = int(self.model.entry_samples)
-        self._n_dep = 2 * len(w) * self._n_entries
+        self._k = _kernels()
+        self._set_mix(np.log(self.mix.long_factors), np.log(self.mix.short_factors))
         self._logb = self.model.bin_log_width()
         self._prm = self._params()
-        self._k = _kernels()
         self._window_ns = int(self.model.window_td.value)
         self._cols: tuple[str, ...] = LEVEL_COLUMNS if summaries else LEVEL_COLUMNS[:_N_CORE]
         self._out1 = np.empty((1, self._k.N_OUT))
         self._no_rows = np.zeros(0, dtype=np.int64)
-        self._no_snap = np.zeros((0, 0), dtype=np.float32)
+        self._no_snap = self._k.Snap(
+            self._no_rows, 0, np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+        )
         self._one = SingleBuffers()
+        self._one_cd = self._candles(self._one.inputs)
         reach = max(self.model.cluster_range_pct, self.model.band_pct) / 100.0
-        self._reach_lo = min(float(f_long.min()), 1 - reach)
-        self._reach_hi = max(float(f_short.max()), 1 + reach)
+        self._reach_lo = min(float(self.mix.long_factors.min()), 1 - reach)
+        self._reach_hi = max(float(self.mix.short_factors.max()), 1 + reach)
         self._first_date: int | None = None
-        self._ist = np.zeros(8, dtype=np.int64)
-        self._fst = np.zeros(13, dtype=np.float64)
-        self._book_long = np.zeros(0)
-        self._book_short = np.zeros(0)
-        self._wipe_long = np.zeros(0, dtype=np.int64)
-        self._wipe_short = np.zeros(0, dtype=np.int64)
-        self._coh_date = np.zeros(0, dtype=np.int64)
-        self._coh_seq = np.zeros(0, dtype=np.int64)
-        self._coh_bin = np.zeros((0, self._n_dep), dtype=np.int64)
-        self._coh_mass = np.zeros((0, self._n_dep))
-        self._coh_n = np.zeros(0, dtype=np.int64)
+        self._state = self._k.new_state()
+        self._long = self._side(self._k.LONG, np.zeros(0), np.zeros(0, np.int64))
+        self._short = self._side(self._k.SHORT, np.zeros(0), np.zeros(0, np.int64))
+        self._coh = self._cohorts(0)
         self._last_close = math.nan
-        self._reset_scalars()
+        self._entry: Any = None  # see _call_one
 
     # ------------------------------------------------------------------ internals
-    def _params(self) -> np.ndarray:
-        k = _kernels()
-        m = self.model
-        p = np.zeros(k.N_PARAMS)
-        p[k.P_INV_LOGB] = 1.0 / self._logb
-        p[k.P_LOGB] = self._logb
-        p[k.P_WINDOW_NS] = float(m.window_td.value)
-        hl = m.half_life_td
-        p[k.P_HALF_LIFE_NS] = float(hl.value) if hl is not None else 0.0
-        p[k.P_PARTICIPATION] = m.participation
-        p[k.P_TILT] = m.direction_tilt
-        p[k.P_DECAY_WITH_OI] = 1.0 if m.decay_with_open_interest else 0.0
-        p[k.P_BAND] = m.band_pct / 100.0
-        p[k.P_RANGE] = m.cluster_range_pct / 100.0
-        p[k.P_DENSE] = m.cluster_dense_factor
-        p[k.P_MIN_SHARE] = m.cluster_min_share
-        p[k.P_GAP_FACTOR] = m.gap_factor
-        p[k.P_MAG_POWER] = m.magnet_distance_power
-        p[k.P_MAX_GAP_BINS] = float(m.cluster_max_gap_bins)
-        return p
+    def _set_mix(self, f_long_log: np.ndarray, f_short_log: np.ndarray) -> None:
+        """The kernel's leverage mix: logs of the liquidation factors, the weights as one row."""
+        self._n_dep = 2 * len(self.mix) * int(self.model.entry_samples)
+        self._kmix = self._k.Mix(
+            np.ascontiguousarray(f_long_log, dtype=np.float64),
+            np.ascontiguousarray(f_short_log, dtype=np.float64),
+            np.ascontiguousarray(self.mix.weights[None, :]),
+            int(self.model.entry_samples),
+        )
 
-    def _reset_scalars(self) -> None:
-        k = _kernels()
-        self._ist[:] = 0
-        self._ist[k.I_LONG_TOP] = k.NONE_TOP
-        self._ist[k.I_SHORT_BOT] = k.NONE_BOT
-        self._fst[:] = 0.0
-        self._fst[k.F_SCALE] = 1.0
-        self._fst[k.F_PREV_OI] = np.nan
+    def _side(self, sign: int, book: np.ndarray, wipe: np.ndarray, acc: Any = None) -> Any:
+        acc = self._k.new_side_acc(sign) if acc is None else acc
+        return self._k.Side(book, wipe, acc, sign)
+
+    def _cohorts(self, cap: int) -> Any:
+        z = np.zeros
+        return self._k.Cohorts(
+            z(cap, np.int64), z(cap, np.int64), z((cap, self._n_dep), np.int64),
+            z((cap, self._n_dep)), z(cap, np.int64),
+        )  # fmt: skip
+
+    @staticmethod
+    def _candles(inp: Inputs) -> Any:
+        return _kernels().Candles(
+            inp.dates, inp.open, inp.high, inp.low, inp.close, inp.volume, inp.oi,
+            inp.taker_buy, inp.ls_ratio,
+        )  # fmt: skip
+
+    def _params(self) -> Any:
+        m = self.model
+        hl = m.half_life_td
+        return self._k.Params(
+            inv_logb=1.0 / self._logb,
+            logb=self._logb,
+            window_ns=float(m.window_td.value),
+            half_life_ns=float(hl.value) if hl is not None else 0.0,
+            participation=float(m.participation),
+            tilt=float(m.direction_tilt),
+            decay_with_oi=1.0 if m.decay_with_open_interest else 0.0,
+            band=m.band_pct / 100.0,
+            range=m.cluster_range_pct / 100.0,
+            dense=float(m.cluster_dense_factor),
+            min_share=float(m.cluster_min_share),
+            gap_factor=float(m.gap_factor),
+            mag_power=float(m.magnet_distance_power),
+            max_gap_bins=float(m.cluster_max_gap_bins),
+        )
+
+    @property
+    def _st(self) -> Any:
+        return self._state[0]
 
     def _needed_bins(self, inp: Inputs) -> tuple[int, int]:
         """Absolute bin range every step over ``inp`` may touch (deposits, consumption, scans)."""
@@ -291,9 +301,8 @@ class LiquidationEngine:
         )
 
     def _ensure_book(self, k_lo: int, k_hi: int) -> None:
-        k = _kernels()
-        nb = self._book_long.shape[0]
-        k0 = int(self._ist[k.I_K0])
+        nb = self._long.book.shape[0]
+        k0 = int(self._st["k0"])
         if nb and k0 <= k_lo and k_hi < k0 + nb:
             return
         if nb:
@@ -302,66 +311,67 @@ class LiquidationEngine:
         margin = max(16, (k_hi - k_lo) // 4) if self._first_date is not None else 2
         new_k0 = k_lo - margin
         new_nb = k_hi - k_lo + 1 + 2 * margin
-        bl = np.zeros(new_nb)
-        bs = np.zeros(new_nb)
-        wl = np.full(new_nb, -1, dtype=np.int64)
-        ws = np.full(new_nb, -1, dtype=np.int64)
-        if nb:
-            off = k0 - new_k0
-            bl[off : off + nb] = self._book_long
-            bs[off : off + nb] = self._book_short
-            wl[off : off + nb] = self._wipe_long
-            ws[off : off + nb] = self._wipe_short
-        self._book_long, self._book_short = bl, bs
-        self._wipe_long, self._wipe_short = wl, ws
-        self._ist[k.I_K0] = new_k0
+        sides = []
+        for side in (self._long, self._short):
+            book = np.zeros(new_nb)
+            wipe = np.full(new_nb, -1, dtype=np.int64)
+            if nb:
+                off = k0 - new_k0
+                book[off : off + nb] = side.book
+                wipe[off : off + nb] = side.wipe
+            sides.append(self._side(side.sign, book, wipe, side.acc))
+        self._long, self._short = sides
+        self._state[0]["k0"] = new_k0
 
-    def _live_cohort_dates(self) -> np.ndarray:
-        k = _kernels()
-        cap = self._coh_date.shape[0]
-        size = int(self._ist[k.I_SIZE])
-        if not size:
-            return np.zeros(0, dtype=np.int64)
-        idx = (int(self._ist[k.I_HEAD]) + np.arange(size)) % cap
-        return self._coh_date[idx]
+    def _live_slots(self) -> np.ndarray:
+        cap = self._coh.date.shape[0]
+        size = int(self._st["size"])
+        return (int(self._st["head"]) + np.arange(size)) % max(cap, 1)
 
     def _ensure_cohorts(self, dates: np.ndarray) -> None:
-        k = _kernels()
         window = int(self.model.window_td.value)
-        live = self._live_cohort_dates()
+        live = self._coh.date[self._live_slots()]
         all_dates = np.concatenate([live, dates])
         first_new = live.shape[0]
         start = np.searchsorted(all_dates, all_dates[first_new:] - window, side="right")
         need = (
             int(np.max(np.arange(first_new, all_dates.shape[0]) - start + 1)) if len(dates) else 0
         )
-        cap = self._coh_date.shape[0]
+        cap = self._coh.date.shape[0]
         # one spare slot: a candle is added before the next update's expiry runs
         if need + 1 <= cap:
             return
-        new_cap = max(need + 1, 2 * cap, 8)
-        size = int(self._ist[k.I_SIZE])
-        idx = (int(self._ist[k.I_HEAD]) + np.arange(size)) % max(cap, 1)
-        cd = np.zeros(new_cap, dtype=np.int64)
-        cs = np.zeros(new_cap, dtype=np.int64)
-        cb = np.zeros((new_cap, self._n_dep), dtype=np.int64)
-        cm = np.zeros((new_cap, self._n_dep))
-        cn = np.zeros(new_cap, dtype=np.int64)
-        if size:
-            cd[:size] = self._coh_date[idx]
-            cs[:size] = self._coh_seq[idx]
-            cb[:size] = self._coh_bin[idx]
-            cm[:size] = self._coh_mass[idx]
-            cn[:size] = self._coh_n[idx]
-        self._coh_date, self._coh_seq, self._coh_bin, self._coh_mass, self._coh_n = (
-            cd,
-            cs,
-            cb,
-            cm,
-            cn,
-        )
-        self._ist[k.I_HEAD] = 0
+        idx = self._live_slots()
+        grown = self._cohorts(max(need + 1, 2 * cap, 8))
+        for new, old in zip(grown, self._coh, strict=True):
+            new[: idx.size] = old[idx]
+        self._coh = grown
+        self._state[0]["head"] = 0
 
+    def _call(self, cd: Any, mix: Any, out: np.ndarray, snap: Any) -> None:
+        self._k.run_candles(
+            cd, self._state, self._long, self._short, self._coh, self._prm, mix, out,
+            self.summaries, snap,
+        )  # fmt: skip
+
+    def _call_one(self) -> None:
+        """The kernel on the one-candle buffers through its compiled entry point: numba's
+        dispatcher types every argument on each call (tens of microseconds for the named
+        tuples); the types of these arguments never change, so they are resolved once."""
+        args = (
+            self._one_cd, self._state, self._long, self._short, self._coh, self._prm,
+            self._kmix, self._out1, self.summaries, self._no_snap,
+        )  # fmt: skip
+        if self._entry is None:
+            from numba import typeof
+
+            run = self._k.run_candles
+            run(*args)
+            self._entry = run.overloads[tuple(typeof(a) for a in args)].entry_point
+            return
+        self._entry(*args)
+
+    # ------------------------------------------------------------------ running
     def run(
         self,
         inputs: Inputs,
@@ -384,71 +394,48 @@ class LiquidationEngine:
             snap_short=snap_short,
         )
 
+    def _check_order(self, first_date: int) -> None:
+        st = self._st
+        if st["has_prev"] and first_date <= st["prev_date"]:
+            raise ValueError(
+                f"candle {pd.Timestamp(int(first_date), tz='UTC')} is not newer than the last "
+                f"processed candle {pd.Timestamp(int(st['prev_date']), tz='UTC')}"
+            )
+
     def _advance(
         self, inp: Inputs, snapshots: Snapshots | None, weights: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        k = _kernels()
+        k = self._k
         n = len(inp)
-        lev_w = self._lev_w
+        mix = self._kmix
+        n_lev = len(self.mix)
         if weights is not None:
-            if weights.shape != (n, self._lev_w.shape[1]):
-                raise ValueError(
-                    f"weights must have shape {(n, self._lev_w.shape[1])}, got {weights.shape}"
-                )
-            lev_w = np.ascontiguousarray(weights, dtype=np.float64)
-        if n and self._ist[k.I_HAS_PREV] and inp.dates[0] <= self._ist[k.I_PREV_DATE]:
-            raise ValueError(
-                f"candle {pd.Timestamp(int(inp.dates[0]), tz='UTC')} is not newer than the last "
-                f"processed candle {pd.Timestamp(int(self._ist[k.I_PREV_DATE]), tz='UTC')}"
-            )
+            if weights.shape != (n, n_lev):
+                raise ValueError(f"weights must have shape {(n, n_lev)}, got {weights.shape}")
+            mix = mix._replace(weights=np.ascontiguousarray(weights, dtype=np.float64))
+        if n:
+            self._check_order(int(inp.dates[0]))
         out = np.full((n, k.N_OUT), np.nan)
         if snapshots is None:
-            snap_rows, snap_k_lo, snap_width = self._no_rows, 0, 0
-        else:
-            snap_rows, snap_k_lo, snap_width = snapshots.rows, snapshots.k_lo, snapshots.width
-            if snap_rows.size and (snap_rows[0] < 0 or snap_rows[-1] >= n):
-                raise ValueError(f"Snapshots.rows must lie in [0, {n}), the run's candles")
-        snap_long = np.zeros((snap_rows.shape[0], snap_width), dtype=np.float32)
+            snapshots = Snapshots(self._no_rows, 0, 0)
+        rows = snapshots.rows
+        if rows.size and (rows[0] < 0 or rows[-1] >= n):
+            raise ValueError(f"Snapshots.rows must lie in [0, {n}), the run's candles")
+        snap_long = np.zeros((rows.shape[0], snapshots.width), dtype=np.float32)
         snap_short = np.zeros_like(snap_long)
         if n == 0:
             return out, snap_long, snap_short
         self._ensure_book(*self._needed_bins(inp))
-        if n > 1 or int(self._ist[k.I_SIZE]) + 1 > self._coh_date.shape[0]:
+        if n > 1 or int(self._st["size"]) + 1 > self._coh.date.shape[0]:
             self._ensure_cohorts(inp.dates)
         if self._first_date is None:
             self._first_date = int(inp.dates[0])
-        k.run_candles(
-            inp.dates, inp.open, inp.high, inp.low, inp.close, inp.volume, inp.oi,
-            inp.taker_buy, inp.ls_ratio,
-            self._book_long, self._book_short, self._wipe_long, self._wipe_short,
-            self._coh_date, self._coh_seq, self._coh_bin, self._coh_mass, self._coh_n,
-            self._ist, self._fst, self._prm, self._f_long_log, self._f_short_log, lev_w,
-            self._n_entries, out, self.summaries, snap_rows, np.int64(snap_k_lo),
-            snap_long, snap_short,
-        )  # fmt: skip
+        snap = k.Snap(rows, snapshots.k_lo, snap_long, snap_short)
+        self._call(self._candles(inp), mix, out, snap)
         self._last_close = float(inp.close[-1])
-        warm = inp.dates < self._first_date + int(self.model.window_td.value)
+        warm = inp.dates < self._first_date + self._window_ns
         out[warm] = np.nan
         return out, snap_long, snap_short
-
-    # transitional private names, kept until every caller uses run() / update_row() / columns
-    def _run(
-        self,
-        inp: Inputs,
-        snap_rows: np.ndarray | None = None,
-        snap_k_lo: int = 0,
-        snap_width: int = 0,
-        weights: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        snaps = None if snap_rows is None else Snapshots(snap_rows, snap_k_lo, snap_width)
-        return self._advance(inp, snaps, weights)
-
-    def _frame(self, out: np.ndarray, index: pd.Index) -> pd.DataFrame:
-        return pd.DataFrame(out[:, : len(self._cols)], index=index, columns=list(self._cols))
-
-    @property
-    def _columns(self) -> tuple[str, ...]:
-        return self._cols
 
     # ------------------------------------------------------------------ public API
     @property
@@ -478,90 +465,69 @@ class LiquidationEngine:
         The array is a view of a buffer reused by the next call: copy it to keep it."""
         return self._row(candle)[: len(self._cols)]
 
-    def _update_row(self, candle: Mapping[str, Any] | pd.Series) -> np.ndarray:
-        return self._row(candle)
-
     def _row(self, candle: Mapping[str, Any] | pd.Series) -> np.ndarray:
         inp = single_inputs(candle, self._one)
-        k = self._k
-        ist = self._ist
+        st = self._st
         date = int(inp.dates[0])
-        if ist[k.I_HAS_PREV] and date <= ist[k.I_PREV_DATE]:
-            self._advance(inp, None, None)  # raises the ordering error
+        self._check_order(date)
         lo = float(inp.low[0]) * self._reach_lo
         hi = float(inp.high[0]) * self._reach_hi
-        k0 = int(ist[k.I_K0])
-        nb = self._book_long.shape[0]
+        k0 = int(st["k0"])
+        nb = self._long.book.shape[0]
         if (
             not nb
             or math.floor(math.log(lo) / self._logb) - 2 < k0
             or math.floor(math.log(hi) / self._logb) + 2 >= k0 + nb
-            or int(ist[k.I_SIZE]) + 1 > self._coh_date.shape[0]
+            or int(st["size"]) + 1 > self._coh.date.shape[0]
             or self._first_date is None
         ):
-            out = self._advance(inp, None, None)[0]
-        else:
-            out = self._out1
+            return self._advance(inp, None, None)[0][0]
+        out = self._out1
+        out.fill(np.nan)
+        self._call_one()
+        self._last_close = float(inp.close[0])
+        if date < self._first_date + self._window_ns:
             out.fill(np.nan)
-            k.run_candles(
-                inp.dates, inp.open, inp.high, inp.low, inp.close, inp.volume, inp.oi,
-                inp.taker_buy, inp.ls_ratio,
-                self._book_long, self._book_short, self._wipe_long, self._wipe_short,
-                self._coh_date, self._coh_seq, self._coh_bin, self._coh_mass, self._coh_n,
-                ist, self._fst, self._prm, self._f_long_log, self._f_short_log, self._lev_w,
-                self._n_entries, out, self.summaries, self._no_rows, np.int64(0),
-                self._no_snap, self._no_snap,
-            )  # fmt: skip
-            self._last_close = float(inp.close[0])
-            if date < self._first_date + self._window_ns:
-                out.fill(np.nan)
         return out[0]
 
     @property
     def state_nbytes(self) -> int:
-        """Bytes held by the state arrays (book, wipe marks, cohort ring, scalars)."""
-        return int(sum(getattr(self, name).nbytes for name in self._ARRAYS))
+        """Bytes held by the state arrays (book, wipe marks, cohort ring, scalar records)."""
+        arrays = [self._state, *self._long[:3], *self._short[:3], *self._coh]
+        return int(sum(a.nbytes for a in arrays))
 
     @property
     def last_date(self) -> pd.Timestamp | None:
         """Date of the last processed candle (``None`` before the first)."""
-        k = _kernels()
-        if not self._ist[k.I_HAS_PREV]:
+        st = self._st
+        if not st["has_prev"]:
             return None
-        return pd.Timestamp(int(self._ist[k.I_PREV_DATE]), tz="UTC")
+        return pd.Timestamp(int(st["prev_date"]), tz="UTC")
 
     @property
     def candles_processed(self) -> int:
-        return int(self._ist[_kernels().I_SEQ])
+        return int(self._st["seq"])
 
     def totals(self) -> dict[str, float]:
         """Cumulative mass accounting in quote currency (for checks): opened, liquidated,
         closed, expired and surviving, per side. ``opened = surviving + liquidated + closed +
         expired`` up to floating-point rounding."""
-        k = _kernels()
-        f = self._fst
-        s = f[k.F_SCALE]
-        return {
-            "opened_long": float(f[k.F_OPENED_LONG]),
-            "opened_short": float(f[k.F_OPENED_SHORT]),
-            "liquidated_long": float(f[k.F_LIQ_LONG]),
-            "liquidated_short": float(f[k.F_LIQ_SHORT]),
-            "closed_long": float(f[k.F_CLOSED_LONG]),
-            "closed_short": float(f[k.F_CLOSED_SHORT]),
-            "expired_long": float(f[k.F_EXPIRED_LONG]),
-            "expired_short": float(f[k.F_EXPIRED_SHORT]),
-            "surviving_long": float(self._book_long.sum() * s),
-            "surviving_short": float(self._book_short.sum() * s),
-        }
+        s = float(self._st["scale"])
+        out: dict[str, float] = {}
+        for name, side in (("long", self._long), ("short", self._short)):
+            acc = side.acc[0]
+            for key in ("opened", "liquidated", "closed", "expired"):
+                out[f"{key}_{name}"] = float(acc[key])
+            out[f"surviving_{name}"] = float(side.book.sum() * s)
+        return out
 
     def snapshot(self) -> LiquidationMap:
         """Current estimated liquidation mass per price bin (only bins that hold mass, plus the
         bins between them)."""
-        k = _kernels()
-        s = float(self._fst[k.F_SCALE])
-        total = self._book_long + self._book_short
-        nz = np.flatnonzero(total > 0)
-        k0 = int(self._ist[k.I_K0])
+        s = float(self._st["scale"])
+        book_long, book_short = self._long.book, self._short.book
+        nz = np.flatnonzero(book_long + book_short > 0)
+        k0 = int(self._st["k0"])
         if nz.size:
             a, b = int(nz[0]), int(nz[-1]) + 1
         else:
@@ -571,25 +537,31 @@ class LiquidationEngine:
             time=self.last_date,
             price=self._last_close,
             prices=self.model.bin_to_price(bins),
-            long=self._book_long[a:b] * s,
-            short=self._book_short[a:b] * s,
+            long=book_long[a:b] * s,
+            short=book_short[a:b] * s,
             bin_bp=self.model.bin_bp,
         )
 
     # ------------------------------------------------------------------ persistence
-    _ARRAYS = (
-        "_ist", "_fst", "_book_long", "_book_short", "_wipe_long", "_wipe_short",
-        "_coh_date", "_coh_seq", "_coh_bin", "_coh_mass", "_coh_n",
-    )  # fmt: skip
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The state arrays by name (views, not copies; see :meth:`state_dict`)."""
+        out = {"state": self._state}
+        for name, side in (("long", self._long), ("short", self._short)):
+            out[f"{name}_book"] = side.book
+            out[f"{name}_wipe"] = side.wipe
+            out[f"{name}_acc"] = side.acc
+        for name, arr in zip(self._coh._fields, self._coh, strict=True):
+            out[f"coh_{name}"] = arr
+        return out
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: model parameters and state arrays (copies)."""
-        state: dict[str, Any] = {name: getattr(self, name).copy() for name in self._ARRAYS}
+        """Everything needed to resume: model parameters, the leverage mix as used (logs of
+        the liquidation factors, weights) and the state arrays (copies)."""
+        state: dict[str, Any] = {k: v.copy() for k, v in self.state_arrays().items()}
         state["model"] = self.model.to_dict()
         state["summaries"] = self.summaries
-        # the leverage mix as used (logs of the liquidation factors, weights), so an engine with
-        # a custom mix (several exchanges) restores bit for bit
-        state["factors"] = np.stack([self._f_long_log, self._f_short_log, self._lev_w[0]])
+        mix = self._kmix
+        state["factors"] = np.stack([mix.f_long_log, mix.f_short_log, mix.weights[0]])
         state["first_date"] = self._first_date
         state["last_close"] = self._last_close
         return state
@@ -601,18 +573,16 @@ class LiquidationEngine:
         for key in ("leverages", "leverage_weights"):
             if params.get(key) is not None:
                 params[key] = tuple(params[key])
-        factors = state.get("factors")
-        custom = None
-        if factors is not None:
-            logs_long, logs_short, weights = np.asarray(factors, dtype=np.float64)
-            custom = LeverageMix(np.exp(logs_long), np.exp(logs_short), weights)
-        eng = cls(LiquidationModel(**params), summaries=bool(state["summaries"]), mix=custom)
-        if factors is not None:
-            eng._f_long_log = np.ascontiguousarray(logs_long)
-            eng._f_short_log = np.ascontiguousarray(logs_short)
-            eng._lev_w = np.ascontiguousarray(weights[None, :])
-        for name in cls._ARRAYS:
-            setattr(eng, name, np.array(state[name], copy=True))
+        logs_long, logs_short, weights = np.asarray(state["factors"], dtype=np.float64)
+        mix = LeverageMix(np.exp(logs_long), np.exp(logs_short), weights)
+        eng = cls(LiquidationModel(**params), summaries=bool(state["summaries"]), mix=mix)
+        eng._set_mix(logs_long, logs_short)  # the logs as used, bit for bit
+        arr = {k: np.array(state[k], copy=True) for k in eng.state_arrays()}
+        eng._state = arr["state"]
+        k = eng._k
+        eng._long = eng._side(k.LONG, arr["long_book"], arr["long_wipe"], arr["long_acc"])
+        eng._short = eng._side(k.SHORT, arr["short_book"], arr["short_wipe"], arr["short_acc"])
+        eng._coh = k.Cohorts(*(arr[f"coh_{name}"] for name in k.Cohorts._fields))
         fd = state.get("first_date")
         eng._first_date = None if fd is None else int(fd)
         eng._last_close = float(state.get("last_close", math.nan))
@@ -640,9 +610,7 @@ class LiquidationEngine:
         import json
 
         with np.load(Path(path), allow_pickle=False) as data:
-            state: dict[str, Any] = {name: data[name] for name in cls._ARRAYS}
-            if "factors" in data:
-                state["factors"] = data["factors"]
+            state: dict[str, Any] = {name: data[name] for name in data.files if name != "meta"}
             meta = json.loads(str(data["meta"]))
         state.update(meta)
         return cls.from_state(state)

@@ -1,0 +1,387 @@
+"""Each small kernel of ``liqsignals._kernels`` against a plain Python reference on small arrays.
+
+The references are written from the model's description (the engine docstring), not from the
+kernels: loops over lists, the triangular distribution's CDF, runs of dense bins found by
+grouping.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from numba import njit
+
+from liqsignals import _kernels as k
+
+LOGB = math.log1p(20e-4)
+INV = 1.0 / LOGB
+
+
+def side(sign: int, book, wipe=None, edge=None, total=None):
+    book = np.asarray(book, dtype=np.float64).copy()
+    wipe = np.full(book.shape[0], -1, np.int64) if wipe is None else np.asarray(wipe, np.int64)
+    acc = k.new_side_acc(sign)
+    if edge is not None:
+        acc[0]["edge"] = edge
+    acc[0]["total"] = book.sum() if total is None else total
+    return k.Side(book, wipe.copy(), acc, sign)
+
+
+def params(**kw):
+    base = dict(
+        inv_logb=INV, logb=LOGB, window_ns=86_400e9, half_life_ns=0.0, participation=0.1,
+        tilt=0.5, decay_with_oi=0.0, band=0.02, range=0.05, dense=1.5, min_share=0.02,
+        gap_factor=0.5, mag_power=1.0, max_gap_bins=1.0,
+    )  # fmt: skip
+    base.update(kw)
+    return k.Params(**base)
+
+
+# numba passes a record taken from an array by value from Python: these wrappers take the
+# one-record state array and hand its record (a reference) to the kernel
+@njit
+def _expire_cohorts(date, state, long, short, coh, n_half, window_ns):
+    k.expire_cohorts(date, state[0], long, short, coh, n_half, window_ns)
+
+
+@njit
+def _close_positions(state, long, short, coh, frac):
+    k.close_positions(state[0], long, short, coh, frac)
+
+
+@njit
+def _finish_candle(state, coh, date, oi_t, close, filler):
+    k.finish_candle(state[0], coh, date, oi_t, close, filler)
+
+
+def test_bin_of_is_floor_of_log_over_bin_width():
+    for p in (0.013, 1.0, 99.7, 60_123.4, 3.3e5):
+        assert k.bin_of(p, INV) == math.floor(math.log(p) * INV)
+        lo, hi = math.exp(k.bin_of(p, INV) * LOGB), math.exp((k.bin_of(p, INV) + 1) * LOGB)
+        assert lo <= p * (1 + 1e-12) and p < hi * (1 + 1e-12)
+
+
+def ref_consume(sign, book, wipe, edge, reach, seq, k0, s):
+    """Bins from the edge to the reached bin (inclusive) are liquidated."""
+    book, wipe = list(book), list(wipe)
+    if edge == sign * k.NONE or (sign < 0 and reach > edge) or (sign > 0 and reach < edge):
+        return 0.0, book, wipe, edge
+    lo, hi = sorted((reach, edge))
+    got = 0.0
+    for kk in range(lo, hi + 1):
+        i = kk - k0
+        if 0 <= i < len(book):
+            got += book[i]
+            book[i] = 0.0
+            wipe[i] = seq
+    new_edge = reach - 1 if sign < 0 else reach + 1
+    return got * s, book, wipe, new_edge
+
+
+@pytest.mark.parametrize(
+    "sign,edge,reach",
+    [
+        (k.LONG, 107, 103),  # price fell to bin 103: longs at 103..107 go
+        (k.LONG, 107, 108),  # price above the highest long: nothing
+        (k.LONG, 107, 90),  # below the book: everything down to its start
+        (k.SHORT, 102, 104),  # price rose to 104: shorts at 102..104 go
+        (k.SHORT, 102, 101),
+        (k.SHORT, 102, 130),
+        (k.LONG, -k.NONE, 103),  # empty side
+        (k.SHORT, k.NONE, 103),
+    ],
+)
+def test_consume_side_matches_reference(sign, edge, reach):
+    book = np.arange(1.0, 11.0)  # absolute bins 100..109
+    sd = side(sign, book, edge=edge)
+    want_liq, want_book, want_wipe, want_edge = ref_consume(
+        sign, book, sd.wipe, edge, reach, 7, 100, 0.5
+    )
+    got = k.consume_side(sd, reach, 7, 100, 0.5)
+    assert got == pytest.approx(want_liq, rel=1e-15)
+    assert sd.book.tolist() == want_book and sd.wipe.tolist() == want_wipe
+    assert sd.acc[0]["edge"] == want_edge
+    assert sd.acc[0]["total"] == pytest.approx(book.sum() - want_liq / 0.5)
+    assert sd.acc[0]["liquidated"] == pytest.approx(want_liq)
+
+
+def test_expire_side_skips_bins_wiped_after_the_deposit():
+    sd = side(k.LONG, [5.0, 5.0, 5.0, 5.0], wipe=[-1, 9, 3, -1], total=20.0)
+    bins = np.array([10, 11, 12, 13, 13], np.int64)  # k0 = 10
+    mass = np.array([1.0, 2.0, 3.0, 9.0, 0.5])
+    k.expire_side(sd, bins, mass, 0, 4, 5, 10, 2.0)  # cohort made at candle 5; d = 4 not ours
+    # reference: deposit d leaves unless its bin was wiped after candle 5; never below zero
+    want = [5.0, 5.0, 5.0, 5.0]
+    gone = 0.0
+    for d in range(4):
+        i = bins[d] - 10
+        if [-1, 9, 3, -1][i] <= 5:
+            want[i] = max(want[i] - mass[d], 0.0)
+            gone += mass[d]
+    assert sd.book.tolist() == want == [4.0, 5.0, 2.0, 0.0]
+    assert sd.acc[0]["total"] == 20.0 - gone
+    assert sd.acc[0]["expired"] == gone * 2.0
+
+
+def test_expire_cohorts_removes_exactly_the_old_cohorts_from_the_ring():
+    n_half = 2
+    coh = k.Cohorts(
+        np.array([0, 0, 300, 100, 200], np.int64),  # ring of capacity 5, head at 3
+        np.array([0, 0, 3, 1, 2], np.int64),
+        np.array([[0] * 4, [0] * 4, [1, 1, 2, 2], [0, 1, 2, 3], [0, 0, 3, 3]], np.int64),
+        np.array([[0.0] * 4, [0.0] * 4, [1.0] * 4, [1.0, 2.0, 3.0, 4.0], [0.5] * 4]),
+        np.array([0, 0, 4, 4, 4], np.int64),
+    )
+    long, short = side(k.LONG, [10.0] * 4), side(k.SHORT, [10.0] * 4)
+    state = k.new_state()
+    state[0]["head"], state[0]["size"] = 3, 3
+    _expire_cohorts(np.int64(350), state, long, short, coh, n_half, 200.0)
+    # reference: only the cohort dated 100 is a window (200) old at 350; remove its long
+    # deposits (the first two) from the long book, the short ones from the short book
+    want_long, want_short = [10.0] * 4, [10.0] * 4
+    for slot in (3,):
+        for d in range(4):
+            book = want_long if d < n_half else want_short
+            book[coh.bin[slot, d]] -= coh.mass[slot, d]
+    assert long.book.tolist() == want_long == [9.0, 8.0, 10.0, 10.0]
+    assert short.book.tolist() == want_short == [10.0, 10.0, 7.0, 6.0]
+    assert (state[0]["head"], state[0]["size"]) == (4, 2)
+    assert long.acc[0]["expired"] == 3.0 and short.acc[0]["expired"] == 7.0
+
+
+def test_path_range_includes_the_previous_close():
+    assert k.path_range(10.0, 12.0, 9.0, True) == (9.0, 12.0)
+    assert k.path_range(10.0, 12.0, 13.0, True) == (10.0, 13.0)
+    assert k.path_range(10.0, 12.0, 11.0, True) == (10.0, 12.0)
+    assert k.path_range(10.0, 12.0, 1.0, False) == (10.0, 12.0)
+
+
+def test_close_fraction_cases_by_hand():
+    hour = 3600e9
+    p = params(half_life_ns=hour)
+    assert k.close_fraction(80.0, 100.0, hour, params()) == (True, pytest.approx(0.2))
+    assert k.close_fraction(120.0, 100.0, hour, params()) == (True, 0.0)
+    # OI known, decay on top: survivors 0.8 * 0.5
+    both = k.close_fraction(80.0, 100.0, hour, params(half_life_ns=hour, decay_with_oi=1.0))
+    assert both == (True, pytest.approx(1 - 0.8 * 0.5))
+    # OI unknown: time decay alone, two half lives
+    assert k.close_fraction(math.nan, 100.0, 2 * hour, p) == (False, pytest.approx(0.75))
+    assert k.close_fraction(80.0, math.nan, 2 * hour, p) == (False, pytest.approx(0.75))
+    assert k.close_fraction(math.nan, math.nan, 0.0, p) == (False, 0.0)
+
+
+def test_close_positions_scales_and_renormalises():
+    long, short = side(k.LONG, [2.0, 4.0]), side(k.SHORT, [1.0, 1.0])
+    coh = k.Cohorts(*(np.zeros(1, np.int64) for _ in range(2)), np.zeros((1, 2), np.int64),
+                    np.array([[3.0, 5.0]]), np.zeros(1, np.int64))  # fmt: skip
+    state = k.new_state()
+    _close_positions(state, long, short, coh, 0.25)
+    assert state[0]["scale"] == 0.75
+    assert long.acc[0]["closed"] == 6.0 * 0.25 and short.acc[0]["closed"] == 2.0 * 0.25
+    assert long.book.tolist() == [2.0, 4.0]  # stored units unchanged
+    # a fraction of 1 is capped; the factor underflows the threshold: folded into the masses
+    state[0]["scale"] = 1e-140
+    _close_positions(state, long, short, coh, 1.0)
+    s = 1e-140 * 1e-12
+    assert state[0]["scale"] == 1.0
+    np.testing.assert_allclose(long.book, [2.0 * s, 4.0 * s], rtol=1e-3)
+    np.testing.assert_allclose(coh.mass[0], [3.0 * s, 5.0 * s], rtol=1e-3)
+    assert long.acc[0]["total"] == pytest.approx(6.0 * s, rel=1e-3)
+
+
+def test_long_share_order_of_signals():
+    nan = math.nan
+    assert k.long_share(1.0, 2.0, 1.0, 2.0, 10.0, 7.0, 3.0, 0.5) == 0.7  # taker buy share
+    assert k.long_share(1.0, 2.0, 1.0, 2.0, 10.0, nan, 3.0, 0.5) == 0.75  # r / (1 + r)
+    # body tilt: close at the high, tilt 0.5 -> 0.5 + 0.25
+    assert k.long_share(1.0, 2.0, 1.0, 2.0, 10.0, nan, nan, 0.5) == 0.75
+    assert k.long_share(1.0, 1.0, 1.0, 1.0, 10.0, nan, nan, 0.5) == 0.5  # flat candle
+    assert k.long_share(2.0, 2.0, 1.0, 1.0, 10.0, nan, nan, 3.0) == 0.0  # clipped
+
+
+def triangular_cdf(x, lo, hi, mode):
+    if x <= mode:
+        return (x - lo) ** 2 / ((hi - lo) * (mode - lo))
+    return 1 - (hi - x) ** 2 / ((hi - lo) * (hi - mode))
+
+
+@pytest.mark.parametrize("n", [1, 3, 7])
+def test_entry_logs_are_equal_probability_strata(n):
+    lo, hi, c = 95.0, 110.0, 108.0
+    mode = (hi + lo + c) / 3
+    entries = np.empty(n)
+    k.entry_logs(entries, hi, lo, c)
+    for e, x in enumerate(np.exp(entries)):
+        assert triangular_cdf(x, lo, hi, mode) == pytest.approx((e + 0.5) / n, abs=1e-12)
+    k.entry_logs(entries, 5.0, 5.0, 5.0)
+    np.testing.assert_allclose(entries, math.log(5.0))
+
+
+def test_deposit_side_places_each_leverage_and_entry_at_its_bin():
+    entries = np.log(np.array([100.0, 101.0]))
+    flog = np.log(np.array([0.9, 0.95]))
+    w = np.array([0.25, 0.75])
+    k0 = 2200
+    sd = side(k.LONG, np.zeros(200))
+    bins, mass = np.zeros(4, np.int64), np.zeros(4)
+    k.deposit_side(sd, flog, w, entries, 8.0, 0.5, INV, k0, bins, mass)
+    want_book = np.zeros(200)
+    want = []
+    for j, f in enumerate((0.9, 0.95)):
+        for p in (100.0, 101.0):
+            kk = math.floor(math.log(p * f) / LOGB)
+            m = 8.0 * w[j] / 2 * 0.5
+            want_book[kk - k0] += m
+            want.append((kk, m))
+    assert bins.tolist() == [b for b, _ in want]
+    assert mass.tolist() == [m for _, m in want]
+    np.testing.assert_allclose(sd.book, want_book, rtol=1e-15)
+    assert sd.acc[0]["edge"] == max(b for b, _ in want)  # longs: the highest bin
+    assert sd.acc[0]["total"] == 4.0 and sd.acc[0]["opened"] == 8.0
+    short = side(k.SHORT, np.zeros(300))
+    k.deposit_side(short, -flog, w, entries, 8.0, 0.5, INV, k0, bins, mass)
+    assert short.acc[0]["edge"] == min(bins)  # shorts: the lowest
+
+
+def test_opened_notional_by_hand():
+    typical = (12.0 + 9.0 + 10.5) / 3
+    assert k.opened_notional(12.0, 9.0, 10.5, 1000.0, 0, 0, False, 0.1) == 0.1 * 1000 * typical
+    assert k.opened_notional(12.0, 9.0, 10.5, 1000.0, 50.0, 40.0, True, 0.1) == 10 * typical
+    assert k.opened_notional(12.0, 9.0, 10.5, 1000.0, 30.0, 40.0, True, 0.1) == 0.0
+
+
+def test_finish_candle_records_the_cohort_and_the_candle():
+    coh = k.Cohorts(np.zeros(3, np.int64), np.zeros(3, np.int64), np.zeros((3, 2), np.int64),
+                    np.zeros((3, 2)), np.zeros(3, np.int64))  # fmt: skip
+    state = k.new_state()
+    state[0]["head"], state[0]["size"], state[0]["seq"] = 2, 2, 9
+    _finish_candle(state, coh, np.int64(500), 42.0, 101.0, False)
+    st = state[0]
+    assert (coh.date[1], coh.seq[1]) == (500, 9)  # slot (2 + 2) % 3
+    assert (st["size"], st["seq"], st["prev_date"], st["has_prev"]) == (3, 10, 500, 1)
+    assert (st["prev_oi"], st["prev_close"]) == (42.0, 101.0)
+    state[0]["size"] = 0
+    _finish_candle(state, coh, np.int64(600), math.nan, 99.0, True)
+    assert state[0]["prev_oi"] == 42.0  # a filler keeps the last known open interest
+    _finish_candle(state, coh, np.int64(700), math.nan, 99.0, False)
+    assert math.isnan(state[0]["prev_oi"])  # a traded candle without it: unknown
+
+
+def test_range_sum_inclusive():
+    book = np.arange(10.0)
+    assert k.range_sum(book, 2, 5) == sum(book[2:6])
+    assert k.range_sum(book, 5, 4) == 0.0
+
+
+def ref_clusters(masses, positions, thr, max_gap, min_mass, k0):
+    """Runs of dense bins that bridge at most ``max_gap`` non-dense bins, in scan order."""
+    out, members, pending = [], None, []
+
+    def close_run():
+        total = sum(m for _, m in members)
+        if total > 0 and total >= min_mass:
+            pos = [p for p, _ in members]
+            wk = sum(m * (p + k0 + 0.5) for p, m in members) / total
+            out.append((min(pos), max(pos), total, wk))
+
+    for p, m in zip(positions, masses, strict=True):
+        if m > 0 and m >= thr:
+            if members is None:
+                members = []
+            members += pending + [(p, m)]
+            pending = []
+        elif members is not None:
+            pending.append((p, m))
+            if len(pending) > max_gap:
+                close_run()
+                members, pending = None, []
+    if members is not None:
+        close_run()
+    return out
+
+
+@pytest.mark.parametrize("max_gap", [0, 1, 2])
+@pytest.mark.parametrize("step", [1, -1])
+def test_scan_clusters_matches_reference(max_gap, step):
+    book = np.array([0, 5, 6, 0, 1, 7, 0, 0, 0, 4, 0.5, 9, 0, 3, 8], dtype=np.float64)
+    start, stop = (0, len(book)) if step == 1 else (len(book) - 1, -1)
+    positions = list(range(start, stop, step))
+    work = k.Work(np.zeros(10, np.int64), np.zeros(10, np.int64), np.zeros(10), np.zeros(10))
+    n = k.scan_clusters(book, 2.0, start, stop, step, 8.0, max_gap, 15.0, 100, work)
+    want = ref_clusters([book[p] * 2.0 for p in positions], positions, 8.0, max_gap, 15.0, 100)
+    assert n == len(want) and n > 0
+    for c, (lo, hi, total, wk) in enumerate(want):
+        assert (work.lo[c], work.hi[c]) == (lo, hi)
+        assert work.sum[c] == pytest.approx(total, rel=1e-14)
+        assert work.wk[c] == pytest.approx(wk, rel=1e-14)
+
+
+def test_pick_magnet_prefers_higher_score_and_longs_on_ties():
+    row = np.zeros(k.N_OUT)
+    k.pick_magnet(row, (0.4, 95.0), (0.6, 105.0))
+    assert row[[k.O_MAG_PRICE, k.O_MAG_SIDE, k.O_MAG_SCORE]].tolist() == [105.0, 1.0, 0.6]
+    k.pick_magnet(row, (0.6, 95.0), (0.6, 105.0))
+    assert row[[k.O_MAG_PRICE, k.O_MAG_SIDE, k.O_MAG_SCORE]].tolist() == [95.0, -1.0, 0.6]
+    k.pick_magnet(row, (-1.0, math.nan), (-1.0, math.nan))
+    assert np.isnan(row[[k.O_MAG_PRICE, k.O_MAG_SIDE, k.O_MAG_SCORE]]).all()
+
+
+def test_first_dense_and_liquidity_gaps():
+    long = side(k.LONG, [0, 4, 0, 0, 0, 0, 0, 0, 0, 0])
+    short = side(k.SHORT, [0, 0, 0, 0, 0, 0, 0.1, 0, 3, 0])
+    assert k.first_dense(long, short, 5, 10, 1, 1.0, 1.0) == 8  # 0.1 is below the threshold
+    assert k.first_dense(long, short, 4, -1, -1, 1.0, 1.0) == 1
+    assert k.first_dense(long, short, 4, 1, -1, 1.0, 1.0) == -1
+    row = np.zeros(k.N_OUT)
+    close = math.exp((1000 + 4.5) * LOGB)
+    ctx = k.Ctx(close, 1.0, 1000, 7.1)
+    k.liquidity_gaps(long, short, 4, 0, 9, ctx, params(gap_factor=1.0), row)
+    # threshold 7.1 / 10 bins: above, bin 8's lower edge; below, bin 1's upper edge
+    assert row[k.O_GAP_ABOVE] == pytest.approx((math.exp(1008 * LOGB) / close - 1) * 100)
+    assert row[k.O_GAP_BELOW] == pytest.approx((1 - math.exp(1002 * LOGB) / close) * 100)
+
+
+def test_copy_bins_and_snapshots():
+    book = np.array([1.0, 2.0, 3.0])
+    dest = np.zeros(5, np.float32)
+    k.copy_bins(book, dest, -1, 2.0)
+    assert dest.tolist() == [0.0, 2.0, 4.0, 6.0, 0.0]
+    long, short = side(k.LONG, book), side(k.SHORT, book[::-1])
+    snap = k.Snap(np.array([0, 2, 2], np.int64), 11, np.zeros((3, 2), np.float32),
+                  np.zeros((3, 2), np.float32))  # fmt: skip
+    state = k.new_state()
+    state[0]["k0"] = 10
+    assert k.copy_snapshots(snap, 0, 1, state[0], long, short) == 0  # no row for candle 1
+    assert k.copy_snapshots(snap, 1, 2, state[0], long, short) == 3
+    assert snap.long[1].tolist() == snap.long[2].tolist() == [2.0, 3.0]
+    assert snap.short[1].tolist() == [2.0, 1.0] and snap.long[0].tolist() == [0.0, 0.0]
+
+
+def test_side_clusters_nearest_cluster_and_magnet():
+    book = np.zeros(40)
+    book[[30, 31]] = 5.0  # near cluster above the close (bin 20)
+    book[[36, 37, 38]] = 8.0  # heavier, farther
+    short = side(k.SHORT, book)
+    row = np.full(k.N_OUT, -7.0)
+    total = book[20:40].sum()
+    ctx = k.Ctx(math.exp((1000 + 20.5) * LOGB), 1.0, 1000, total)
+    work = k.Work(np.zeros(30, np.int64), np.zeros(30, np.int64), np.zeros(30), np.zeros(30))
+    p = params(dense=1.0, min_share=0.1, max_gap_bins=0.0)
+    score, price = k.side_clusters(short, 20, 39, total, ctx, p, work, row, k.O_SC_PRICE)
+    near = math.exp((1000 + 31.0) * LOGB)  # mass-weighted centre of bins 30, 31
+    assert row[k.O_SC_PRICE] == pytest.approx(near)
+    assert row[k.O_SC_LO] == pytest.approx(math.exp(1030 * LOGB))
+    assert row[k.O_SC_HI] == pytest.approx(math.exp(1032 * LOGB))
+    assert row[k.O_SC_SIZE] == 10.0
+    far = math.exp((1000 + 37.5) * LOGB)
+    scores = {
+        c: (m / total) / (abs(c / ctx.close - 1) * 100) for c, m in ((near, 10.0), (far, 24.0))
+    }
+    best = max(scores, key=lambda c: scores[c])
+    assert price == pytest.approx(best) and score == pytest.approx(scores[best])
+    empty = side(k.SHORT, np.zeros(40))
+    score, price = k.side_clusters(empty, 20, 39, 0.0, ctx, p, work, row, k.O_SC_PRICE)
+    assert score == -1.0 and math.isnan(price)
+    assert np.isnan(row[k.O_SC_PRICE : k.O_SC_SIZE + 1]).all()
