@@ -206,8 +206,8 @@ def _page_scenario() -> dict[str, Any]:
     base = f"http://127.0.0.1:{PORT}"
     driver = None
     try:
+        driver = browser()  # starts while the server compiles its kernels
         wait_http(base + "/healthz", proc)
-        driver = browser()
         driver.get(base + "/")
         wait_js(driver, "return window.liqsignals && window.liqsignals.loads >= 1")
         wait_js(driver, "return window.liqsignals.map !== null")
@@ -254,8 +254,10 @@ def _live_scenario() -> dict[str, Any]:
     clock = LiveClock(start_ms, speed=600.0, align_ms=3_600_000)
     tmp = Path(tempfile.mkdtemp(prefix="liqsignals-live-"))
     target = tmp / "binance"
+    source = tmp / "replay"  # the replay serves only BTC 15m: a faster start
+    save_candles(first, source, "BTC/USDT:USDT", "15m")
     driver = None
-    with ReplayExchange(sample.datadir(), clock=clock) as ex:
+    with ReplayExchange(source, clock=clock) as ex:
         client = ccxt.binanceusdm(ccxt_config(ex.port))
         rows = client.fetch_ohlcv("BTC/USDT:USDT", "15m", limit=700)[:-1]
         seed = pd.DataFrame(rows, columns=["date", "open", "high", "low", "close", "volume"])
@@ -265,8 +267,8 @@ def _live_scenario() -> dict[str, Any]:
         proc = start_server(["--datadir", str(target), "--live-url", url, "--poll", "1"])
         base = f"http://127.0.0.1:{PORT}"
         try:
-            wait_http(base + "/healthz", proc)
             driver = browser()
+            wait_http(base + "/healthz", proc)
             driver.get(base + "/")
             wait_js(driver, "return window.liqsignals && window.liqsignals.loads >= 1")
             obs: dict[str, Any] = {
@@ -298,6 +300,7 @@ def _token_scenario() -> dict[str, Any]:
     base = f"http://127.0.0.1:{PORT}"
     driver = None
     try:
+        driver = browser()
         wait_http(base + "/healthz", proc)
         obs: dict[str, Any] = {
             "without": _status(base + "/api/meta"),
@@ -305,7 +308,6 @@ def _token_scenario() -> dict[str, Any]:
             "wrong": _status(base + "/api/meta?token=nope"),
             "with": _status(base + "/api/meta", {"Authorization": f"Bearer {token}"}),
         }
-        driver = browser()
         driver.get(f"{base}/?token={token}")
         wait_js(driver, "return window.liqsignals && window.liqsignals.loads >= 1")
         obs["page_lit"] = driver.execute_script(_LIT)
