@@ -283,3 +283,45 @@ def test_static_assets_have_no_remote_urls() -> None:
     for path in static.iterdir():
         text = path.read_text()
         assert "http://" not in text and "https://" not in text, path.name
+
+
+def test_live_poller_appends_closed_candles(tmp_path: Path) -> None:
+    pytest.importorskip("ccxt")
+    from liqsignals.data.datadir import load_candles, save_candles
+    from liqsignals.replay import ReplayExchange
+    from liqsignals.web.cli import LivePoller
+
+    df = sample.load_candles("BTC/USDT:USDT", "15m")
+    source, target = tmp_path / "replay", tmp_path / "binance"
+    save_candles(df, source, "BTC/USDT:USDT", "15m")
+    save_candles(df.iloc[:-12], target, "BTC/USDT:USDT", "15m")
+    with ReplayExchange(source) as ex:  # historical clock: time stands at the end of the data
+        poller = LivePoller(f"http://127.0.0.1:{ex.port}", target, 60.0)
+        added = poller.poll_once()
+        again = poller.poll_once()
+    got = load_candles(target, "BTC/USDT:USDT", "15m")
+    # every stored candle that has closed by the replay's "now" arrives, with the stored values
+    assert 11 <= added <= 12 and again == 0
+    n = len(df) - 12 + added
+    assert len(got) == n
+    cols = ["open", "high", "low", "close", "volume"]
+    pd.testing.assert_frame_equal(
+        got[cols].reset_index(drop=True),
+        df.iloc[:n][cols].reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert got["date"].tolist() == df["date"].iloc[:n].tolist()
+
+
+def test_register_hook_for_the_dispatcher(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from liqsignals.cli.options import run_command
+    from liqsignals.web.cli import register
+
+    parser = argparse.ArgumentParser(prog="liqsignals")
+    sub = parser.add_subparsers(dest="command")
+    register(sub)
+    args = parser.parse_args(["serve", "--host", "0.0.0.0"])
+    assert run_command(args.func, args) == 2
+    assert "--token" in capsys.readouterr().err
