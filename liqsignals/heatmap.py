@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,7 @@ __all__ = [
     "liquidation_heatmap",
     "liquidation_map",
     "map_buckets",
+    "smooth_along_price",
     "top_clusters",
 ]
 
@@ -104,6 +105,18 @@ def _check_warm(dates: np.ndarray, first_snap_ns: int, window_ns: int, what: str
             f"{what} at {_utc(first_snap_ns)} is less than one window after the first candle "
             f"({_utc(dates[0])}): the book there is still filling (incomplete)",
             stacklevel=3,
+        )
+
+
+def _check_window(dates: np.ndarray, window_ns: int, m: LiquidationModel) -> None:
+    """Refuse a window shorter than the candles: every position would expire in its own candle."""
+    if len(dates) < 2:
+        return
+    step = int(np.median(np.diff(dates)))
+    if window_ns < step:
+        raise ValueError(
+            f"window {m.to_dict().get('window')} is shorter than the candles "
+            f"({pd.Timedelta(step, unit='ns')}): choose a window of at least one candle"
         )
 
 
@@ -260,6 +273,13 @@ def _snapshot_rows(
     else:
         s_ns = _ns(start, "start")
     e_ns = int(dates[-1]) if end is None else _ns(end, "end")
+    if start is None and s_ns > e_ns:
+        raise ValueError(
+            f"end {_utc(e_ns)} is before {_utc(s_ns)}, where the default start puts the first "
+            f"column: one window ({pd.Timedelta(window_ns, unit='ns')}) of warm-up after the "
+            f"first candle {_utc(dates[0])}; give an end after it, or a start (the book is then "
+            f"still filling)"
+        )
     if s_ns > e_ns:
         raise ValueError(f"start {_utc(s_ns)} is after end {_utc(e_ns)}")
     i0 = int(np.searchsorted(dates, s_ns, side="left"))
@@ -282,7 +302,7 @@ def _price_window(
     lo: float,
     hi: float,
     price_range: tuple[float, float] | None,
-    margin: float,
+    margins: tuple[float, float],
     max_bins: int | None,
 ) -> tuple[int, int, int]:
     """``(k_lo, fine_width, bins_per_row)``; ``fine_width`` is a multiple of ``bins_per_row``."""
@@ -294,9 +314,7 @@ def _price_window(
         if not (0 < p_lo < p_hi) or not math.isfinite(p_hi):
             raise ValueError(f"price_range must satisfy 0 < low < high, got {price_range!r}")
     else:
-        if not 0 <= margin < 1:
-            raise ValueError(f"margin must be in [0, 1), got {margin!r}")
-        p_lo, p_hi = lo * (1 - margin), hi * (1 + margin)
+        p_lo, p_hi = lo * (1 - margins[0]), hi * (1 + margins[1])
     k_lo = int(model.price_to_bin(p_lo))
     k_hi = int(model.price_to_bin(p_hi))
     width = k_hi - k_lo + 1
@@ -333,10 +351,36 @@ def _interval_ohlc(
 #: every other keyword is a model parameter
 VIEW_OPTIONS: dict[str, Any] = {
     "price_range": None,
-    "margin": 0.15,
+    "margin": None,
+    "side": "combined",
     "max_bins": None,
     "max_times": None,
 }
+
+#: automatic margin: half the candles' relative span, at least 2 % and at most 15 % of price
+_MARGIN_MIN, _MARGIN_MAX, _MARGIN_SPAN = 0.02, 0.15, 0.5
+#: with ``side="long"`` (``"short"``) the other side of the candles keeps this share of the margin
+_OTHER_SIDE = 0.15
+
+
+def view_margins(lo: float, hi: float, margin: float | None, side: str) -> tuple[float, float]:
+    """Fractions of price added below ``lo`` and above ``hi`` for the price window of a picture.
+
+    ``margin=None`` chooses half the candles' relative span ``hi / lo - 1``, clamped to
+    [2 %, 15 %]. Longs are liquidated below price and shorts above, so ``side="long"`` keeps the
+    full margin below the candles and only 15 % of it above (``"short"`` the mirror image);
+    ``"combined"`` pads both sides equally.
+    """
+    if side not in MODES:
+        raise ValueError(f"side must be one of {MODES}, got {side!r}")
+    if margin is None:
+        span = hi / lo - 1 if lo > 0 else 0.0
+        margin = min(max(_MARGIN_SPAN * span, _MARGIN_MIN), _MARGIN_MAX)
+    elif not (isinstance(margin, int | float) and 0 <= margin < 1):
+        raise ValueError(f"margin must be in [0, 1), got {margin!r}")
+    below = margin * (_OTHER_SIDE if side == "short" else 1.0)
+    above = margin * (_OTHER_SIDE if side == "long" else 1.0)
+    return float(below), float(above)
 
 
 def liquidation_heatmap(
@@ -367,7 +411,8 @@ def liquidation_heatmap(
         Snapshot every ``every`` candles, counted back from ``end`` (so the last candle is in).
     price_range : (low, high), optional
         Price window of the picture; default the lowest low and highest high of the candles in
-        ``[start, end]`` widened by ``margin`` (0.15: 15 % below the low and above the high).
+        ``[start, end]`` widened by ``margin`` on the side(s) ``side`` shows
+        (see :func:`view_margins`).
     max_bins : int, optional
         Sum neighbouring bins so there are at most this many price rows.
     max_times : int, optional
@@ -380,8 +425,13 @@ def liquidation_heatmap(
         Use the columns (``times``) and price rows of another heatmap, which must come from a
         model with the same ``bin_bp``: one heatmap per exchange on a common grid, summed with
         :func:`combine_heatmaps`.
-    margin : float
-        See ``price_range``.
+    margin : float, optional
+        Fraction of price added below the low / above the high (0.1: 10 %); default half the
+        candles' relative span, clamped to [0.02, 0.15].
+    side : ``"long"``, ``"short"`` or ``"combined"``
+        The side the picture will show: longs are liquidated below price, so ``"long"`` puts the
+        margin below the candles (and 15 % of it above), ``"short"`` above. The matrices hold
+        both sides whatever ``side`` is.
     progress : callable, optional
         ``progress(done, total)`` after each chunk of candles (for a progress bar).
 
@@ -392,7 +442,9 @@ def liquidation_heatmap(
         (n_times x n_bins, quote notional), ``open``/``high``/``low``/``close`` per column,
         ``model``, ``k_lo``, ``bins_per_row``, ``every``. ``combined`` is ``long + short``.
     """
-    price_range, margin, max_bins, max_times = (params.pop(k, v) for k, v in VIEW_OPTIONS.items())
+    price_range, margin, side, max_bins, max_times = (
+        params.pop(k, v) for k, v in VIEW_OPTIONS.items()
+    )
     m = resolve_model(model, params)
     if not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive int, got {every!r}")
@@ -401,6 +453,7 @@ def liquidation_heatmap(
         raise ValueError("no candles")
     dates = inp.dates
     window_ns = int(m.window_td.value)
+    _check_window(dates, window_ns, m)
     if like is not None:
         if like.model.bin_bp != m.bin_bp:
             raise ValueError(f"like= has bin_bp {like.model.bin_bp}, this model {m.bin_bp}")
@@ -433,7 +486,8 @@ def liquidation_heatmap(
             lo, hi = float(inp.low[r0 : r1 + 1].min()), float(inp.high[r0 : r1 + 1].max())
         else:
             lo = hi = math.nan
-        k_lo, width, factor = _price_window(m, lo, hi, price_range, margin, max_bins)
+        margins = view_margins(lo, hi, margin, side) if price_range is None else (0.0, 0.0)
+        k_lo, width, factor = _price_window(m, lo, hi, price_range, margins, max_bins)
     n_bins = width // factor
     n_t = len(rows)
     if n_t * n_bins * 8 > _MAX_BYTES:
@@ -488,6 +542,62 @@ def liquidation_heatmap(
         k_lo=k_lo,
         bins_per_row=factor,
         every=every_out,
+        meta={"entry_spacing_bp": _entry_spacing_bp(inp, a, r1, m)},
+    )
+
+
+def _entry_spacing_bp(inp: Any, a: int, b: int, m: LiquidationModel) -> float:
+    """Typical distance between the entry prices the model samples in one candle, in bp.
+
+    The model places ``entry_samples`` entries inside each candle's range, so a candle of range
+    ``R`` bp leaves its liquidation levels about ``R / entry_samples`` bp apart: the 75th
+    percentile of the candle ranges in ``[a, b]`` over ``entry_samples``.
+    """
+    high, low, close = inp.high[a : b + 1], inp.low[a : b + 1], inp.close[a : b + 1]
+    ok = np.isfinite(high) & np.isfinite(low) & (close > 0)
+    if not ok.any():
+        return float(m.bin_bp)
+    rng = (high[ok] - low[ok]) / close[ok] * 1e4
+    return float(np.percentile(rng, 75) / m.entry_samples)
+
+
+def smooth_along_price(hm: Heatmap, sigma_bp: float | None = None) -> Heatmap:
+    """A copy of ``hm`` with both matrices smoothed along price, for display.
+
+    The model samples a few entry prices per candle, so the levels of one candle are a comb
+    with teeth ``range / entry_samples`` apart; where the teeth are wider than a row, single
+    empty rows show as thin dark stripes. A Gaussian along price (per column, zero outside the
+    window, total mass kept to within the mass it pushes past the window's edges) of standard
+    deviation ``sigma_bp`` removes them. ``None`` takes the larger of the model's bin width and
+    the entry spacing of the candles (``hm.meta["entry_spacing_bp"]``, see
+    :func:`liquidation_heatmap`). ``hm.meta["smooth_bp"]`` records the value used; 0 returns
+    ``hm`` unchanged.
+    """
+    if sigma_bp is None:
+        spacing = float(hm.meta.get("entry_spacing_bp", hm.model.bin_bp))
+        sigma_bp = max(float(hm.model.bin_bp), spacing if math.isfinite(spacing) else 0.0)
+    if not (isinstance(sigma_bp, int | float) and math.isfinite(sigma_bp) and sigma_bp >= 0):
+        raise ValueError(f"sigma_bp must be a finite number >= 0, got {sigma_bp!r}")
+    if sigma_bp == 0:
+        return hm
+    sigma = float(sigma_bp) / hm.row_bp
+    r = max(1, math.ceil(3 * sigma))
+    kernel = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+
+    def conv(z: np.ndarray) -> np.ndarray:
+        n = z.shape[1]
+        padded = np.pad(z.astype(np.float64), ((0, 0), (r, r)))
+        out = np.zeros(z.shape, dtype=np.float64)
+        for i, w in enumerate(kernel):
+            out += w * padded[:, i : i + n]
+        return out.astype(np.float32)
+
+    return replace(
+        hm,
+        long=conv(hm.long),
+        short=conv(hm.short),
+        meta={**hm.meta, "smooth_bp": float(sigma_bp)},
     )
 
 
@@ -580,7 +690,14 @@ def liquidation_map(
         last = int(np.searchsorted(dates, at_ns, side="right")) - 1
         if last < 0:
             raise ValueError(f"at={_utc(at_ns)} is before the first candle {_utc(dates[0])}")
+        step = int(np.median(np.diff(dates))) if len(dates) > 1 else 0
+        if at_ns > int(dates[-1]) + step:
+            raise ValueError(
+                f"at={_utc(at_ns)} is after the data: the candles span {_utc(dates[0])} .. "
+                f"{_utc(int(dates[-1]) + step)} (close of the last candle)"
+            )
     window_ns = int(m.window_td.value)
+    _check_window(dates, window_ns, m)
     _check_warm(dates, int(dates[last]), window_ns, "the map")
     a = _warmup_start(dates, int(dates[last]), window_ns)
     frame = df.iloc[a : last + 1]

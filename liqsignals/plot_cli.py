@@ -93,6 +93,22 @@ def register(subparsers: Any) -> None:
         help="colours saturate at this percentile of the non-empty cells (default: %(default)s)",
     )
     h.add_argument(
+        "--range",
+        dest="range_pct",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="price axis from PCT %% below the lowest shown candle to PCT %% above the highest "
+        "(with --mode long mostly below, with --mode short mostly above; default: half the "
+        "candles' span, between 2 and 15)",
+    )
+    h.add_argument(
+        "--no-smooth",
+        action="store_true",
+        help="draw the raw rows (no display smoothing along price, which otherwise removes the "
+        "thin stripes left by the model's few entry prices per candle)",
+    )
+    h.add_argument(
         "--trades",
         type=Path,
         default=None,
@@ -105,13 +121,15 @@ def register(subparsers: Any) -> None:
         "--max-columns",
         type=int,
         default=2000,
-        help="at most this many time columns; snapshots are thinned (default: %(default)s)",
+        help="at most this many time columns, PNG and HTML; snapshots are thinned and the "
+        "picture states the column step (default: %(default)s)",
     )
     h.add_argument(
         "--max-rows",
         type=int,
         default=500,
-        help="at most this many price rows; neighbouring bins are summed (default: %(default)s)",
+        help="at most this many price rows, PNG and HTML; neighbouring bins are summed and the "
+        "colour bar states the row height (default: %(default)s)",
     )
     h.set_defaults(func=_cmd_heatmap)
 
@@ -128,7 +146,8 @@ def register(subparsers: Any) -> None:
     m.add_argument(
         "--at",
         default=None,
-        help="the book at the last candle at or before this date/time, UTC (default: last candle)",
+        help="the book at the close of the last candle at or before this date/time, UTC; "
+        "must lie within the data (default: last candle)",
     )
     m.add_argument(
         "--range",
@@ -312,6 +331,20 @@ def _meta(exchanges: list[tuple[str, Path]], pair: str, args: argparse.Namespace
 
 
 # ----------------------------------------------------------------------------- commands
+def _check_window(model: Any, timeframe: str) -> None:
+    from liqsignals.model import timeframe_to_timedelta
+
+    try:
+        step = timeframe_to_timedelta(timeframe)
+    except ValueError:
+        return
+    if model.window_td < step:
+        raise options.CLIError(
+            f"--window {model.to_dict().get('window')} is shorter than one {timeframe} candle: "
+            f"positions would expire within their own candle; use at least {timeframe}"
+        )
+
+
 def _cmd_heatmap(args: argparse.Namespace) -> int:
     from liqsignals.heatmap import combine_heatmaps, liquidation_heatmap
     from liqsignals.model import LiquidationModel
@@ -319,9 +352,13 @@ def _cmd_heatmap(args: argparse.Namespace) -> int:
 
     r = _resolve(args)
     model = LiquidationModel(window=args.window, leverage=args.leverage)
+    _check_window(model, r["timeframe"])
     tr = options.parse_timerange(args.timerange)
     if args.max_columns < 1 or args.max_rows < 1:
         raise options.CLIError("--max-columns and --max-rows must be positive")
+    if args.range_pct is not None and not 0 <= args.range_pct < 100:
+        raise options.CLIError(f"--range {args.range_pct}: give a percentage in [0, 100)")
+    margin = None if args.range_pct is None else args.range_pct / 100
     for pair in r["pairs"]:
         out = _out_path(args.out, pair, len(r["pairs"]) > 1)
         trades = None
@@ -342,6 +379,8 @@ def _cmd_heatmap(args: argparse.Namespace) -> int:
                         end=tr.stop,
                         max_times=args.max_columns,
                         max_bins=args.max_rows,
+                        margin=margin,
+                        side=args.mode,
                         progress=progress,
                     )
             parts.append(hm)
@@ -360,6 +399,7 @@ def _cmd_heatmap(args: argparse.Namespace) -> int:
             scale=args.scale,
             clip_pct=args.clip,
             trades=trades,
+            smooth=not args.no_smooth,
             plotlyjs=True if args.plotlyjs == "inline" else "cdn",
         )
         _wrote(out)
@@ -375,6 +415,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
     model = LiquidationModel(window=args.window, leverage=args.leverage)
     if args.top < 0:
         raise options.CLIError("--top must be >= 0")
+    _check_window(model, r["timeframe"])
     for pair in r["pairs"]:
         out = _out_path(args.out, pair, len(r["pairs"]) > 1)
         maps: list[Any] = []

@@ -36,13 +36,14 @@ import numpy as np
 import pandas as pd
 
 from liqsignals.extras import ensure
-from liqsignals.fileio import atomic_path
+from liqsignals.fileio import atomic_path, atomic_write_text
 from liqsignals.heatmap import (
     MODES,
     Heatmap,
     LiquidationMap,
     cumulative_liquidations,
     map_buckets,
+    smooth_along_price,
     top_clusters,
 )
 
@@ -93,7 +94,12 @@ _WIN = "#39d98a"
 _LOSS = "#ff3b5c"
 _LONG = "#f6465d"  # long liquidations are forced sells below price
 _SHORT = "#2ebd85"  # short liquidations are forced buys above price
+#: log scale: the floor is the median of the non-empty cells, kept between 1.5 and 3 decades
+#: below the top, so the bulk of thinly filled cells stays dark and a cluster ten times
+#: stronger than another gets a visibly different colour
 _LOG_DECADES = 3.0
+_LOG_MIN_DECADES = 1.5
+_LOG_FLOOR_PCT = 50.0
 # margins of the main axes, in pixels
 _LEFT, _BOTTOM, _TOP = 86, 56, 64
 
@@ -125,13 +131,31 @@ def _vmax(z: np.ndarray, clip_pct: float) -> float:
     return v if v > 0 else float(pos.max())
 
 
-def _norm(scale: str, vmax: float) -> Normalize:
+def color_limits(z: np.ndarray, scale: str, clip_pct: float) -> tuple[float, float]:
+    """``(vmin, vmax)`` of the colour scale, the same for PNG and HTML.
+
+    ``vmax`` is the ``clip_pct`` percentile of the non-empty cells; ``vmin`` is 0 for ``sqrt``
+    and ``linear``, and for ``log`` the median of the non-empty cells, kept between 1.5 and 3
+    decades below ``vmax``.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    vmax = _vmax(z, clip_pct)
+    if scale != "log":
+        return 0.0, vmax
+    pos = z[z > 0]
+    floor = float(np.percentile(pos, _LOG_FLOOR_PCT)) if pos.size else vmax / 10**_LOG_DECADES
+    floor = min(max(floor, vmax / 10**_LOG_DECADES), vmax / 10**_LOG_MIN_DECADES)
+    return floor, vmax
+
+
+def _norm(scale: str, vmax: float, vmin: float = 0.0) -> Normalize:
     from matplotlib.colors import LogNorm, Normalize, PowerNorm
 
     if scale == "sqrt":
         return PowerNorm(gamma=0.5, vmin=0.0, vmax=vmax, clip=True)
     if scale == "log":
-        return LogNorm(vmin=vmax / 10**_LOG_DECADES, vmax=vmax, clip=True)
+        return LogNorm(vmin=vmin if vmin > 0 else vmax / 10**_LOG_DECADES, vmax=vmax, clip=True)
     if scale == "linear":
         return Normalize(vmin=0.0, vmax=vmax, clip=True)
     raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
@@ -361,11 +385,52 @@ def _heatmap_title(hm: Heatmap, mode: str) -> str:
     return f"{head}  estimated liquidation heatmap ({side})".strip()
 
 
+def _fmt_td(td: pd.Timedelta) -> str:
+    """``Timedelta("13h30m")`` -> ``"13h 30m"``; ``"1d"``, ``"15m"``."""
+    secs = int(td.total_seconds())
+    parts = []
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if secs >= n:
+            parts.append(f"{secs // n}{unit}")
+            secs %= n
+    return " ".join(parts) or "0s"
+
+
+def _display(hm: Heatmap, smooth: bool | float) -> Heatmap:
+    """The heatmap as drawn: smoothed along price unless ``smooth`` is False (a number: its
+    standard deviation in bp, see :func:`~liqsignals.heatmap.smooth_along_price`)."""
+    if smooth is False or smooth is None:
+        return hm
+    if smooth is True:
+        return smooth_along_price(hm)
+    return smooth_along_price(hm, float(smooth))
+
+
+def _row_bp(hm: Heatmap, factor: int = 1) -> float:
+    return float(((1 + hm.model.bin_bp / 1e4) ** (hm.bins_per_row * factor) - 1) * 1e4)
+
+
+def _colorbar_label(row_bp: float, quote: str, scale: str, sep: str = " ") -> str:
+    return f"estimated liquidations{sep}per {row_bp:.0f} bp row ({quote}, {scale})"
+
+
+def _resolution(times: pd.DatetimeIndex, n_rows: int, row_bp: float, hm: Heatmap) -> str:
+    """What one cell is: the column step, the row height and the display smoothing."""
+    step = pd.Timedelta(np.median(np.diff(times.asi8))) if len(times) > 1 else None
+    cols = f"{len(times)} columns" + (f" every {_fmt_td(step)}" if step is not None else "")
+    text = f"{cols}, {n_rows} rows of {row_bp:.0f} bp"
+    sm = hm.meta.get("smooth_bp")
+    if sm:
+        text += f", smoothed along price (sigma {sm:.0f} bp)"
+    return text
+
+
 #: picture options and their defaults (PNG); ``**options`` of the drawing functions
 PNG_OPTIONS: dict[str, Any] = {
     "colors": "default",
     "scale": "sqrt",
     "clip_pct": 99.5,
+    "smooth": True,
     "candles": True,
     "max_candles": 240,
     "width": 1600,
@@ -377,11 +442,12 @@ HTML_OPTIONS: dict[str, Any] = {
     "colors": "default",
     "scale": "sqrt",
     "clip_pct": 99.5,
-    "max_times": 800,
-    "max_bins": 400,
+    "smooth": True,
+    "max_times": None,
+    "max_bins": None,
     "max_candles": 800,
     "width": None,
-    "height": 800,
+    "height": None,
 }
 
 
@@ -426,13 +492,15 @@ def plot_heatmap(
     import matplotlib.dates as mdates
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    colors, scale, clip_pct, candles, max_candles, width, height, dpi = picture_options(
+    colors, scale, clip_pct, smooth, candles, max_candles, width, height, dpi = picture_options(
         options, PNG_OPTIONS
     )
     _check_mode(mode)
+    hm = _display(hm, smooth)
     z = hm.matrix(mode)
     cmap = liquidation_cmap(colors)
-    norm = _norm(scale, _vmax(z, clip_pct))
+    vmin, vmax = color_limits(z, scale, clip_pct)
+    norm = _norm(scale, vmax, vmin)
     fig = _new_figure(width, height, dpi)
     ax = fig.add_axes(_axes_rect(width, height, right_px=120))
     cax = fig.add_axes(
@@ -476,32 +544,43 @@ def plot_heatmap(
     if len(tr):
         _draw_trades_mpl(ax, tr)
 
-    locator = mdates.AutoDateLocator(minticks=5, maxticks=12)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    _date_axis(ax)
     ax.yaxis.set_major_formatter(FuncFormatter(_fmt_price))
     ax.set_ylabel(f"price ({_quote(hm.meta)})")
     ax.grid(color=_GRID, linewidth=0.5, alpha=0.6)
     ax.set_axisbelow(False)
+    note = f"{_note(hm.meta, hm.model)}; {_resolution(hm.times, hm.shape[1], hm.row_bp, hm)}"
     _titles(fig, title if title is not None else _heatmap_title(hm, mode),
-            _note(hm.meta, hm.model) + ", times UTC")  # fmt: skip
+            note + "; times UTC")  # fmt: skip
     cb = fig.colorbar(mesh, cax=cax)
     if scale != "log":  # the function scale of PowerNorm may show ticks beyond vmax
         vmax = float(norm.vmax or 1.0)
         ticks = MaxNLocator(nbins=7).tick_values(0.0, vmax)
         cb.set_ticks([float(v) for v in ticks if 0.0 <= v <= vmax])
     cb.ax.yaxis.set_major_formatter(FuncFormatter(_fmt_money))
-    cb.set_label(
-        f"estimated liquidations per {hm.row_bp:.0f} bp row ({_quote(hm.meta)}, {scale})",
-        color=_FG,
-        fontsize=9,
-    )
+    cb.set_label(_colorbar_label(hm.row_bp, _quote(hm.meta), scale), color=_FG, fontsize=9)
     cb.outline.set_edgecolor(_GRID)
     if len(tr) or not candles:
         leg = ax.legend(loc="upper left", fontsize=8, facecolor=_BG, edgecolor=_GRID)
         for text in leg.get_texts():
             text.set_color(_FG)
     return fig
+
+
+def _date_axis(ax: Any) -> None:
+    """Concise UTC date ticks that name the month on every day tick (``05 May``), not only at
+    the month's first tick."""
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(minticks=5, maxticks=12)
+    formatter = mdates.ConciseDateFormatter(
+        locator,
+        formats=["%Y", "%b %Y", "%d %b", "%H:%M", "%H:%M", "%S.%f"],
+        zero_formats=["", "%b %Y", "%d %b", "%d %b", "%H:%M", "%H:%M"],
+        offset_formats=["", "%Y", "%Y", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d %H:%M"],
+    )
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(formatter)
 
 
 def _draw_trades_mpl(ax: Any, tr: pd.DataFrame) -> None:
@@ -542,13 +621,19 @@ def _draw_trades_mpl(ax: Any, tr: pd.DataFrame) -> None:
 
 
 # ----------------------------------------------------------------------------- heatmap (HTML)
-def _downsample(hm: Heatmap, mode: str, max_times: int, max_bins: int) -> dict[str, Any]:
-    """Fewer columns (every ``k``-th snapshot, the last one kept) and rows (summed)."""
+def _downsample(
+    hm: Heatmap, mode: str, max_times: int | None, max_bins: int | None
+) -> dict[str, Any]:
+    """Fewer columns (every ``k``-th snapshot, the last one kept) and rows (summed); ``None``
+    keeps the heatmap's own columns / rows. ``row_bp`` is the height of the resulting rows."""
     z = hm.matrix(mode)
     n_t, n_b = z.shape
-    step = max(1, math.ceil(n_t / max_times))
+    for name, v in (("max_times", max_times), ("max_bins", max_bins)):
+        if v is not None and (not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name} must be a positive int or None, got {v!r}")
+    step = max(1, math.ceil(n_t / max_times)) if max_times else 1
     cols = np.arange(n_t - 1, -1, -step)[::-1]
-    f = max(1, math.ceil(n_b / max_bins))
+    f = max(1, math.ceil(n_b / max_bins)) if max_bins else 1
     nb = n_b // f
     lo = n_b - nb * f  # drop the lowest spare rows so the top edge stays
     zz = z[cols][:, lo:].reshape(len(cols), nb, f).sum(axis=2)
@@ -566,15 +651,18 @@ def _downsample(hm: Heatmap, mode: str, max_times: int, max_bins: int) -> dict[s
         "high": h,
         "low": low,
         "close": hm.close[cols],
+        "row_bp": _row_bp(hm, f),
     }
 
 
-def _plotly_colorscale(colors: str, scale: str, n: int = 33) -> list[list[Any]]:
+def _plotly_colorscale(
+    colors: str, scale: str, n: int = 33, floor: float = 10**-_LOG_DECADES
+) -> list[list[Any]]:
     """A plotly colour scale over raw values ``0 .. vmax`` that reproduces ``scale``.
 
     Colour position ``u`` sits at value fraction ``u**2`` for ``sqrt`` and
-    ``10**(-3 (1 - u))`` for ``log``, so the figure holds the real notional (shown on hover) and
-    no second matrix is needed.
+    ``floor**(1 - u)`` for ``log`` (``floor = vmin / vmax``, values below it drawn as the low
+    end), so the figure holds the real notional (shown on hover) and no second matrix is needed.
     """
     from matplotlib.colors import to_hex
 
@@ -582,12 +670,14 @@ def _plotly_colorscale(colors: str, scale: str, n: int = 33) -> list[list[Any]]:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     cmap = liquidation_cmap(colors)
     stops: list[list[Any]] = [[0.0, to_hex(cmap(0.0))]]
+    if scale == "log":
+        stops.append([float(floor), to_hex(cmap(0.0))])
     for i in range(1, n):
         u = i / (n - 1)
         if scale == "sqrt":
             f = u * u
         elif scale == "log":
-            f = 10 ** (-_LOG_DECADES * (1 - u))
+            f = floor ** (1 - u)
         else:
             f = u
         stops.append([float(f), to_hex(cmap(u))])
@@ -605,10 +695,12 @@ def heatmap_figure(
 ) -> Any:
     """An interactive plotly figure of the heatmap.
 
-    A ``Heatmap`` trace (hover: time, price, estimated notional), a ``Candlestick`` trace and, with
-    ``trades``, markers for entries and exits and dashed stop levels. The matrix is reduced to at
-    most ``max_times`` x ``max_bins`` cells (keeping snapshots, summing price rows) to keep the
-    file small.
+    A ``Heatmap`` trace (hover: time, price, estimated notional per row of the stated height), a
+    ``Candlestick`` trace and, with ``trades``, markers for entries and exits and dashed stop
+    levels. The cells are the heatmap's own (the same numbers and colour limits as
+    :func:`plot_heatmap`); ``max_times`` / ``max_bins`` reduce them further (keeping snapshots,
+    summing price rows; the colour bar and hover then state the summed row height).
+    ``height=None`` / ``width=None`` let the figure fill the page (see :func:`save_heatmap`).
 
     Returns
     -------
@@ -616,15 +708,17 @@ def heatmap_figure(
     """
     import plotly.graph_objects as go
 
-    colors, scale, clip_pct, max_times, max_bins, max_candles, width, height = picture_options(
-        options, HTML_OPTIONS
+    (colors, scale, clip_pct, smooth, max_times, max_bins, max_candles, width, height) = (
+        picture_options(options, HTML_OPTIONS)
     )
     _check_mode(mode)
+    hm = _display(hm, smooth)
     d = _downsample(hm, mode, max_times, max_bins)
     z = d["z"]
-    vmax = _vmax(z, clip_pct)
+    vmin, vmax = color_limits(z, scale, clip_pct)
     quote = _quote(hm.meta)
     x = _naive_utc(d["times"])
+    row_bp = d["row_bp"]
     fig = go.Figure()
     fig.add_trace(
         go.Heatmap(
@@ -633,16 +727,20 @@ def heatmap_figure(
             z=np.ascontiguousarray(z.T),
             zmin=0.0,
             zmax=vmax,
-            colorscale=_plotly_colorscale(colors, scale),
-            colorbar={"title": {"text": f"est. liquidations ({quote}, {scale} colours)"}},
+            colorscale=_plotly_colorscale(colors, scale, floor=vmin / vmax if vmin > 0 else 1e-3),
+            colorbar={
+                "title": {"text": _colorbar_label(row_bp, quote, scale, sep="<br>"),
+                          "side": "right"},
+                "tickformat": "~s",
+            },
             hovertemplate=(
                 "%{x|%Y-%m-%d %H:%M} UTC<br>price %{y:,.2f}<br>"
-                f"estimated notional %{{z:,.0f}} {quote}"
+                f"estimated notional %{{z:,.0f}} {quote} per {row_bp:.0f} bp row"
                 f"<extra>{mode}</extra>"
             ),
             name=f"liquidations ({mode})",
         )
-    )
+    )  # fmt: skip
     size = max(1, math.ceil(len(x) / max_candles))
     a, b, o, h, lo, c = _group_candles(d["open"], d["high"], d["low"], d["close"], size)
     fig.add_trace(
@@ -660,21 +758,37 @@ def heatmap_figure(
     tr = _trades_in(trades, hm.times[0], hm.times[-1]) if trades is not None else pd.DataFrame()
     if len(tr):
         _draw_trades_plotly(fig, tr)
+    note = f"{_note(hm.meta, hm.model)}; {_resolution(d['times'], z.shape[1], row_bp, hm)}"
     fig.update_layout(
         template="plotly_dark",
+        paper_bgcolor=_BG,
+        plot_bgcolor=_BG,
         title={"text": title if title is not None else _heatmap_title(hm, mode)},
-        xaxis={"rangeslider": {"visible": False}, "title": {"text": "time (UTC)"}},
-        yaxis={"title": {"text": f"price ({quote})"}, "range": [d["edges"][0], d["edges"][-1]]},
+        xaxis={
+            "rangeslider": {"visible": False},
+            "title": {"text": "time (UTC)"},
+            "tickformatstops": _PLOTLY_DATE_STOPS,
+        },
+        yaxis={
+            "title": {"text": f"price ({quote})"},
+            "range": [d["edges"][0], d["edges"][-1]],
+            "hoverformat": ",.2f",
+            "tickformat": ",.0f",
+        },
         height=height,
         width=width,
+        autosize=True,
+        margin={"l": 80, "r": 40, "t": 70, "b": 70},
         legend={"orientation": "h", "y": 1.02, "x": 0},
         annotations=[
             {
-                "text": _note(hm.meta, hm.model),
+                "text": note,
                 "xref": "paper",
                 "yref": "paper",
                 "x": 1,
-                "y": -0.08,
+                "y": 1.0,
+                "yanchor": "bottom",
+                "yshift": 24,
                 "showarrow": False,
                 "font": {"size": 10, "color": "#8a90a0"},
                 "xanchor": "right",
@@ -682,6 +796,37 @@ def heatmap_figure(
         ],
     )
     return fig
+
+
+#: plotly date ticks that always name the month
+_PLOTLY_DATE_STOPS = [
+    {"dtickrange": [None, 86_400_000], "value": "%H:%M\n%d %b"},
+    {"dtickrange": [86_400_000, "M1"], "value": "%d %b\n%Y"},
+    {"dtickrange": ["M1", None], "value": "%b %Y"},
+]
+
+
+def _write_html(fig: Any, path: Path, plotlyjs: str | bool, title: str) -> Path:
+    """A dark page whose figure fills the browser window (resizes with it)."""
+    import html
+
+    body = fig.to_html(
+        include_plotlyjs=plotlyjs,
+        full_html=False,
+        default_width="100%",
+        default_height="100vh",
+        config={"responsive": True, "displaylogo": False},
+    )
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n"
+        f"<style>html, body {{ margin: 0; padding: 0; background: {_BG}; color: {_FG}; "
+        "overflow: hidden; }</style>\n</head>\n<body>\n"
+        f"{body}\n</body>\n</html>\n"
+    )
+    atomic_write_text(path, page)
+    return path
 
 
 def _draw_trades_plotly(fig: Any, tr: pd.DataFrame) -> None:
@@ -759,8 +904,9 @@ def save_heatmap(
     **kwargs: Any,
 ) -> Path:
     """Write the heatmap to ``path``: ``.png`` (matplotlib, ``width`` x ``height`` pixels) or
-    ``.html`` (plotly; ``plotlyjs=True`` embeds plotly.js so the file works offline, ``"cdn"``
-    links it). ``kwargs`` go to :func:`plot_heatmap` / :func:`heatmap_figure`.
+    ``.html`` (plotly on a dark page the figure fills, resizing with the browser window;
+    ``plotlyjs=True`` embeds plotly.js so the file works offline, ``"cdn"`` links it).
+    ``kwargs`` go to :func:`plot_heatmap` / :func:`heatmap_figure`.
 
     Returns
     -------
@@ -773,10 +919,8 @@ def save_heatmap(
             plot_heatmap(hm, mode, width=width, height=height, dpi=dpi, **kwargs), path
         )
     kwargs = {k: v for k, v in kwargs.items() if k not in ("candles", "max_candles")}
-    fig = heatmap_figure(hm, mode, width=None, height=height, **kwargs)
-    with atomic_path(path) as tmp:
-        fig.write_html(tmp, include_plotlyjs=plotlyjs, full_html=True)
-    return path
+    fig = heatmap_figure(hm, mode, width=None, height=None, **kwargs)
+    return _write_html(fig, path, plotlyjs, _heatmap_title(hm, mode))
 
 
 # ----------------------------------------------------------------------------- liquidation map
@@ -799,8 +943,19 @@ def _map_data(
 
 
 def _map_title(lmap: LiquidationMap, meta: dict[str, Any]) -> str:
+    """The book's instant is the close of the map's candle: ``time`` plus the timeframe
+    (``meta["timeframe"]``); without a timeframe the candle is named instead."""
+    from liqsignals.model import timeframe_to_timedelta
+
     pair = meta.get("pair") or ""
-    when = f"{lmap.time:%Y-%m-%d %H:%M} UTC" if lmap.time is not None else ""
+    when = ""
+    if lmap.time is not None:
+        try:
+            step = timeframe_to_timedelta(str(meta.get("timeframe") or ""))
+        except ValueError:
+            when = f"at the close of the {lmap.time:%Y-%m-%d %H:%M} UTC candle"
+        else:
+            when = f"{lmap.time + step:%Y-%m-%d %H:%M} UTC"
     return f"{pair}  estimated liquidation map  {when}".strip()
 
 
@@ -906,7 +1061,18 @@ def plot_map(
         "cumulative long (fall to price)",
         "cumulative short (rise to price)",
     ]
-    leg = ax.legend(handles, labels, loc="upper left", fontsize=8, facecolor=_BG, edgecolor=_GRID)
+    # in the top margin, right of the title: inside the axes it would cover the cumulative curves
+    leg = fig.legend(
+        handles,
+        labels,
+        loc="upper right",
+        bbox_to_anchor=(1 - 96 / width, 1 - 4 / height),
+        ncols=2,
+        fontsize=8,
+        facecolor=_BG,
+        edgecolor=_GRID,
+        framealpha=1.0,
+    )
     for text in leg.get_texts():
         text.set_color(_FG)
     _titles(fig, title if title is not None else _map_title(lmap, meta), _note(meta))
@@ -922,9 +1088,12 @@ def map_figure(
     meta: dict[str, Any] | None = None,
     title: str | None = None,
     width: int | None = None,
-    height: int = 700,
+    height: int | None = None,
 ) -> Any:
     """An interactive plotly liquidation map (same content as :func:`plot_map`).
+
+    Hover follows the price under the pointer (all traces at that price), the current price is
+    labelled on its line, and the title gives the book's instant (the candle's close).
 
     Returns
     -------
@@ -989,12 +1158,30 @@ def map_figure(
                     "font": {"size": 10, "color": _LONG if row.side == "long" else _SHORT},
                 }
             )
-    fig.add_vline(x=lmap.price, line={"color": "white", "dash": "dash", "width": 1})
+    fig.add_vline(
+        x=lmap.price,
+        line={"color": "white", "dash": "dash", "width": 1},
+        annotation={
+            "text": f"price {_fmt_price(lmap.price)}",
+            "font": {"color": _BG, "size": 11},
+            "bgcolor": "#ffffff",
+            "yanchor": "bottom",
+        },
+        annotation_position="top",
+    )
     fig.update_layout(
         template="plotly_dark",
+        paper_bgcolor=_BG,
+        plot_bgcolor=_BG,
+        hovermode="x unified",
         title={"text": title if title is not None else _map_title(lmap, meta)},
-        xaxis={"title": {"text": f"price ({quote})"}, "range": [d["lo"], d["hi"]]},
-        yaxis={"title": {"text": f"estimated liquidations ({quote})"}},
+        xaxis={
+            "title": {"text": f"price ({quote})"},
+            "range": [d["lo"], d["hi"]],
+            "hoverformat": ",.2f",
+            "tickformat": ",.0f",
+        },
+        yaxis={"title": {"text": f"estimated liquidations ({quote})"}, "tickformat": "~s"},
         yaxis2={
             "title": {"text": f"cumulative ({quote})"},
             "overlaying": "y",
@@ -1032,7 +1219,5 @@ def save_map(
     path = Path(path)
     if _suffix(path) == "png":
         return _save_png(plot_map(lmap, width=width, height=height, dpi=dpi, **kwargs), path)
-    fig = map_figure(lmap, height=height, **kwargs)
-    with atomic_path(path) as tmp:
-        fig.write_html(tmp, include_plotlyjs=plotlyjs, full_html=True)
-    return path
+    fig = map_figure(lmap, height=None, **kwargs)
+    return _write_html(fig, path, plotlyjs, _map_title(lmap, kwargs.get("meta") or {}))

@@ -103,7 +103,7 @@ def test_matches_engine_over_full_history(btc_short: pd.DataFrame) -> None:
 
 def test_last_column_equals_liquidation_map(btc_short: pd.DataFrame) -> None:
     at = "2025-04-20 13:00"
-    hm = liquidation_heatmap(btc_short, window="1w", start="2025-04-20", end=at)
+    hm = liquidation_heatmap(btc_short, window="1w", start="2025-04-20", end=at, margin=0.15)
     lmap = liquidation_map(btc_short, window="1w", at=at)
     assert lmap.time == hm.times[-1] == pd.Timestamp(at, tz="UTC")
     assert lmap.price == hm.close[-1]
@@ -158,7 +158,7 @@ def test_causal_columns(btc_short: pd.DataFrame) -> None:
 
 def test_planted_cluster_lands_in_one_row() -> None:
     df = planted_candles()
-    hm = liquidation_heatmap(df, PLANTED_MODEL)
+    hm = liquidation_heatmap(df, PLANTED_MODEL, margin=0.15)
     f_long, f_short, _ = PLANTED_MODEL.liquidation_factors()
     for mat, level in ((hm.long, 100 * f_long[0]), (hm.short, 100 * f_short[0])):
         rows = np.flatnonzero(mat.sum(axis=0) > 0)

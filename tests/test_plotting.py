@@ -91,7 +91,8 @@ def planted() -> tuple[Heatmap, float, float]:
         window="1w", leverages=(10.0,), leverage_weights=(1.0,), entry_samples=1
     )
     f_long, f_short, _ = model.liquidation_factors()
-    return liquidation_heatmap(df, model), 100 * float(f_long[0]), 100 * float(f_short[0])
+    hm = liquidation_heatmap(df, model, margin=0.15)
+    return hm, 100 * float(f_long[0]), 100 * float(f_short[0])
 
 
 def _pixel_strip(fig, img: np.ndarray, price: float, spread: int = 0) -> np.ndarray:
