@@ -83,6 +83,10 @@ def test_page_draws_changes_and_hovers() -> None:
     assert "UTC" in hover and "price" in hover and "notional" in hover, hover
     assert obs["map_time"] == obs["hover_time"], "the map does not follow the hovered time"
     assert obs["readout_rows"] >= 7
+    (t0, t1, n), (z0, z1, zn) = obs["span_before"], obs["span_zoom"]
+    assert t0 < z0 < z1 < t1, "the drag did not zoom into the range"
+    assert (z1 - z0) < (t1 - t0) / 3
+    assert zn > n / 4, "the zoomed range is not recomputed at screen resolution"
 
 
 @pytest.mark.slow
@@ -230,6 +234,15 @@ def _page_scenario() -> dict[str, Any]:
         )
         obs["map_time"] = driver.execute_script("return window.liqsignals.map.time")
         obs["readout_rows"] = len(driver.find_elements("css selector", "#readout tr"))
+        # drag across the heatmap: the zoomed time range comes back at screen resolution
+        span = "const t = window.liqsignals.hm.times; return [t[0], t[t.length - 1], t.length]"
+        obs["span_before"] = driver.execute_script(span)
+        loads = driver.execute_script("return window.liqsignals.loads")
+        ActionChains(driver).move_to_element_with_offset(
+            canvas, -300, 0
+        ).click_and_hold().move_by_offset(200, 0).release().perform()
+        wait_js(driver, f"return window.liqsignals.loads > {loads}")
+        obs["span_zoom"] = driver.execute_script(span)
         obs["js_errors"] = driver.execute_script("return window.liqsignals.errors")
         obs["severe"] = _severe(driver)
         return obs
