@@ -41,11 +41,17 @@ def _missing() -> str | None:
         return "selenium is not installed (pip install selenium)"
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return "unshare / ip (util-linux, iproute2) are missing"
-    probe = subprocess.run(
-        ["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True
-    )
-    if probe.returncode != 0:
-        return f"cannot create a network namespace: {probe.stderr.strip()}"
+    if _unshare() is None:
+        return "cannot create a network namespace with unshare -n (nor -rn as a normal user)"
+    return None
+
+
+def _unshare() -> list[str] | None:
+    """``unshare -n`` as root; ``unshare -rn`` (a user namespace) for a normal user."""
+    for cmd in (["unshare", "-n"], ["unshare", "-rn"]):
+        probe = subprocess.run([*cmd, "sh", "-c", "ip link set lo up"], capture_output=True)
+        if probe.returncode == 0:
+            return cmd
     return None
 
 
@@ -56,8 +62,10 @@ def _scenario(name: str, timeout: float = 90) -> dict[str, Any]:
             pytest.fail(f"browser tests cannot run under CI=true: {reason}")
         pytest.skip(reason)
     inner = f"ip link set lo up && exec {sys.executable} {Path(__file__)} {name}"
+    prefix = _unshare()
+    assert prefix is not None
     proc = subprocess.run(
-        ["unshare", "-n", "sh", "-c", inner],
+        [*prefix, "sh", "-c", inner],
         capture_output=True,
         text=True,
         timeout=timeout,
