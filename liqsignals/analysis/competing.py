@@ -23,7 +23,11 @@ the share of "only liq hit" among "exactly one hit" (0.5: no preference).
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +45,7 @@ __all__ = [
     "competing_samples",
     "competing_test",
     "head_to_head",
+    "main",
     "target_levels",
 ]
 
@@ -295,3 +300,76 @@ def head_to_head(
     return HeadToHead(n=int(len(j)), decided=int(dec.sum()), share_liq=ci,
                       median_dist_liq_pct=float(j["dist_pct_liq"].median()),
                       median_dist_swing_pct=float(j["dist_pct_swing"].median()))  # fmt: skip
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m liqsignals.analysis.competing",
+        description="Lift of liquidation, swing, round, volume-node and placebo targets.",
+    )
+    ap.add_argument("--datadir", required=True, help="freqtrade datadir (exchange folder)")
+    ap.add_argument("--pairs", nargs="+", required=True, help="ccxt symbols, e.g. BTC/USDT:USDT")
+    ap.add_argument("--timeframe", default="1h")
+    ap.add_argument("--timerange", default=None, help="freqtrade syntax, e.g. 20230101-")
+    ap.add_argument("--horizon", default="1d", help="duration; lookbacks scale with it")
+    ap.add_argument("--band", type=float, default=5.0, help="band_pct (%%)")
+    ap.add_argument("--window", default="1w", help="model window of the liq_* columns")
+    ap.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
+    ap.add_argument("--resamples", type=int, default=2000)
+    ap.add_argument("--json", action="store_true", help="print JSON")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m liqsignals.analysis.competing``: one JSON object per pair (``--json``).
+
+    Pair-agnostic settings: the horizon is a duration; the swing lookback is 3 horizons of 1 day
+    (72 candles at 1h), the volume profile one week, the placebo offset 4 weeks, all in candles
+    of the timeframe.
+    """
+    from liqsignals.data.datadir import load_candles
+    from liqsignals.features import liquidation_features, timeframe_to_timedelta
+    from liqsignals.model import parse_duration
+
+    args = _parser().parse_args(argv)
+    try:
+        spacing = timeframe_to_timedelta(args.timeframe)
+        h = max(1, int(round(parse_duration(args.horizon, "horizon") / spacing)))
+        per_day = max(1, int(round(pd.Timedelta(days=1) / spacing)))
+        opts = CompetingOptions(horizon=h, band_pct=args.band, swing_lookback=3 * per_day,
+                                profile_lookback=7 * per_day, placebo_offset=28 * per_day,
+                                resamples=args.resamples)  # fmt: skip
+        out: dict[str, Any] = {}
+        for pair in args.pairs:
+            df = load_candles(args.datadir, pair, args.timeframe, timerange=args.timerange)
+            feats = liquidation_features(df, window=args.window, symbol=pair)
+            cell: dict[str, Any] = {"pair": pair, "timeframe": args.timeframe, "horizon": h,
+                                    "band_pct": args.band}  # fmt: skip
+            cell["targets"] = {
+                t: competing_test(df, feats, t, opts).to_dict() for t in args.targets
+            }
+            cell["head_to_head"] = head_to_head(df, feats, opts).to_dict()
+            out[pair] = cell
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    for pair, cell in out.items():
+        print(f"{pair} {cell['timeframe']} H={cell['horizon']} band={cell['band_pct']}%")
+        for t, r in cell["targets"].items():
+            print(f"  {t:8s} n={r['n']:6d} hit={r['hit_rate']:.3f} mirror={r['mirror_rate']:.3f} "
+                  f"lift={r['lift']:.4f} [{r['lift_ci_low']:.4f}, {r['lift_ci_high']:.4f}] "
+                  f"p={r['lift_p_value']:.4f}")  # fmt: skip
+        hh = cell["head_to_head"]
+        print(
+            f"  head-to-head liq vs swing: n={hh['n']} decided={hh['decided']} share_liq="
+            f"{hh['share_liq']:.3f} [{hh['share_liq_ci_low']:.3f}, {hh['share_liq_ci_high']:.3f}]"
+            f" dist liq {hh['median_dist_liq_pct']:.2f}% swing {hh['median_dist_swing_pct']:.2f}%"
+        )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
