@@ -31,16 +31,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from liqsignals.data.datadir import data_path, list_data, load_candles
 from liqsignals.engine import LiquidationEngine
+from liqsignals.extras import ensure
 from liqsignals.heatmap import (
     MODES,
     combine_heatmaps,
@@ -50,6 +44,18 @@ from liqsignals.heatmap import (
     top_clusters,
 )
 from liqsignals.model import LEVERAGE_PRESETS, WINDOWS, LiquidationModel, timeframe_to_timedelta
+
+# the web view needs the web extra (starlette, uvicorn): an ImportError naming it
+ensure("starlette", "the web view")
+ensure("uvicorn", "the web view")
+
+from starlette.applications import Starlette  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import FileResponse, JSONResponse, Response  # noqa: E402
+from starlette.routing import Mount, Route  # noqa: E402
+from starlette.staticfiles import StaticFiles  # noqa: E402
+from starlette.types import ASGIApp, Receive, Scope, Send  # noqa: E402
 
 __all__ = [
     "COLORS",
