@@ -94,11 +94,11 @@ _WIN = "#39d98a"
 _LOSS = "#ff3b5c"
 _LONG = "#f6465d"  # long liquidations are forced sells below price
 _SHORT = "#2ebd85"  # short liquidations are forced buys above price
-#: log scale: the floor is the median of the non-empty cells, kept between 1.5 and 3 decades
+#: log scale: the floor is the median of the non-empty cells, kept between 1 and 3 decades
 #: below the top, so the bulk of thinly filled cells stays dark and a cluster ten times
 #: stronger than another gets a visibly different colour
 _LOG_DECADES = 3.0
-_LOG_MIN_DECADES = 1.5
+_LOG_MIN_DECADES = 1.0
 _LOG_FLOOR_PCT = 50.0
 # margins of the main axes, in pixels
 _LEFT, _BOTTOM, _TOP = 86, 56, 64
@@ -135,7 +135,7 @@ def color_limits(z: np.ndarray, scale: str, clip_pct: float) -> tuple[float, flo
     """``(vmin, vmax)`` of the colour scale, the same for PNG and HTML.
 
     ``vmax`` is the ``clip_pct`` percentile of the non-empty cells; ``vmin`` is 0 for ``sqrt``
-    and ``linear``, and for ``log`` the median of the non-empty cells, kept between 1.5 and 3
+    and ``linear``, and for ``log`` the median of the non-empty cells, kept between 1 and 3
     decades below ``vmax``.
     """
     if scale not in SCALES:
