@@ -589,31 +589,30 @@ class LiquidationEngine:
         return eng
 
     def save(self, path: str | Path) -> None:
-        """Save the state to an ``.npz`` file (written atomically)."""
-        import json
+        """Save the state to an ``.npz`` file, written atomically (unique temporary name,
+        fsync, replace; see :mod:`liqsignals.persist`)."""
+        from liqsignals.persist import save_engine
 
-        path = Path(path)
-        state = self.state_dict()
-        meta = {
-            "model": state.pop("model"),
-            "summaries": state.pop("summaries"),
-            "first_date": state.pop("first_date"),
-            "last_close": state.pop("last_close"),
-        }
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, meta=np.array(json.dumps(meta)), **state)
-        tmp.replace(path)
+        save_engine(self, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> LiquidationEngine:
-        import json
+    def load(
+        cls,
+        path: str | Path,
+        model: LiquidationModel | None = None,
+        *,
+        mix: LeverageMix | None = None,
+    ) -> LiquidationEngine:
+        """Load a state saved by :meth:`save`.
 
-        with np.load(Path(path), allow_pickle=False) as data:
-            state: dict[str, Any] = {name: data[name] for name in data.files if name != "meta"}
-            meta = json.loads(str(data["meta"]))
-        state.update(meta)
-        return cls.from_state(state)
+        With ``model`` (and ``mix`` for an engine built with one) the file must come from an
+        engine with that model and leverage mix, else ``ValueError``. Without ``model`` the
+        file's own model and mix are used, whatever they are. A corrupt, truncated or
+        hand-edited file raises ``ValueError`` (see :mod:`liqsignals.persist`).
+        """
+        from liqsignals.persist import load_engine
+
+        return load_engine(path, model, mix)
 
 
 def liquidation_levels(
