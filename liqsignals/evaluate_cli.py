@@ -8,9 +8,12 @@
     writes markdown tables and PNG plots (by intensity bucket, distance band, side, window x
     horizon x band, and the intensity -> price move table).
 ``liqsignals evaluate realised --datadir DIR --pairs PAIR --timeframe TF --realised CSV
-[--timerange R] [--model PRESET_OR_FILE] [--report out.md] [--json]``
+[--timerange R] [--train R] [--model PRESET_OR_FILE] [--report out.md] [--json]``
     Estimated vs realised liquidations per realised bar: Spearman per side, side accuracy on the
-    largest bars, and the same for naive baselines.
+    largest bars, and the same for naive baselines. With ``--train``: the candle-only log-linear
+    baseline fitted on the training bars, the path-excursion baseline, the long-share test on the
+    busier half of the bars, and block-bootstrap intervals of model minus each baseline
+    (:mod:`liqsignals.analysis.baselines`).
 ``liqsignals calibrate --datadir DIR --pairs PAIR --timeframe TF --realised CSV --train R --test R
 [--budget N] [--out liqsignals/presets/NAME.json] [--json]``
     Fit the model to realised liquidations on the training range and score it on the test range.
@@ -92,6 +95,13 @@ def register(subparsers: Any) -> None:
     )
     _common(r)
     _realised_arg(r)
+    r.add_argument(
+        "--train",
+        default=None,
+        help="training range (ends before --timerange starts), e.g. 20241101-20250301: fit the "
+        "candle-only log-linear baseline there and report it, the path-excursion baseline, the "
+        "long-share test and bootstrap intervals of model minus each baseline",
+    )
     r.set_defaults(func=_cmd_realised)
 
     c = subparsers.add_parser(
@@ -233,11 +243,24 @@ def _cmd_realised(args: argparse.Namespace) -> int:
     opts = options.resolve_data_options(args)
     model = _model(args.model)
     files = _realised_files(args, opts.pairs)
-    frames = _frames(opts, opts.timerange, ev.realised_warmup(model))
-    result = ev.evaluate_realised_pairs(
-        frames, files, model, model_name=args.model, timeframe=opts.timeframe,
-        timerange=opts.timerange,
-    )  # fmt: skip
+    span = opts.timerange
+    if args.train is not None:
+        trr = options.parse_timerange(args.train, "--train")
+        if trr.stop is None or opts.range.start is None or trr.stop > opts.range.start:
+            raise options.CLIError(
+                "--train needs an end at or before the start of --timerange (YYYYMMDD-YYYYMMDD)"
+            )
+        start = "" if trr.start is None else trr.start.strftime("%Y%m%dT%H%M")
+        stop = "" if opts.range.stop is None else opts.range.stop.strftime("%Y%m%dT%H%M")
+        span = f"{start}-{stop}"
+    frames = _frames(opts, span, ev.realised_warmup(model))
+    try:
+        result = ev.evaluate_realised_pairs(
+            frames, files, model, model_name=args.model, timeframe=opts.timeframe,
+            timerange=opts.timerange, train=args.train,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise options.CLIError(str(exc)) from exc
     if args.report:
         result.report = str(report.write_realised_report(result, args.report))
         _say(f"report written to {result.report}")

@@ -30,6 +30,7 @@ __all__ = [
     "fmt",
     "magnet_text",
     "md_table",
+    "realised_baseline_text",
     "realised_text",
     "write_magnet_report",
     "write_realised_report",
@@ -378,7 +379,33 @@ def realised_text(evaluation: RealisedEvaluation) -> str:
             f"(baseline {fmt(m['baseline_side_accuracy_large'])}), log10 scale "
             f"{fmt(m['log10_scale'], '+.2f')}"
         )
+        if "fitted_baseline_spearman_long" in m:
+            lines.append(realised_baseline_text(m))
     return "\n".join(lines)
+
+
+def realised_baseline_text(m: Mapping[str, Any]) -> str:
+    """Lines of the fitted-baseline comparison (``evaluate realised --train``) for one pair."""
+
+    def diff(name: str) -> str:
+        return (
+            f"{fmt(m[name], '+.3f')} [{fmt(m[name + '_ci_low'], '+.3f')}, "
+            f"{fmt(m[name + '_ci_high'], '+.3f')}]"
+        )
+
+    return (
+        f"  fitted baseline (on {m['n_train_bars']} training bars) Spearman long "
+        f"{fmt(m['fitted_baseline_spearman_long'])} short {fmt(m['fitted_baseline_spearman_short'])}"
+        f", path excursion {fmt(m['path_baseline_spearman_long'])} / "
+        f"{fmt(m['path_baseline_spearman_short'])}\n"
+        f"  model minus fitted: long {diff('diff_vs_fitted_long')} short "
+        f"{diff('diff_vs_fitted_short')}; minus path: long {diff('diff_vs_path_long')} short "
+        f"{diff('diff_vs_path_short')}\n"
+        f"  long share on the {m['n_busy_bars']} busier bars: model "
+        f"{fmt(m['long_share_spearman'])}, excursion {fmt(m['excursion_long_share_spearman'])}, "
+        f"fitted {fmt(m['fitted_long_share_spearman'])}; model minus fitted "
+        f"{diff('diff_share_vs_fitted')}, minus excursion {diff('diff_share_vs_excursion')}"
+    )
 
 
 def calibration_text(result: CalibrationResult) -> str:

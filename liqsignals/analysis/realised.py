@@ -36,6 +36,7 @@ from liqsignals.inputs import prepare_inputs
 from liqsignals.model import LiquidationModel, resolve_model
 
 __all__ = [
+    "BASELINE_POOLED_KEYS",
     "POOLED_KEYS",
     "REALISED_COLUMNS",
     "RealisedEvaluation",
@@ -152,6 +153,9 @@ def realised_bars(
     exc_long, exc_short : second baseline, ``quote_volume x (open - low) / open`` and
         ``quote_volume x (high - open) / open`` with the bar's first open, lowest low and highest
         high (quote): how far the bar travelled each way, weighted by turnover
+    path_long, path_short : the same per candle, summed over the bar's candles,
+        ``sum(volume_i x typical_i x (open_i - low_i) / open_i)`` and ``... (high_i - open_i) / open_i``
+        (quote): the path travelled each way inside the bar, weighted by turnover
     return_pct : bar return, last close over first open (%)
     quote_volume : sum of ``volume * (high + low + close) / 3`` over the bar's candles (quote)
 
@@ -203,12 +207,15 @@ def realised_bars(
     ) / 3.0
     qv = candles["volume"].to_numpy(dtype=np.float64) * typical
     bad = ~(np.isfinite(est_l) & np.isfinite(est_s))
+    h_arr = candles["high"].to_numpy(dtype=np.float64)
+    l_arr = candles["low"].to_numpy(dtype=np.float64)
 
     def csum(a: np.ndarray) -> np.ndarray:
         return np.concatenate([[0.0], np.cumsum(a)])
 
     cs_l, cs_s, cs_q, cs_bad = csum(np.where(bad, 0, est_l)), csum(np.where(bad, 0, est_s)), \
         csum(qv), csum(bad.astype(np.float64))  # fmt: skip
+    cs_pl, cs_ps = csum(qv * (o - l_arr) / o), csum(qv * (h_arr - o) / o)
     bd = utc_dates(real["date"])
     lo = np.searchsorted(cdates, bd, side="left")
     hi = np.searchsorted(cdates, bd + bar_td.to_timedelta64(), side="left")
@@ -225,8 +232,6 @@ def realised_bars(
     ret = c[hi - 1] / o[lo] - 1.0
     vol = cs_q[hi] - cs_q[lo]
     mag = np.abs(ret) * vol
-    h_arr = candles["high"].to_numpy(dtype=np.float64)
-    l_arr = candles["low"].to_numpy(dtype=np.float64)
     bar_hi = np.array([h_arr[a:b].max() for a, b in zip(lo, hi, strict=True)])
     bar_lo = np.array([l_arr[a:b].min() for a, b in zip(lo, hi, strict=True)])
     return pd.DataFrame(
@@ -240,6 +245,8 @@ def realised_bars(
             "base_short": np.where(ret > 0, mag, 0.0),
             "exc_long": vol * (o[lo] - bar_lo) / o[lo],
             "exc_short": vol * (bar_hi - o[lo]) / o[lo],
+            "path_long": cs_pl[hi] - cs_pl[lo],
+            "path_short": cs_ps[hi] - cs_ps[lo],
             "return_pct": ret * 100.0,
             "quote_volume": vol,
         }
@@ -367,6 +374,13 @@ POOLED_KEYS: tuple[str, ...] = (
     "log10_slope",
 )  # fmt: skip
 
+#: Baseline metrics averaged over pairs when a training range is given.
+BASELINE_POOLED_KEYS: tuple[str, ...] = (
+    "fitted_baseline_spearman_long", "fitted_baseline_spearman_short",
+    "path_baseline_spearman_long", "path_baseline_spearman_short", "long_share_spearman",
+    "excursion_long_share_spearman", "fitted_long_share_spearman", "path_long_share_spearman",
+)  # fmt: skip
+
 
 @dataclass
 class RealisedEvaluation:
@@ -378,7 +392,10 @@ class RealisedEvaluation:
 
     :meth:`to_dict` is the ``--json`` object: one pair's metrics, or for several pairs
     ``n_bars`` (total), the :data:`POOLED_KEYS` averaged over pairs and ``per_pair``; then
-    ``pairs``, ``timeframe``, ``timerange``, ``model``, ``window`` and ``report`` (if written).
+    ``pairs``, ``timeframe``, ``timerange``, ``model``, ``window``, ``report`` (if written) and
+    ``train`` (with a training range: each pair's metrics then also hold the
+    :class:`~liqsignals.analysis.baselines.BaselineComparison` keys, and for several pairs the
+    :data:`BASELINE_POOLED_KEYS` are averaged like the others).
     """
 
     per_pair: dict[str, dict[str, Any]]
@@ -388,6 +405,7 @@ class RealisedEvaluation:
     window: str = ""
     timerange: str | None = None
     report: str | None = None
+    train: str | None = None
 
     @property
     def pairs(self) -> list[str]:
@@ -399,8 +417,9 @@ class RealisedEvaluation:
         if len(self.per_pair) == 1:
             return dict(next(iter(self.per_pair.values())))
         out: dict[str, Any] = {"n_bars": sum(m["n_bars"] for m in self.per_pair.values())}
-        for k in POOLED_KEYS:
-            vals = [m[k] for m in self.per_pair.values() if m[k] is not None]
+        keys = POOLED_KEYS + (BASELINE_POOLED_KEYS if self.train is not None else ())
+        for k in keys:
+            vals = [m[k] for m in self.per_pair.values() if m.get(k) is not None]
             out[k] = float(np.mean(vals)) if vals else None
         out["per_pair"] = self.per_pair
         return out
@@ -411,6 +430,8 @@ class RealisedEvaluation:
             pairs=self.pairs, timeframe=self.timeframe, timerange=self.timerange,
             model=self.model, window=self.window,
         )  # fmt: skip
+        if self.train is not None:
+            out["train"] = self.train
         if self.report is not None:
             out["report"] = self.report
         return json_safe(out)
@@ -424,10 +445,17 @@ def evaluate_realised_pairs(
     model_name: str | None = None,
     timeframe: str | None = None,
     timerange: str | None = None,
+    train: str | None = None,
 ) -> RealisedEvaluation:
     """:func:`evaluate_realised` for every pair of ``candles`` (bars inside ``timerange``,
     freqtrade's ``START-STOP``), as a :class:`RealisedEvaluation`; ``model_name`` and
-    ``timeframe`` are carried into it (default ``"default"`` and the candles' spacing)."""
+    ``timeframe`` are carried into it (default ``"default"`` and the candles' spacing).
+
+    With ``train`` (a range that ends before ``timerange`` starts), the candle-only baseline of
+    :func:`liqsignals.analysis.baselines.compare_baselines` is fitted on that range's bars and its
+    results are added to each pair's metrics (``candles`` must then cover the training range).
+    """
+    from liqsignals.analysis.baselines import compare_baselines
     from liqsignals.data.datadir import parse_timerange
 
     if not candles:
@@ -439,14 +467,32 @@ def evaluate_realised_pairs(
     tr = parse_timerange(timerange)
     per_pair: dict[str, dict[str, Any]] = {}
     bars: dict[str, pd.DataFrame] = {}
-    for pair, df in candles.items():
-        per_pair[pair], bars[pair] = evaluate_realised(
-            df, realised[pair], m, start=tr.start, stop=tr.stop
+    trr = parse_timerange(train) if train is not None else None
+    if trr is not None and (tr.start is None or trr.stop is None or trr.stop > tr.start):
+        raise ValueError(
+            f"the training range {train!r} must end at or before the evaluated range "
+            f"{timerange!r} starts (both ends needed)"
         )
+    for pair, df in candles.items():
+        real = read_realised(realised[pair])
+        if trr is None:
+            per_pair[pair], bars[pair] = evaluate_realised(
+                df, real, m, start=tr.start, stop=tr.stop
+            )
+            continue
+        allbars = realised_bars(df, real, m, start=trr.start, stop=tr.stop)
+        d = allbars["date"]
+        bar_td = candle_spacing(real["date"]) if len(real) > 1 else pd.Timedelta(0)
+        train_bars = allbars.loc[(d + bar_td) <= trr.stop].reset_index(drop=True)
+        test_bars = allbars.loc[d >= tr.start].reset_index(drop=True)
+        if train_bars.empty or test_bars.empty:
+            raise ValueError(f"{pair}: no complete bar in the training or the evaluated range")
+        per_pair[pair], bars[pair] = compare_realised(test_bars), test_bars
+        per_pair[pair].update(compare_baselines(train_bars, test_bars).to_dict())
     if timeframe is None:
         timeframe = format_timedelta(candle_spacing(candle_dates(next(iter(candles.values())))))
     return RealisedEvaluation(
         per_pair=per_pair, bars=bars, timeframe=timeframe, model=model_name or "default",
         window=m.to_dict()["window"],
-        timerange=timerange,
+        timerange=timerange, train=train,
     )  # fmt: skip
