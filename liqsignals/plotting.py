@@ -490,7 +490,7 @@ def plot_heatmap(
         ``fig.axes[0]`` is the heatmap; its ``images[0]`` holds the matrix.
     """
     import matplotlib.dates as mdates
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
     colors, scale, clip_pct, smooth, candles, max_candles, width, height, dpi = picture_options(
         options, PNG_OPTIONS
@@ -557,6 +557,11 @@ def plot_heatmap(
         vmax = float(norm.vmax or 1.0)
         ticks = MaxNLocator(nbins=7).tick_values(0.0, vmax)
         cb.set_ticks([float(v) for v in ticks if 0.0 <= v <= vmax])
+    else:  # 1-2-5 ticks between the floor and the top, in the money format (no 10^k labels)
+        lo_k, hi_k = math.floor(math.log10(vmin)), math.ceil(math.log10(vmax))
+        cands = [m * 10.0**k for k in range(lo_k, hi_k + 1) for m in (1, 2, 5)]
+        cb.set_ticks([v for v in cands if vmin <= v <= vmax])
+        cb.ax.yaxis.set_minor_formatter(NullFormatter())
     cb.ax.yaxis.set_major_formatter(FuncFormatter(_fmt_money))
     cb.set_label(_colorbar_label(hm.row_bp, _quote(hm.meta), scale), color=_FG, fontsize=9)
     cb.outline.set_edgecolor(_GRID)
