@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 CORE_VENV ?= .venv-core
 
-.PHONY: venv test lint format bench backtest clean core-check
+.PHONY: venv test lint format bench backtest clean core-check browser
 
 venv: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## test: lint, type-check, the core-install check, then the whole pytest suite (what CI runs)
-test: venv lint core-check
+test: venv lint core-check browser
 	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 lint: venv
@@ -28,6 +28,10 @@ lint: venv
 format: venv
 	$(VENV)/bin/ruff check --fix liqsignals strategies tests benchmarks
 	$(VENV)/bin/ruff format liqsignals strategies tests benchmarks
+
+## browser: the system Chromium and chromedriver for the web view's browser tests (apt, when missing)
+browser:
+	sh scripts/install_browser.sh
 
 ## core-check: a venv with the core install only (no extras): the indicator API works without
 ## freqtrade, ccxt, matplotlib or plotly, and the golden output hashes hold there too

@@ -10,6 +10,7 @@ freqtrade  strategies, the strategy glue, offline freqtrade   freqtrade[hyperopt
 data       downloads, collectors                              ccxt, tqdm
 plot       PNG and HTML pictures                              matplotlib, plotly, tqdm
 evaluate   the evaluation's learners and statistics           scikit-learn, scipy
+web        the live web view (``liqsignals serve``)            starlette, uvicorn, ccxt
 all        every extra above
 ========== ================================================== ==========================
 """
@@ -31,6 +32,8 @@ EXTRAS: dict[str, str] = {
     "sklearn": "evaluate",
     "scipy": "evaluate",
     "ray": "ray",
+    "starlette": "web",
+    "uvicorn": "web",
 }
 
 

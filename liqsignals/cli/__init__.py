@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "liqsignals.data.cli",
     "liqsignals.evaluate_cli",
     "liqsignals.plot_cli",
+    "liqsignals.web.cli",
 )
 
 
