@@ -1,7 +1,24 @@
 """Candle inputs and their single validator, for a frame and for a single candle.
 
 :func:`prepare_inputs` validates a candle frame, :func:`single_inputs` one candle (the live-bot
-path); both give the engine's :class:`Inputs` arrays (dates as int64 ns UTC).
+path); both give the engine's :class:`Inputs` arrays (dates as int64 ns UTC). Both apply the same
+rules, column by column in the order of :data:`CHECKED_COLUMNS`, and raise the same
+``ValueError`` ``"column '<name>' <problem>"``; a frame's message ends with ``" at row <i>"``
+(the position of the first offending row).
+
+Rules (``MAX_VALUE`` is the magnitude bound):
+
+- ``date``: datetimes (naive ones read as UTC), ISO strings or integer epoch numbers, whose unit
+  (s, ms, us, ns) is told by magnitude (:mod:`liqsignals._time`); NaT, Timedelta values and
+  implausible epoch numbers are rejected. Frames: strictly ascending, no duplicates.
+- ``open, high, low, close``: finite, ``> 0`` and ``<= MAX_VALUE``; ``low <= high``;
+  ``open`` and ``close`` within ``[low, high]`` (relative tolerance 1e-9).
+- ``volume``: finite, ``>= 0`` and ``<= MAX_VALUE``.
+- optional ``open_interest`` (coins), ``open_interest_value`` (quote; converted to coins at the
+  close), ``taker_buy_volume`` (base; ``<= volume``), ``long_short_ratio``: NaN means
+  "unknown" (the model then does without it); otherwise finite, ``>= 0`` and ``<= MAX_VALUE``.
+- every value numeric (booleans and strings rejected); frames without MultiIndex or duplicated
+  columns.
 """
 
 from __future__ import annotations
@@ -14,7 +31,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from liqsignals._time import dates_to_ns, format_utc, to_utc_ns
+
 __all__ = [
+    "CHECKED_COLUMNS",
+    "MAX_VALUE",
+    "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
     "Inputs",
     "SingleBuffers",
@@ -24,6 +46,31 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS = ("date", "open", "high", "low", "close", "volume")
+OPTIONAL_COLUMNS = ("open_interest", "open_interest_value", "taker_buy_volume", "long_short_ratio")
+#: The magnitude bound of every price, volume and optional input: larger values (1e300, say)
+#: would overflow the model's notionals (price * amount * leverage, summed over a window).
+MAX_VALUE = 1e15
+_PRICES = ("open", "high", "low", "close")
+CHECKED_COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+_TOL = 1e-9
+
+# per-column problems, shared by the frame and the single-candle checks
+_NOT_NUMERIC = "is not numeric"
+_NON_FINITE = "has NaN/inf"
+_INFINITE = "has inf (NaN means unknown; inf is not a value)"
+_NON_POSITIVE = "has a non-positive price"
+_NEGATIVE = "is negative"
+_TOO_LARGE = f"exceeds the magnitude bound MAX_VALUE={MAX_VALUE:g}"
+_HIGH_LOW = "is below 'low' (high < low)"
+_OUTSIDE = "is outside [low, high]"
+_TAKER = "exceeds volume"
+
+
+def _message(name: str, problem: str, row: int | None = None) -> str:
+    where = "" if row is None else f" at row {row}"
+    if name in ("open_interest", "open_interest_value") and problem == _NEGATIVE:
+        problem = "is negative (open interest is negative)"
+    return f"column {name!r} {problem}{where}"
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -59,10 +106,75 @@ def _date_array(df: pd.DataFrame) -> np.ndarray:
         raw = pd.Series(df.index, index=df.index)
     else:
         raise ValueError("missing column 'date' (or a DatetimeIndex)")
-    if raw.isna().any():
-        raise ValueError(f"column 'date' has NaT at row {_first_bad(raw.isna().to_numpy())}")
-    dt = pd.to_datetime(raw, utc=True)
-    return dt.dt.as_unit("ns").astype("int64").to_numpy()
+    return dates_to_ns(raw, "date")
+
+
+def _numeric(df: pd.DataFrame, name: str) -> np.ndarray:
+    s = df[name]
+    if s.dtype.kind == "b":
+        raise ValueError(_message(name, _NOT_NUMERIC, 0))
+    if s.dtype.kind in "iuf":
+        return np.ascontiguousarray(s.to_numpy(dtype=np.float64))
+    num = pd.to_numeric(s, errors="coerce")
+    was_na = np.asarray(s.isna())
+    bad = np.asarray(num.isna()) & ~was_na
+    obj = np.asarray(s, dtype=object)
+    bools = np.fromiter((isinstance(v, bool | np.bool_) for v in obj), bool, obj.shape[0])
+    if bad.any() or bools.any():
+        raise ValueError(_message(name, _NOT_NUMERIC, _first_bad(bad | bools)))
+    return np.ascontiguousarray(num.to_numpy(dtype=np.float64, na_value=np.nan))
+
+
+def _check_array(name: str, arr: np.ndarray, optional: bool) -> None:
+    """The per-column rules on an array (the first failing rule, at its first row)."""
+    finite = np.isfinite(arr)
+    if optional:
+        bad = np.isinf(arr)
+        if bad.any():
+            raise ValueError(_message(name, _INFINITE, _first_bad(bad)))
+    elif not finite.all():
+        raise ValueError(_message(name, _NON_FINITE, _first_bad(~finite)))
+    with np.errstate(invalid="ignore"):
+        if name in _PRICES:
+            bad = arr <= 0
+            problem = _NON_POSITIVE
+        else:
+            bad = arr < 0
+            problem = _NEGATIVE
+        if bad.any():
+            raise ValueError(_message(name, problem, _first_bad(bad)))
+        bad = arr > MAX_VALUE
+        if bad.any():
+            raise ValueError(_message(name, _TOO_LARGE, _first_bad(bad)))
+
+
+def _check_value(name: str, v: float, optional: bool) -> None:
+    """The same rules on one value (the single-candle path)."""
+    if v != v:  # NaN
+        if optional:
+            return
+        raise ValueError(_message(name, _NON_FINITE))
+    if name in _PRICES:
+        if not v > 0.0:
+            raise ValueError(_message(name, _NON_POSITIVE))
+    elif v < 0.0:
+        raise ValueError(_message(name, _NEGATIVE))
+    if v > MAX_VALUE:
+        if math.isinf(v):
+            raise ValueError(_message(name, _INFINITE if optional else _NON_FINITE))
+        raise ValueError(_message(name, _TOO_LARGE))
+
+
+def _check_columns(df: pd.DataFrame) -> None:
+    if isinstance(df.columns, pd.MultiIndex):
+        raise ValueError(
+            "the frame has MultiIndex columns; pass one market's flat columns "
+            "(date, open, high, low, close, volume)"
+        )
+    dup = df.columns[df.columns.duplicated()]
+    used = [c for c in dup if c in CHECKED_COLUMNS]
+    if used:
+        raise ValueError(f"column {used[0]!r} appears more than once")
 
 
 def prepare_inputs(df: pd.DataFrame) -> Inputs:
@@ -70,10 +182,12 @@ def prepare_inputs(df: pd.DataFrame) -> Inputs:
 
     Required: ``date`` (or a DatetimeIndex), ``open, high, low, close, volume`` (volume in base
     currency). Optional: ``open_interest`` (coins) or ``open_interest_value`` (quote),
-    ``taker_buy_volume`` (base), ``long_short_ratio`` (long accounts / short accounts).
+    ``taker_buy_volume`` (base), ``long_short_ratio`` (long accounts / short accounts). The rules
+    are in the module docstring; a violation raises ``ValueError`` naming the column and row.
     """
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    _check_columns(df)
     missing = [c for c in REQUIRED_COLUMNS[1:] if c not in df.columns]
     if missing:
         raise ValueError(f"missing column(s) {missing}; need date, open, high, low, close, volume")
@@ -83,77 +197,54 @@ def prepare_inputs(df: pd.DataFrame) -> Inputs:
         d = np.diff(dates)
         if np.any(d == 0):
             i = _first_bad(d == 0) + 1
-            raise ValueError(f"duplicate date {pd.Timestamp(dates[i], tz='UTC')} at row {i}")
+            raise ValueError(
+                f"column 'date' has a duplicate date {format_utc(int(dates[i]))} at row {i}"
+            )
         if np.any(d < 0):
             i = _first_bad(d < 0) + 1
-            raise ValueError(f"dates are not sorted ascending: row {i} is earlier than row {i - 1}")
-
-    def col(name: str) -> np.ndarray:
-        try:
-            arr = pd.to_numeric(df[name], errors="raise").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"column {name!r} is not numeric: {exc}") from exc
-        return np.ascontiguousarray(arr)
-
-    o, h, lo, c, v = (col(x) for x in ("open", "high", "low", "close", "volume"))
-    for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c), ("volume", v)):
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            raise ValueError(f"column {name!r} has NaN/inf at row {_first_bad(bad)}")
-    for name, arr in (("open", o), ("high", h), ("low", lo), ("close", c)):
-        if np.any(arr <= 0):
             raise ValueError(
-                f"column {name!r} has a non-positive price at row {_first_bad(arr <= 0)}"
+                f"column 'date' is not sorted ascending: row {i} is earlier than row {i - 1}"
             )
-    if np.any(h < lo):
-        raise ValueError(f"high < low at row {_first_bad(h < lo)}")
-    tol = 1e-9
-    outside = (np.maximum(o, c) > h * (1 + tol)) | (np.minimum(o, c) < lo * (1 - tol))
-    if outside.any():
-        raise ValueError(f"open/close outside [low, high] at row {_first_bad(outside)}")
-    if np.any(v < 0):
-        raise ValueError(f"column 'volume' is negative at row {_first_bad(v < 0)}")
 
+    arrays: dict[str, np.ndarray] = {}
+    for name in CHECKED_COLUMNS[1:]:
+        if name in df.columns:
+            arr = _numeric(df, name)
+            _check_array(name, arr, name in OPTIONAL_COLUMNS)
+            arrays[name] = arr
+    o, h, lo, c, v = (arrays[x] for x in REQUIRED_COLUMNS[1:])
+    if np.any(h < lo):
+        raise ValueError(_message("high", _HIGH_LOW, _first_bad(h < lo)))
+    outside_o = (o > h * (1 + _TOL)) | (o < lo * (1 - _TOL))
+    outside_c = (c > h * (1 + _TOL)) | (c < lo * (1 - _TOL))
+    if outside_o.any() or outside_c.any():
+        i = _first_bad(outside_o | outside_c)
+        raise ValueError(_message("open" if outside_o[i] else "close", _OUTSIDE, i))
     nan = np.full(n, np.nan)
-    if "open_interest" in df.columns:
-        oi = col("open_interest")
-    elif "open_interest_value" in df.columns:
-        oi = col("open_interest_value") / c  # quote value -> coins at the candle's close
+    tb = arrays.get("taker_buy_volume", nan)
+    with np.errstate(invalid="ignore"):
+        over = tb > v * (1 + _TOL)
+    if over.any():
+        raise ValueError(_message("taker_buy_volume", _TAKER, _first_bad(over)))
+    if "open_interest" in arrays:
+        oi = arrays["open_interest"]
+    elif "open_interest_value" in arrays:
+        oi = arrays["open_interest_value"] / c  # quote value -> coins at the candle's close
     else:
-        oi = nan.copy()
-    if np.any(oi < 0):
-        raise ValueError(f"open interest is negative at row {_first_bad(oi < 0)}")
-    tb = col("taker_buy_volume") if "taker_buy_volume" in df.columns else nan.copy()
-    if np.any(tb < 0):
-        raise ValueError(f"column 'taker_buy_volume' is negative at row {_first_bad(tb < 0)}")
-    if np.any(tb > v * (1 + 1e-9)):
-        raise ValueError(
-            f"taker_buy_volume exceeds volume at row {_first_bad(tb > v * (1 + 1e-9))}"
-        )
-    lsr = col("long_short_ratio") if "long_short_ratio" in df.columns else nan.copy()
-    if np.any(lsr < 0):
-        raise ValueError(f"column 'long_short_ratio' is negative at row {_first_bad(lsr < 0)}")
+        oi = nan
+    lsr = arrays.get("long_short_ratio", nan)
     # one array layout for every caller, so numba compiles (and caches) a single signature
-    arrays = (np.require(a, requirements=("C", "W")) for a in (o, h, lo, c, v, oi, tb, lsr))
-    return Inputs(np.require(dates, dtype=np.int64, requirements=("C", "W")), *arrays)
+    if tb is nan:
+        tb = nan.copy()
+    if lsr is nan:
+        lsr = nan.copy()
+    req = (np.require(a, requirements=("C", "W")) for a in (o, h, lo, c, v, oi, tb, lsr))
+    return Inputs(np.require(dates, dtype=np.int64, requirements=("C", "W")), *req)
 
 
 def to_ns(value: Any) -> int:
-    if isinstance(value, pd.Timestamp):
-        if value.tzinfo is not None:
-            return int(value.value)
-        ts = value
-    elif isinstance(value, int | np.integer):
-        return int(value)
-    else:
-        ts = pd.Timestamp(value)
-    if ts is pd.NaT:
-        raise ValueError("candle date is NaT")
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return int(ts.as_unit("ns").value)
+    """One candle date as int nanoseconds UTC (:func:`liqsignals._time.to_utc_ns`)."""
+    return to_utc_ns(value, "date")
 
 
 class SingleBuffers:
@@ -163,50 +254,64 @@ class SingleBuffers:
         self.inputs = Inputs(np.zeros(1, dtype=np.int64), *(np.zeros(1) for _ in range(8)))
 
 
+def _float(name: str, v: Any) -> float:
+    if type(v) is float:
+        return v
+    if isinstance(v, bool | np.bool_):
+        raise ValueError(_message(name, _NOT_NUMERIC))
+    if isinstance(v, int | np.integer | np.floating):
+        return float(v)
+    try:
+        return float(pd.to_numeric(v))
+    except (TypeError, ValueError):
+        raise ValueError(_message(name, _NOT_NUMERIC)) from None
+
+
 def single_inputs(
     candle: Mapping[str, Any] | pd.Series, buf: SingleBuffers | None = None
 ) -> Inputs:
-    """Inputs for one candle without building a DataFrame (the live-bot path)."""
+    """Inputs for one candle without building a DataFrame (the live-bot path); the same rules
+    and messages as :func:`prepare_inputs` (without the row)."""
     get = candle.get
     date = get("date")
     if date is None and isinstance(candle, pd.Series):
         date = candle.name
     if date is None:
-        raise ValueError("candle has no 'date'")
+        raise ValueError("missing column 'date' (or a Series named by its date)")
+    ns = to_utc_ns(date, "date")
     vals = []
     for name in REQUIRED_COLUMNS[1:]:
         v = get(name)
         if v is None:
-            raise ValueError(f"candle is missing {name!r}")
-        v = float(v)
-        if not math.isfinite(v):
-            raise ValueError(f"candle {name!r} is NaN/inf")
+            raise ValueError(
+                f"missing column(s) [{name!r}]; need date, open, high, low, close, volume"
+            )
+        v = _float(name, v)
+        _check_value(name, v, False)
         vals.append(v)
     o, h, lo, c, vol = vals
-    if min(o, h, lo, c) <= 0:
-        raise ValueError("candle has a non-positive price")
-    if h < lo:
-        raise ValueError("candle high < low")
-    if max(o, c) > h * (1 + 1e-9) or min(o, c) < lo * (1 - 1e-9):
-        raise ValueError("candle open/close outside [low, high]")
-    if vol < 0:
-        raise ValueError("candle volume is negative")
-
-    def opt(name: str) -> float:
+    opt = []
+    for name in OPTIONAL_COLUMNS:
         v = get(name)
-        return math.nan if v is None else float(v)
-
-    oi = opt("open_interest")
-    if math.isnan(oi) and get("open_interest_value") is not None:
-        oi = opt("open_interest_value") / c
-    tb = opt("taker_buy_volume")
-    lsr = opt("long_short_ratio")
-    if oi < 0 or tb < 0 or lsr < 0:
-        raise ValueError("candle has negative open interest, taker volume or long/short ratio")
-    if tb > vol * (1 + 1e-9):
-        raise ValueError("candle taker_buy_volume exceeds volume")
+        if v is None:
+            opt.append(math.nan)
+            continue
+        v = _float(name, v)
+        _check_value(name, v, True)
+        opt.append(v)
+    oi, oiv, tb, lsr = opt
+    if h < lo:
+        raise ValueError(_message("high", _HIGH_LOW))
+    if o > h * (1 + _TOL) or o < lo * (1 - _TOL):
+        raise ValueError(_message("open", _OUTSIDE))
+    if c > h * (1 + _TOL) or c < lo * (1 - _TOL):
+        raise ValueError(_message("close", _OUTSIDE))
+    if tb > vol * (1 + _TOL):
+        raise ValueError(_message("taker_buy_volume", _TAKER))
+    if get("open_interest") is None and get("open_interest_value") is not None:
+        oi = oiv / c
     inp = (buf or SingleBuffers()).inputs
-    inp.dates[0] = to_ns(date)
+    inp.dates[0] = ns
     inp.open[0] = o
     inp.high[0] = h
     inp.low[0] = lo

@@ -69,47 +69,8 @@ LEVERAGE_PRESETS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 }
 
 
-def parse_duration(value: str | pd.Timedelta | float | int | None, name: str) -> pd.Timedelta:
-    """Parse ``"1w"``, ``"36h"``, ``"1M"`` or a ``Timedelta`` into a positive ``Timedelta``."""
-    if isinstance(value, pd.Timedelta):
-        td = value
-    elif isinstance(value, str):
-        if value in WINDOWS:
-            td = WINDOWS[value]
-        else:
-            units = {"m": "min", "h": "h", "d": "D", "w": "W"}
-            num, unit = value[:-1], value[-1]
-            if unit not in units:
-                raise ValueError(
-                    f"{name}: cannot parse duration {value!r}; use e.g. 12h, 1d, 3d, 1w, 2w, "
-                    f"1M, 3M, 6M, 1y or a number with unit m/h/d/w"
-                )
-            try:
-                td = pd.Timedelta(float(num), unit=units[unit])
-            except ValueError as exc:
-                raise ValueError(f"{name}: cannot parse duration {value!r}") from exc
-    else:
-        raise ValueError(f"{name}: expected a duration like '1w', got {value!r}")
-    if td <= pd.Timedelta(0):
-        raise ValueError(f"{name}: duration must be positive, got {value!r}")
-    return td
-
-
-_TF_UNITS = {"s": "s", "m": "min", "h": "h", "d": "D", "w": "W"}
-
-
-def timeframe_to_timedelta(timeframe: str) -> pd.Timedelta:
-    """freqtrade/ccxt timeframe (``"15m"``, ``"1h"``, ``"1d"``, ``"1w"``) to a Timedelta.
-    Months (``"1M"``) have no fixed length and raise ``ValueError``."""
-    if not isinstance(timeframe, str) or len(timeframe) < 2 or timeframe[-1] not in _TF_UNITS:
-        raise ValueError(f"invalid timeframe {timeframe!r}: expected e.g. 5m, 15m, 1h, 4h, 1d")
-    try:
-        amount = int(timeframe[:-1])
-    except ValueError as exc:
-        raise ValueError(f"invalid timeframe {timeframe!r}") from exc
-    if amount <= 0:
-        raise ValueError(f"invalid timeframe {timeframe!r}: length must be positive")
-    return pd.Timedelta(amount, unit=_TF_UNITS[timeframe[-1]])
+# parse_duration and timeframe_to_timedelta live in liqsignals._time (re-exported here)
+from liqsignals._time import parse_duration, timeframe_to_timedelta  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -285,6 +246,9 @@ class LiquidationModel:
     gap_factor : a bin is "meaningful mass" for the liquidity-gap columns when its combined mass is
         at least this multiple of the mean bin mass within the search range.
     magnet_distance_power : magnet score = cluster share / distance_pct ** power.
+    cluster_min_mass : absolute floor, in quote currency, below which mass is not significant: a
+        cluster, a band total or a liquidity-gap bin needs at least this much (rounding dust left
+        in an emptied book is not a level). 0 disables it.
     """
 
     window: str | pd.Timedelta = "1w"
@@ -307,6 +271,7 @@ class LiquidationModel:
     cluster_min_share: float = 0.05
     gap_factor: float = 1.0
     magnet_distance_power: float = 1.0
+    cluster_min_mass: float = 1.0
     _tiers: tuple[MarginTier, ...] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -357,6 +322,7 @@ class LiquidationModel:
             raise ValueError("cluster_min_share must be in [0, 1]")
         _check_positive("gap_factor", self.gap_factor, allow_zero=True)
         _check_positive("magnet_distance_power", self.magnet_distance_power, allow_zero=True)
+        _check_positive("cluster_min_mass", self.cluster_min_mass, allow_zero=True)
         tiers: tuple[MarginTier, ...] | None = None
         if self._tiers is not None:
             tiers = tuple(self._tiers)
