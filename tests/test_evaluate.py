@@ -521,3 +521,32 @@ def test_calibration_result_to_dict_keys():
     assert full["model"] == {"window": "1w"} and full["history"] == [0.1, 0.5]
     res.preset = "p.json"
     assert list(res.to_dict())[-1] == "preset"
+
+
+def test_cli_realised_train_reports_the_fitted_baseline(capsys, tmp_path, sample_1h):
+    est = LiquidationEngine(LiquidationModel(), summaries=False).update_many(sample_1h)
+    csv = tmp_path / "real.csv"
+    bars_by_hand(sample_1h, est, per_bar=4).to_csv(csv, index=False)
+    argv = ["evaluate", "realised", "--pairs", BTC, "--timeframe", "1h", "--realised", str(csv),
+            "--timerange", "20250101-20250301", "--train", "20241001-20250101"]  # fmt: skip
+    res = _run_json(capsys, [*argv, "--json"])
+    assert res["n_bars"] == 59 * 6 and res["train"] == "20241001-20250101"
+    assert res["train_last_bar"] == "2024-12-31T20:00:00+00:00"
+    assert res["first_bar"].startswith("2025-01-01")
+    for side in ("long", "short"):
+        # realised = the model's own estimate: it beats the candle-only fit, interval above 0
+        assert res[f"spearman_{side}"] == pytest.approx(1.0)
+        assert res[f"fitted_baseline_spearman_{side}"] < 1.0
+        assert res[f"diff_vs_fitted_{side}"] == pytest.approx(
+            1.0 - res[f"fitted_baseline_spearman_{side}"]
+        )
+        assert res[f"diff_vs_fitted_{side}_ci_low"] > 0
+        assert res[f"diff_vs_fitted_{side}_ci_high"] >= res[f"diff_vs_fitted_{side}"]
+    assert res["long_share_spearman"] == pytest.approx(1.0)
+    for key in ("excursion_long_share_spearman", "fitted_long_share_spearman"):
+        assert -1.0 <= res[key] < 1.0
+    main(argv)
+    out = capsys.readouterr().out
+    assert "fitted baseline" in out and "long share on the" in out
+    rc = main([*argv[:-1], "20250201-20250301", "--json"])  # training range overlaps
+    assert rc == 2 and "--train" in capsys.readouterr().err
