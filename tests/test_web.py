@@ -325,3 +325,12 @@ def test_register_hook_for_the_dispatcher(capsys: pytest.CaptureFixture[str]) ->
     args = parser.parse_args(["serve", "--host", "0.0.0.0"])
     assert run_command(args.func, args) == 2
     assert "--token" in capsys.readouterr().err
+
+
+def test_main_rejects_a_trades_file_that_is_no_backtest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "result.json"
+    bad.write_text('{"not": "a result"}')
+    assert main(["--trades", str(bad)]) == 2
+    assert "not a freqtrade backtest result" in capsys.readouterr().err

@@ -191,8 +191,12 @@ def _run(args: argparse.Namespace) -> int:
     if poll <= 0:
         raise ValueError(f"--poll must be > 0, got {poll}")
     trades = Path(args.trades) if args.trades else None
-    if trades is not None and not trades.exists():
-        raise ValueError(f"--trades {trades} does not exist")
+    if trades is not None:
+        if not trades.exists():
+            raise ValueError(f"--trades {trades} does not exist")
+        from liqsignals.plotting import load_trades  # the plot extra; checked at start
+
+        load_trades(trades)  # a file that is not a backtest result stops here, not per request
     cfg = WebConfig(datadirs=datadirs, token=args.token, trades=trades, poll_s=poll)
     cfg.live = poller is not None
     app = create_app(cfg)
@@ -231,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _run(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ImportError) as exc:
         print(f"liqsignals serve: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
