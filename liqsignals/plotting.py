@@ -768,7 +768,10 @@ def heatmap_figure(
         template="plotly_dark",
         paper_bgcolor=_BG,
         plot_bgcolor=_BG,
-        title={"text": title if title is not None else _heatmap_title(hm, mode)},
+        title={
+            "text": (title if title is not None else _heatmap_title(hm, mode))
+            + f"<br><span style='font-size:11px;color:#8a90a0'>{note}</span>"
+        },
         xaxis={
             "rangeslider": {"visible": False},
             "title": {"text": "time (UTC)"},
@@ -785,20 +788,6 @@ def heatmap_figure(
         autosize=True,
         margin={"l": 80, "r": 40, "t": 70, "b": 70},
         legend={"orientation": "h", "y": 1.02, "x": 0},
-        annotations=[
-            {
-                "text": note,
-                "xref": "paper",
-                "yref": "paper",
-                "x": 1,
-                "y": 1.0,
-                "yanchor": "bottom",
-                "yshift": 24,
-                "showarrow": False,
-                "font": {"size": 10, "color": "#8a90a0"},
-                "xanchor": "right",
-            }
-        ],
     )
     return fig
 
