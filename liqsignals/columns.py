@@ -7,6 +7,26 @@ prefix ``liq_`` becomes ``liq_fast_``; the rest of the name is unchanged.
 
 "quote" is the quote currency of the market (USDT for ``BTC/USDT:USDT``); "price" is a price in
 quote currency; "%" is percent of the candle's close. All values are NaN during warm-up.
+
+When a column may be NaN is machine-readable: ``Column.nan_when`` is a ``|``-joined set of
+these reasons (:data:`NAN_REASONS`), and the column is NaN only for one of them (given valid
+inputs; a NaN optional input means "unknown" and never makes an output NaN by itself):
+
+- ``warmup``: during warm-up (the first ``window`` of candles; there ``liq_long_total`` is NaN).
+- ``warmup_prev``: during warm-up and on the first candle after it (the column compares the
+  candle with the previous candle's readout).
+- ``no_cluster``: that side (long below / short above the close) has no significant cluster.
+- ``no_magnet``: neither side has a significant cluster (so there is no magnet, and no
+  "nearest cluster" to rank).
+- ``no_gap``: that side has no bin of meaningful mass within ``cluster_range_pct``.
+- ``no_band_mass``: both bands (``liq_long_band``, ``liq_short_band``) are empty.
+- ``no_sweep``: the candle swept no cluster of that side.
+- ``short_history``: fewer candles since the start (or since the end of warm-up, for a value
+  compared with an older readout) than the column's lookback (``atr_period``,
+  ``drift_lookback``, ``intensity_lookback`` / 4).
+- ``zero_atr``: the ATR is 0 (flat candles).
+
+A column whose ``nan_when`` is exactly ``"warmup"`` is never NaN after warm-up.
 """
 
 from __future__ import annotations
@@ -15,7 +35,29 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-__all__ = ["COLUMNS", "Column", "FEATURE_COLUMNS", "LEVEL_COLUMNS", "describe", "rename_prefix"]
+__all__ = [
+    "COLUMNS",
+    "Column",
+    "FEATURE_COLUMNS",
+    "LEVEL_COLUMNS",
+    "NAN_REASONS",
+    "describe",
+    "nan_reasons",
+    "rename_prefix",
+]
+
+#: The vocabulary of ``Column.nan_when`` (see the module docstring).
+NAN_REASONS: tuple[str, ...] = (
+    "warmup",
+    "warmup_prev",
+    "no_cluster",
+    "no_magnet",
+    "no_gap",
+    "no_band_mass",
+    "no_sweep",
+    "short_history",
+    "zero_atr",
+)
 
 
 @dataclass(frozen=True)
@@ -24,54 +66,60 @@ class Column:
     unit: str
     meaning: str
     source: str  # "levels" (engine state) or "features" (derived from it, causally)
+    nan_when: str  # "|"-joined reasons from NAN_REASONS: when the value may be NaN
+
+    def __post_init__(self) -> None:
+        bad = [r for r in self.nan_when.split("|") if r not in NAN_REASONS]
+        if bad:
+            raise ValueError(f"{self.name}: unknown nan_when reason(s) {bad}")
 
 
-_TABLE: list[tuple[str, str, str, str]] = [
+_TABLE: list[tuple[str, str, str, str, str]] = [
     # --- from the engine (liquidation_levels) ------------------------------------------------
-    ("liq_long_liquidated", "quote", "estimated notional of long positions liquidated in this candle", "levels"),
-    ("liq_short_liquidated", "quote", "estimated notional of short positions liquidated in this candle", "levels"),
-    ("liq_long_total", "quote", "estimated long notional still open in the window (all prices)", "levels"),
-    ("liq_short_total", "quote", "estimated short notional still open in the window (all prices)", "levels"),
-    ("liq_long_opened", "quote", "long notional the model opened in this candle", "levels"),
-    ("liq_short_opened", "quote", "short notional the model opened in this candle", "levels"),
-    ("liq_long_band", "quote", "long liquidation mass between close*(1-band_pct) and the close", "levels"),
-    ("liq_short_band", "quote", "short liquidation mass between the close and close*(1+band_pct)", "levels"),
-    ("liq_long_cluster_price", "price", "mass-weighted centre of the nearest significant long cluster below the close", "levels"),
-    ("liq_long_cluster_low", "price", "lower edge of that long cluster", "levels"),
-    ("liq_long_cluster_high", "price", "upper edge of that long cluster", "levels"),
-    ("liq_long_cluster_size", "quote", "long liquidation notional in that cluster", "levels"),
-    ("liq_short_cluster_price", "price", "mass-weighted centre of the nearest significant short cluster above the close", "levels"),
-    ("liq_short_cluster_low", "price", "lower edge of that short cluster", "levels"),
-    ("liq_short_cluster_high", "price", "upper edge of that short cluster", "levels"),
-    ("liq_short_cluster_size", "quote", "short liquidation notional in that cluster", "levels"),
-    ("liq_magnet_price", "price", "centre of the magnet: the significant cluster (either side) with the highest score", "levels"),
-    ("liq_magnet_side", "-1/+1", "-1: the magnet is long liquidations below; +1: short liquidations above", "levels"),
-    ("liq_magnet_score", "1/%", "magnet score: cluster share of the mass in range / distance_pct**power", "levels"),
-    ("liq_gap_above_pct", "%", "distance from the close up to the first meaningful liquidation mass (liquidity gap above)", "levels"),
-    ("liq_gap_below_pct", "%", "distance from the close down to the first meaningful liquidation mass (liquidity gap below)", "levels"),
+    ("liq_long_liquidated", "quote", "estimated notional of long positions liquidated in this candle", "levels", "warmup"),
+    ("liq_short_liquidated", "quote", "estimated notional of short positions liquidated in this candle", "levels", "warmup"),
+    ("liq_long_total", "quote", "estimated long notional still open in the window (all prices)", "levels", "warmup"),
+    ("liq_short_total", "quote", "estimated short notional still open in the window (all prices)", "levels", "warmup"),
+    ("liq_long_opened", "quote", "long notional the model opened in this candle", "levels", "warmup"),
+    ("liq_short_opened", "quote", "short notional the model opened in this candle", "levels", "warmup"),
+    ("liq_long_band", "quote", "long liquidation mass between close*(1-band_pct) and the close", "levels", "warmup"),
+    ("liq_short_band", "quote", "short liquidation mass between the close and close*(1+band_pct)", "levels", "warmup"),
+    ("liq_long_cluster_price", "price", "mass-weighted centre of the nearest significant long cluster below the close", "levels", "warmup|no_cluster"),
+    ("liq_long_cluster_low", "price", "lower edge of that long cluster", "levels", "warmup|no_cluster"),
+    ("liq_long_cluster_high", "price", "upper edge of that long cluster", "levels", "warmup|no_cluster"),
+    ("liq_long_cluster_size", "quote", "long liquidation notional in that cluster", "levels", "warmup|no_cluster"),
+    ("liq_short_cluster_price", "price", "mass-weighted centre of the nearest significant short cluster above the close", "levels", "warmup|no_cluster"),
+    ("liq_short_cluster_low", "price", "lower edge of that short cluster", "levels", "warmup|no_cluster"),
+    ("liq_short_cluster_high", "price", "upper edge of that short cluster", "levels", "warmup|no_cluster"),
+    ("liq_short_cluster_size", "quote", "short liquidation notional in that cluster", "levels", "warmup|no_cluster"),
+    ("liq_magnet_price", "price", "centre of the magnet: the significant cluster (either side) with the highest score", "levels", "warmup|no_magnet"),
+    ("liq_magnet_side", "-1/+1", "-1: the magnet is long liquidations below; +1: short liquidations above", "levels", "warmup|no_magnet"),
+    ("liq_magnet_score", "1/%", "magnet score: cluster share of the mass in range / distance_pct**power", "levels", "warmup|no_magnet"),
+    ("liq_gap_above_pct", "%", "distance from the close up to the first meaningful liquidation mass (liquidity gap above)", "levels", "warmup|no_gap"),
+    ("liq_gap_below_pct", "%", "distance from the close down to the first meaningful liquidation mass (liquidity gap below)", "levels", "warmup|no_gap"),
     # --- derived per candle (liquidation_features) -------------------------------------------
-    ("liq_imbalance", "[-1, 1]", "(short_band - long_band) / (short_band + long_band): +1 all mass is shorts above (upside pull)", "features"),
-    ("liq_atr", "price", "average true range over atr_period candles (simple mean, finite memory)", "features"),
-    ("liq_long_cluster_dist_pct", "%", "distance from the close down to the nearest long cluster centre", "features"),
-    ("liq_short_cluster_dist_pct", "%", "distance from the close up to the nearest short cluster centre", "features"),
-    ("liq_long_cluster_dist_atr", "ATR", "the same distance in ATR units", "features"),
-    ("liq_short_cluster_dist_atr", "ATR", "the same distance in ATR units", "features"),
-    ("liq_magnet_dist_pct", "%", "signed distance from the close to the magnet (+ above, - below)", "features"),
-    ("liq_magnet_drift", "%", "change of the magnet price over the last drift_lookback candles (temporal cluster evolution)", "features"),
-    ("liq_intensity", "[0, 1]", "percentile of the nearest significant cluster's size among the last intensity_lookback candles", "features"),
-    ("liq_intensity_bucket", "0-3", "0 low (<25th percentile), 1 medium (25-50), 2 high (50-75), 3 extreme (>75)", "features"),
-    ("liq_sweep_long", "0/1", "low reached the centre of the previous candle's nearest long cluster and the close came back above its upper edge", "features"),
-    ("liq_sweep_long_through", "0/1", "low reached that long cluster and the close stayed below its lower edge (sweep and continue)", "features"),
-    ("liq_sweep_long_notional", "quote", "estimated long liquidations of the candle when it swept a long cluster, else 0", "features"),
-    ("liq_sweep_long_low", "price", "lower (far) edge of the swept long cluster, NaN without a sweep", "features"),
-    ("liq_sweep_short", "0/1", "high reached the centre of the previous candle's nearest short cluster and the close came back below its lower edge", "features"),
-    ("liq_sweep_short_through", "0/1", "high reached that short cluster and the close stayed above its upper edge (sweep and continue)", "features"),
-    ("liq_sweep_short_notional", "quote", "estimated short liquidations of the candle when it swept a short cluster, else 0", "features"),
-    ("liq_sweep_short_high", "price", "upper (far) edge of the swept short cluster, NaN without a sweep", "features"),
+    ("liq_imbalance", "[-1, 1]", "(short_band - long_band) / (short_band + long_band): +1 all mass is shorts above (upside pull)", "features", "warmup|no_band_mass"),
+    ("liq_atr", "price", "average true range over atr_period candles (simple mean, finite memory)", "features", "warmup|short_history"),
+    ("liq_long_cluster_dist_pct", "%", "distance from the close down to the nearest long cluster centre", "features", "warmup|no_cluster"),
+    ("liq_short_cluster_dist_pct", "%", "distance from the close up to the nearest short cluster centre", "features", "warmup|no_cluster"),
+    ("liq_long_cluster_dist_atr", "ATR", "the same distance in ATR units", "features", "warmup|no_cluster|short_history|zero_atr"),
+    ("liq_short_cluster_dist_atr", "ATR", "the same distance in ATR units", "features", "warmup|no_cluster|short_history|zero_atr"),
+    ("liq_magnet_dist_pct", "%", "signed distance from the close to the magnet (+ above, - below)", "features", "warmup|no_magnet"),
+    ("liq_magnet_drift", "%", "change of the magnet price over the last drift_lookback candles (temporal cluster evolution)", "features", "warmup|no_magnet|short_history"),
+    ("liq_intensity", "[0, 1]", "percentile of the nearest significant cluster's size among the last intensity_lookback candles", "features", "warmup|no_magnet|short_history"),
+    ("liq_intensity_bucket", "0-3", "0 low (<25th percentile), 1 medium (25-50), 2 high (50-75), 3 extreme (>75)", "features", "warmup|no_magnet|short_history"),
+    ("liq_sweep_long", "0/1", "low reached the centre of the previous candle's nearest long cluster and the close came back above its upper edge", "features", "warmup_prev"),
+    ("liq_sweep_long_through", "0/1", "low reached that long cluster and the close stayed below its lower edge (sweep and continue)", "features", "warmup_prev"),
+    ("liq_sweep_long_notional", "quote", "estimated long liquidations of the candle when it swept a long cluster, else 0", "features", "warmup_prev"),
+    ("liq_sweep_long_low", "price", "lower (far) edge of the swept long cluster, NaN without a sweep", "features", "warmup_prev|no_sweep"),
+    ("liq_sweep_short", "0/1", "high reached the centre of the previous candle's nearest short cluster and the close came back below its lower edge", "features", "warmup_prev"),
+    ("liq_sweep_short_through", "0/1", "high reached that short cluster and the close stayed above its upper edge (sweep and continue)", "features", "warmup_prev"),
+    ("liq_sweep_short_notional", "quote", "estimated short liquidations of the candle when it swept a short cluster, else 0", "features", "warmup_prev"),
+    ("liq_sweep_short_high", "price", "upper (far) edge of the swept short cluster, NaN without a sweep", "features", "warmup_prev|no_sweep"),
 ]  # fmt: skip
 
 COLUMNS: dict[str, Column] = {
-    name: Column(name, unit, meaning, src) for name, unit, meaning, src in _TABLE
+    name: Column(name, unit, meaning, src, nan) for name, unit, meaning, src, nan in _TABLE
 }
 LEVEL_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS.values() if c.source == "levels")
 FEATURE_COLUMNS: tuple[str, ...] = tuple(COLUMNS)
@@ -84,6 +132,17 @@ def rename_prefix(name: str, prefix: str) -> str:
     return prefix + name[len("liq_") :]
 
 
+def nan_reasons(name: str) -> frozenset[str]:
+    """The reasons for which column ``name`` may be NaN (prefixed names such as
+    ``liq_fast_atr`` work too); ``KeyError`` for an unknown column."""
+    if name not in COLUMNS and name.startswith("liq_"):
+        # a prefixed name: the column with the longest matching tail
+        tails = [c for c in COLUMNS if name.endswith("_" + c[len("liq_") :])]
+        if tails:
+            name = max(tails, key=len)
+    return frozenset(COLUMNS[name].nan_when.split("|"))
+
+
 def describe() -> pd.DataFrame:
-    """The column table as a DataFrame (name, unit, meaning, source)."""
+    """The column table as a DataFrame (name, unit, meaning, source, nan_when)."""
     return pd.DataFrame([c.__dict__ for c in COLUMNS.values()]).set_index("name")

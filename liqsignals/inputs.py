@@ -150,18 +150,16 @@ def _check_array(name: str, arr: np.ndarray, optional: bool) -> None:
 
 def _check_value(name: str, v: float, optional: bool) -> None:
     """The same rules on one value (the single-candle path)."""
-    if v != v:  # NaN
-        if optional:
+    if v - v != 0.0:  # NaN or inf
+        if v != v and optional:
             return
-        raise ValueError(_message(name, _NON_FINITE))
+        raise ValueError(_message(name, _INFINITE if optional else _NON_FINITE))
     if name in _PRICES:
         if not v > 0.0:
             raise ValueError(_message(name, _NON_POSITIVE))
     elif v < 0.0:
         raise ValueError(_message(name, _NEGATIVE))
     if v > MAX_VALUE:
-        if math.isinf(v):
-            raise ValueError(_message(name, _INFINITE if optional else _NON_FINITE))
         raise ValueError(_message(name, _TOO_LARGE))
 
 
