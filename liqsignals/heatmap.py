@@ -15,6 +15,10 @@ after the model's window, so the book at a candle depends only on the last windo
 engine starts one window before the first snapshot and the rest of the history is skipped. Columns
 earlier than one window after the first candle show an incomplete book (a warning says so).
 
+Pictures: the default price window is the shown candles' range widened on the side the picture
+shows (:func:`view_margins`), and the model's few entry prices per candle leave thin empty rows
+that :func:`smooth_along_price` removes for display (the matrices themselves stay raw).
+
 Only numpy and pandas are imported here; pictures live in :mod:`liqsignals.plotting`.
 
 Example
@@ -59,6 +63,7 @@ __all__ = [
     "map_buckets",
     "smooth_along_price",
     "top_clusters",
+    "view_margins",
 ]
 
 #: Sides a picture can show.

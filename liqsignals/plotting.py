@@ -3,8 +3,12 @@
 * **Heatmap** (:func:`plot_heatmap`, :func:`heatmap_figure`): time on x, price on y, colour the
   estimated liquidation notional per price row (black -> blue -> green -> yellow, or the
   colour-blind-safe ``"cividis"``), scaled by ``sqrt`` or ``log`` and clipped at a high percentile
-  so clusters stand out; the candles drawn on top; optionally the trades of a freqtrade backtest
-  (entries, exits coloured by profit, stop levels).
+  so clusters stand out (the log scale's floor is the median non-empty cell, 1 to 3 decades below
+  the top: :func:`color_limits`); the candles drawn on top; optionally the trades of a freqtrade
+  backtest (entries, exits coloured by profit, stop levels). The matrices are drawn smoothed
+  along price (:func:`~liqsignals.heatmap.smooth_along_price`, ``smooth=False`` for the raw
+  rows). PNG and HTML draw the same cells with the same colour limits; the colour bar and the
+  hover state the row height, the small print the columns' time step and the smoothing.
 * **Liquidation map** (:func:`plot_map`, :func:`map_figure`): x = price, bars of estimated long
   notional below the current price and short notional above it, cumulative curves (how much a move
   from the current price would liquidate) on a second axis, a line at the current price and the
@@ -57,7 +61,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "COLOR_SCHEMES",
+    "HTML_OPTIONS",
+    "PNG_OPTIONS",
     "SCALES",
+    "color_limits",
     "heatmap_figure",
     "liquidation_cmap",
     "load_trades",
@@ -474,9 +481,13 @@ def plot_heatmap(
     hm : Heatmap
     mode : ``"long"``, ``"short"`` or ``"combined"``
     colors : one of :data:`COLOR_SCHEMES`
-    scale : ``"sqrt"`` (default), ``"log"`` (three decades below the clip) or ``"linear"``
+    scale : ``"sqrt"`` (default), ``"log"`` (see :func:`color_limits`) or ``"linear"``
     clip_pct : float
         Colour saturates at this percentile of the non-zero cells.
+    smooth : bool or float
+        Display smoothing along price (default True: the width
+        :func:`~liqsignals.heatmap.smooth_along_price` chooses; a number: its sigma in bp;
+        False: the raw rows).
     candles : bool
         Draw candles (merged to at most ``max_candles``); otherwise the close line.
     trades : DataFrame, optional
