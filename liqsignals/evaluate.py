@@ -43,6 +43,13 @@ Example
 
 from __future__ import annotations
 
+from liqsignals.analysis.baselines import (
+    BaselineComparison,
+    LogLinearBaseline,
+    compare_baselines,
+    fit_log_linear,
+    long_share,
+)
 from liqsignals.analysis.common import (
     candle_dates,
     candle_spacing,
@@ -96,6 +103,8 @@ __all__ = [
     "REALISED_COLUMNS",
     "RULES",
     "Bootstrap",
+    "BaselineComparison",
+    "LogLinearBaseline",
     "MagnetEvaluation",
     "MagnetGrid",
     "MagnetOptions",
@@ -103,16 +112,19 @@ __all__ = [
     "RealisedEvaluation",
     "candle_dates",
     "candle_spacing",
+    "compare_baselines",
     "compare_realised",
     "duration_text",
     "evaluate_realised",
     "evaluate_realised_pairs",
+    "fit_log_linear",
     "format_timedelta",
     "future_extremes",
     "horizon_candles",
     "intensity_impact",
     "json_safe",
     "json_value",
+    "long_share",
     "magnet_samples",
     "magnet_study",
     "magnet_summary",
