@@ -331,7 +331,7 @@ def _meta(exchanges: list[tuple[str, Path]], pair: str, args: argparse.Namespace
 
 
 # ----------------------------------------------------------------------------- commands
-def _check_window(model: Any, timeframe: str) -> None:
+def _check_window(model: Any, timeframe: str, given: str) -> None:
     from liqsignals.model import timeframe_to_timedelta
 
     try:
@@ -340,7 +340,7 @@ def _check_window(model: Any, timeframe: str) -> None:
         return
     if model.window_td < step:
         raise options.CLIError(
-            f"--window {model.to_dict().get('window')} is shorter than one {timeframe} candle: "
+            f"--window {given} is shorter than one {timeframe} candle: "
             f"positions would expire within their own candle; use at least {timeframe}"
         )
 
@@ -352,7 +352,7 @@ def _cmd_heatmap(args: argparse.Namespace) -> int:
 
     r = _resolve(args)
     model = LiquidationModel(window=args.window, leverage=args.leverage)
-    _check_window(model, r["timeframe"])
+    _check_window(model, r["timeframe"], args.window)
     tr = options.parse_timerange(args.timerange)
     if args.max_columns < 1 or args.max_rows < 1:
         raise options.CLIError("--max-columns and --max-rows must be positive")
@@ -415,7 +415,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
     model = LiquidationModel(window=args.window, leverage=args.leverage)
     if args.top < 0:
         raise options.CLIError("--top must be >= 0")
-    _check_window(model, r["timeframe"])
+    _check_window(model, r["timeframe"], args.window)
     for pair in r["pairs"]:
         out = _out_path(args.out, pair, len(r["pairs"]) > 1)
         maps: list[Any] = []
