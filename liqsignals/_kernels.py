@@ -86,6 +86,7 @@ Params = namedtuple(
         "gap_factor",
         "mag_power",
         "max_gap_bins",
+        "min_mass",  # absolute significance floor (quote)
     ],
 )
 # leverage mix: log liquidation factors per leverage, weights (one row, or one per candle)
@@ -434,6 +435,12 @@ def range_sum(book, a, b):
 
 
 @njit(cache=True, inline="always")
+def floored(mass, min_mass):
+    """``mass``, or 0 below the significance floor (rounding dust of an emptied book)."""
+    return mass if mass >= min_mass else 0.0
+
+
+@njit(cache=True, inline="always")
 def emit_cluster(work, n, first, last, run_sum, run_wk, min_mass):
     """Keep the run as cluster ``n`` if it is heavy enough; returns the new cluster count."""
     if run_sum >= min_mass and run_sum > 0.0:
@@ -503,18 +510,8 @@ def side_clusters(side, kc, k_end, side_total, ctx, prm, work, row, base):
     thr = prm.dense * (side_total / nbins)
     max_gap = np.int64(prm.max_gap_bins)
     stop = k_end + side.sign
-    n = scan_clusters(
-        side.book,
-        ctx.s,
-        kc,
-        stop,
-        side.sign,
-        thr,
-        max_gap,
-        prm.min_share * side_total,
-        ctx.k0,
-        work,
-    )
+    min_mass = max(prm.min_share * side_total, prm.min_mass)
+    n = scan_clusters(side.book, ctx.s, kc, stop, side.sign, thr, max_gap, min_mass, ctx.k0, work)
     logb = prm.logb
     min_dist = 100.0 * (math.exp(logb) - 1.0)  # one bin, in %
     best_score = -1.0
@@ -569,7 +566,7 @@ def liquidity_gaps(long, short, kc, kr_lo, kr_hi, ctx, prm, row):
     n_all = kr_hi - kr_lo + 1
     if ctx.total <= 0.0 or n_all <= 0:
         return
-    thr = prm.gap_factor * ctx.total / n_all
+    thr = max(prm.gap_factor * ctx.total / n_all, prm.min_mass)
     i = first_dense(long, short, kc + 1, kr_hi + 1, 1, thr, ctx.s)
     if i >= 0:
         row[O_GAP_ABOVE] = (math.exp((i + ctx.k0) * prm.logb) / ctx.close - 1.0) * 100.0
@@ -594,8 +591,8 @@ def book_readout(close, st, long, short, prm, row, work):
     kb_hi = clip_bin(close * (1.0 + prm.band), k0, nb, inv, -(2**62), nb - 1)
     kr_lo = clip_bin(close * (1.0 - prm.range), k0, nb, inv, 0, 2**62)
     kr_hi = clip_bin(close * (1.0 + prm.range), k0, nb, inv, -(2**62), nb - 1)
-    row[O_LONG_BAND] = range_sum(long.book, kb_lo, kc) * s
-    row[O_SHORT_BAND] = range_sum(short.book, kc, kb_hi) * s
+    row[O_LONG_BAND] = floored(range_sum(long.book, kb_lo, kc) * s, prm.min_mass)
+    row[O_SHORT_BAND] = floored(range_sum(short.book, kc, kb_hi) * s, prm.min_mass)
     long_range = range_sum(long.book, kr_lo, kc) * s
     short_range = range_sum(short.book, kc, kr_hi) * s
     ctx = Ctx(close, s, k0, long_range + short_range)

@@ -282,6 +282,7 @@ class LiquidationEngine:
             gap_factor=float(m.gap_factor),
             mag_power=float(m.magnet_distance_power),
             max_gap_bins=float(m.cluster_max_gap_bins),
+            min_mass=float(m.cluster_min_mass),
         )
 
     @property

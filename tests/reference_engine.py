@@ -164,6 +164,10 @@ class ReferenceEngine:
 
     def summaries(self, close: float) -> dict:
         m = self.m
+
+        def floor(mass: float) -> float:  # below the absolute floor a band holds only dust
+            return mass if mass >= m.cluster_min_mass else 0.0
+
         longs, shorts = self.book("long"), self.book("short")
         kc = self._bin(close)
         kb_lo, kb_hi = (
@@ -173,8 +177,8 @@ class ReferenceEngine:
         kr_lo = self._bin(close * (1 - m.cluster_range_pct / 100))
         kr_hi = self._bin(close * (1 + m.cluster_range_pct / 100))
         out = {
-            "liq_long_band": sum(longs.get(k, 0.0) for k in range(kb_lo, kc + 1)),
-            "liq_short_band": sum(shorts.get(k, 0.0) for k in range(kc, kb_hi + 1)),
+            "liq_long_band": floor(sum(longs.get(k, 0.0) for k in range(kb_lo, kc + 1))),
+            "liq_short_band": floor(sum(shorts.get(k, 0.0) for k in range(kc, kb_hi + 1))),
         }
         long_bins = list(range(kc, kr_lo - 1, -1))  # scanning away from price
         short_bins = list(range(kc, kr_hi + 1))
@@ -209,7 +213,7 @@ class ReferenceEngine:
         out["liq_gap_below_pct"] = math.nan
         n_all = kr_hi - kr_lo + 1
         if both > 0:
-            thr = m.gap_factor * both / n_all
+            thr = max(m.gap_factor * both / n_all, m.cluster_min_mass)
             for k in range(kc + 1, kr_hi + 1):
                 mass = longs.get(k, 0.0) + shorts.get(k, 0.0)
                 if mass > 0 and mass >= thr:
@@ -251,7 +255,7 @@ class ReferenceEngine:
                     break
             ks = [bins[x] for x in run]
             size = sum(book.get(k, 0.0) for k in ks)
-            if size > 0 and size >= m.cluster_min_share * total:
+            if size > 0 and size >= m.cluster_min_share * total and size >= m.cluster_min_mass:
                 found.append((ks, size))
             i = j
         return found

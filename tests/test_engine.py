@@ -613,3 +613,47 @@ def test_state_nbytes_counts_the_state_arrays():
     state = eng.state_dict()
     arrays = sum(v.nbytes for k, v in state.items() if isinstance(v, np.ndarray) and k != "factors")
     assert eng.state_nbytes == arrays
+
+
+# ----------------------------------------------------------------------------- dust floor
+def _with_filler_gap(hours: int = 48) -> pd.DataFrame:
+    """Three days of 1h candles, then a two-day zero-volume filler gap (freqtrade's layout)."""
+    df = random_candles(41, 72, vol=0.01)
+    last = float(df["close"].iloc[-1])
+    gap = pd.DataFrame(
+        {
+            "date": df["date"].iloc[-1] + pd.to_timedelta(np.arange(1, hours + 1), unit="h"),
+            "open": last,
+            "high": last,
+            "low": last,
+            "close": last,
+            "volume": 0.0,
+        }
+    )
+    return pd.concat([df, gap], ignore_index=True)
+
+
+def test_emptied_book_after_zero_volume_gap_shows_no_cluster_magnet_or_imbalance():
+    from liqsignals import liquidation_features
+
+    df = _with_filler_gap()
+    model = LiquidationModel(window="12h", bin_bp=20.0, entry_samples=3)
+    lv = liquidation_levels(df, model)
+    feats = liquidation_features(df, model)
+    empty = slice(72 + 13, None)  # more than one window into the gap: every cohort expired
+    assert lv["liq_long_total"].iloc[empty].max() < 1e-6  # only rounding dust is left
+    for col in ("liq_long_cluster_price", "liq_short_cluster_price", "liq_magnet_price",
+                "liq_magnet_score", "liq_gap_above_pct", "liq_gap_below_pct"):  # fmt: skip
+        assert lv[col].iloc[empty].isna().all(), col
+    assert (lv[["liq_long_band", "liq_short_band"]].iloc[empty] == 0).all().all()
+    assert feats["liq_imbalance"].iloc[empty].isna().all()
+    # before the gap the same book had real clusters and an imbalance
+    assert lv["liq_magnet_price"].iloc[30:72].notna().any()
+    assert feats["liq_imbalance"].iloc[30:72].notna().all()
+
+
+def test_cluster_min_mass_is_validated():
+    with pytest.raises(ValueError, match="cluster_min_mass"):
+        LiquidationModel(cluster_min_mass=-1.0)
+    with pytest.raises(ValueError, match="cluster_min_mass"):
+        LiquidationModel(cluster_min_mass=float("nan"))

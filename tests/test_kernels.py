@@ -33,7 +33,7 @@ def params(**kw):
     base = dict(
         inv_logb=INV, logb=LOGB, window_ns=86_400e9, half_life_ns=0.0, participation=0.1,
         tilt=0.5, decay_with_oi=0.0, band=0.02, range=0.05, dense=1.5, min_share=0.02,
-        gap_factor=0.5, mag_power=1.0, max_gap_bins=1.0,
+        gap_factor=0.5, mag_power=1.0, max_gap_bins=1.0, min_mass=0.0,
     )  # fmt: skip
     base.update(kw)
     return k.Params(**base)
@@ -385,3 +385,25 @@ def test_side_clusters_nearest_cluster_and_magnet():
     score, price = k.side_clusters(empty, 20, 39, 0.0, ctx, p, work, row, k.O_SC_PRICE)
     assert score == -1.0 and math.isnan(price)
     assert np.isnan(row[k.O_SC_PRICE : k.O_SC_SIZE + 1]).all()
+
+
+def test_floored_drops_mass_below_the_absolute_floor():
+    assert k.floored(2.0, 1.0) == 2.0 and k.floored(1.0, 1.0) == 1.0
+    assert k.floored(1e-12, 1.0) == 0.0 and k.floored(1e-12, 0.0) == 1e-12
+
+
+def test_side_clusters_ignore_dust_below_the_absolute_floor():
+    book = np.zeros(40)
+    book[[30, 31]] = 5e-12  # rounding dust: a "cluster" by share alone
+    dust = side(k.SHORT, book)
+    ctx = k.Ctx(math.exp((1000 + 20.5) * LOGB), 1.0, 1000, 1e-11)
+    work = k.Work(np.zeros(30, np.int64), np.zeros(30, np.int64), np.zeros(30), np.zeros(30))
+    row = np.zeros(k.N_OUT)
+    no_floor = params(dense=1.0, min_share=0.1, max_gap_bins=0.0)
+    assert k.side_clusters(dust, 20, 39, 1e-11, ctx, no_floor, work, row, k.O_SC_PRICE)[0] > 0
+    floor = params(dense=1.0, min_share=0.1, max_gap_bins=0.0, min_mass=1.0)
+    score, _ = k.side_clusters(dust, 20, 39, 1e-11, ctx, floor, work, row, k.O_SC_PRICE)
+    assert score == -1.0 and np.isnan(row[k.O_SC_PRICE])
+    empty = side(k.LONG, np.zeros(40))
+    k.liquidity_gaps(empty, dust, 20, 0, 39, ctx, params(gap_factor=1.0, min_mass=1.0), row)
+    assert np.isnan(row[k.O_GAP_ABOVE]) and np.isnan(row[k.O_GAP_BELOW])
