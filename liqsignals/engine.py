@@ -32,6 +32,11 @@ Treatments of imperfect data, all documented and tested:
   non-positive prices, negative volume / open interest, unsorted or duplicate dates raise
   ``ValueError`` naming the column and row.
 
+Significance has an absolute floor too: ``cluster_min_mass`` (quote currency). A cluster must hold
+at least that much (besides its ``cluster_min_share``), a band total below it is reported as 0
+(so ``liq_imbalance`` of two such bands is NaN) and a liquidity-gap bin must reach it: the
+rounding dust an emptied book keeps (1e-9 quote and less) is not a liquidation level.
+
 Outputs are NaN during warm-up: until one window has passed since the first candle (the book is
 incomplete before that). Because positions expire after the window, the state at ``t`` depends
 only on the candles of the last window, which is what lets freqtrade's ``recursive-analysis``
