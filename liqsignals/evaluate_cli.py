@@ -31,6 +31,7 @@ in the datadir are loaded automatically to warm the engine up. Progress goes to 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -104,6 +105,23 @@ def register(subparsers: Any) -> None:
     )
     r.set_defaults(func=_cmd_realised)
 
+    for name, module, text in (
+        (
+            "information",
+            "liqsignals.analysis.information",
+            "does liq_* improve a walk-forward touch forecast that already knows the price path?",
+        ),
+        (
+            "competing",
+            "liqsignals.analysis.competing",
+            "liq clusters against swing, round-number, volume-node and placebo targets",
+        ),
+    ):
+        # the options are the module's own (``--help`` shows them); the dispatcher passes
+        # whatever follows the command name through as ``args.passthrough``
+        e = sub.add_parser(name, help=text, add_help=False, description=text)
+        e.set_defaults(func=_delegate(module), passthrough=[])
+
     c = subparsers.add_parser(
         "calibrate",
         help="fit the model's free parameters to realised liquidations; score on a later period",
@@ -120,6 +138,15 @@ def register(subparsers: Any) -> None:
     c.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
     c.add_argument("--out", type=Path, default=None, help="write the fitted preset JSON here")
     c.set_defaults(func=_cmd_calibrate)
+
+
+def _delegate(module: str) -> Any:
+    """A command that hands its arguments to ``module.main`` (its own parser and --help)."""
+
+    def run(args: argparse.Namespace) -> int:
+        return int(importlib.import_module(module).main(args.passthrough) or 0)
+
+    return run
 
 
 def _common(p: argparse.ArgumentParser, timerange: bool = True, report: bool = True) -> None:

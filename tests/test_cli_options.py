@@ -221,3 +221,29 @@ def test_run_command_maps_user_errors_to_status_2(capsys: pytest.CaptureFixture[
     assert o.run_command(lambda _a: None, args) == 0
     with pytest.raises(RuntimeError):  # a bug is not bad input: it keeps its traceback
         o.run_command(boom(RuntimeError("bug")), args)
+
+
+def test_evaluate_information_and_competing_through_the_liqsignals_command(capsys):
+    """``liqsignals evaluate information|competing`` hand their options to the library runners
+    and print the JSON keys the issue names."""
+    import json
+
+    from liqsignals import sample
+    from liqsignals.cli import main
+
+    datadir = str(sample.datadir())
+    common = ["--datadir", datadir, "--pairs", "BTC/USDT:USDT", "--timeframe", "1h"]
+    rc = main(["evaluate", "information", *common, "--horizon", "1d", "--resamples", "100",
+               "--importance-repeats", "0", "--json"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    for key in ("n", "horizon", "score_price_only", "score_with_liq", "improvement",
+                "improvement_ci_low", "improvement_ci_high"):  # fmt: skip
+        assert key in out, key
+    assert out["improvement_ci_low"] <= out["improvement"] <= out["improvement_ci_high"]
+    assert out["n"] > 100
+    rc = main(["evaluate", "competing", *common, "--horizon", "1d", "--json"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "lift" in text
+    with pytest.raises(SystemExit):
+        main(["evaluate", "magnets", "--no-such-option"])
