@@ -141,8 +141,13 @@ def test_idle_keepalive_connections_are_closed_and_threads_return_to_baseline(
 
 
 def _check_idle_connections_time_out(ex: ReplayExchange) -> None:
+    import gc
+    import tracemalloc
+
     threads_before = threading.active_count()
     fds_before = _open_fds()
+    tracemalloc.start()
+    mem_before = tracemalloc.get_traced_memory()[0]
     socks = []
     try:
         for _ in range(300):
@@ -152,6 +157,7 @@ def _check_idle_connections_time_out(ex: ReplayExchange) -> None:
             assert _read_response(sock) == (200, b"{}")
         # the connections are open and idle: they hold no thread
         assert ex.open_connections == 300
+        mem_open = tracemalloc.get_traced_memory()[0] - mem_before
         assert threading.active_count() == threads_before
         closed = [_closed_by_server(s, within=6.0) for s in socks]
         assert all(closed), f"{closed.count(False)} of 300 idle connections left open"
@@ -162,6 +168,16 @@ def _check_idle_connections_time_out(ex: ReplayExchange) -> None:
     assert threading.active_count() == threads_before
     if fds_before is not None:  # every server-side socket was released too
         assert _wait_for(lambda: _open_fds() == fds_before, timeout=2.0), (_open_fds(), fds_before)
+    # memory back to baseline: what 300 connections allocated is released (Python allocations,
+    # traced; the process's RSS need not shrink, so it is not the measure)
+    del socks
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - mem_before
+    tracemalloc.stop()
+    # (300 open connections hold about 1 KB each; a leak of half of them would fail this)
+    assert held < mem_open / 2, (
+        f"{held} of {mem_open} bytes still held after the connections closed"
+    )
     # and the server still answers
     assert json_get(ex.url + "/fapi/v1/ping") == (200, {})
 
