@@ -54,8 +54,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from liqsignals import inputs as _inputs
 from liqsignals.columns import LEVEL_COLUMNS
-from liqsignals.inputs import Inputs, SingleBuffers, prepare_inputs, single_inputs
+from liqsignals.inputs import Inputs, SingleBuffers, single_inputs
 from liqsignals.model import LiquidationModel, resolve_model
 
 __all__ = [
@@ -65,8 +66,26 @@ __all__ = [
     "RunResult",
     "Snapshots",
     "liquidation_levels",
-    "prepare_inputs",
 ]
+
+#: names that moved to another module: old name -> new home (importable here with a
+#: DeprecationWarning for one release)
+_MOVED = {"prepare_inputs": "liqsignals.inputs"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import warnings
+
+        warnings.warn(
+            f"liqsignals.engine.{name} moved to {_MOVED[name]}.{name}; import it from there "
+            "(the old path goes away in the next release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(_inputs, name)
+    raise AttributeError(f"module 'liqsignals.engine' has no attribute {name!r}")
+
 
 # the kernel writes its outputs in the order of columns.LEVEL_COLUMNS (see _kernels.O_*)
 _N_CORE = 6  # the first six need no summaries
@@ -453,7 +472,7 @@ class LiquidationEngine:
 
     def update_many(self, df: pd.DataFrame) -> pd.DataFrame:
         """Process a block of new candles (after any already processed); one row per candle."""
-        return self.run(prepare_inputs(df)).to_frame(df.index)
+        return self.run(_inputs.prepare_inputs(df)).to_frame(df.index)
 
     def update(self, candle: Mapping[str, Any] | pd.Series) -> dict[str, float]:
         """Process one closed candle; returns ``{column: value}`` as in the batch output.

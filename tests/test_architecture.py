@@ -206,3 +206,14 @@ def test_ensure_checks_without_importing(monkeypatch):
     with pytest.raises(ImportError, match=r"liqsignals\[plot\]"):
         ensure("plotly", "HTML pictures")
     ensure("json")  # present: no error
+
+
+def test_moved_names_keep_working_with_a_deprecation_warning():
+    import liqsignals.engine as engine
+    from liqsignals.inputs import prepare_inputs
+
+    with pytest.warns(DeprecationWarning, match=r"liqsignals\.inputs\.prepare_inputs"):
+        old = engine.prepare_inputs
+    assert old is prepare_inputs
+    with pytest.raises(AttributeError):
+        engine.no_such_name  # noqa: B018
