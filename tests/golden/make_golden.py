@@ -2,7 +2,7 @@
 
 Run it from a checkout of the commit whose outputs become the contract::
 
-    git worktree add /tmp/base <commit> && cd /tmp/base
+    git worktree add ../golden-base <commit> && cd ../golden-base
     python <this checkout>/tests/golden/make_golden.py --commit <commit> --out <this checkout>/tests/golden/liq_hashes.json
 """
 
