@@ -34,6 +34,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# parse_duration and timeframe_to_timedelta live in liqsignals._time (re-exported here)
+from liqsignals._time import NAMED_DURATIONS, parse_duration, timeframe_to_timedelta
+
 __all__ = [
     "LEVERAGE_PRESETS",
     "WINDOWS",
@@ -46,18 +49,9 @@ __all__ = [
     "timeframe_to_timedelta",
 ]
 
-#: Window presets, as in the commercial heatmaps (1M = 30 days, 1y = 365 days).
-WINDOWS: dict[str, pd.Timedelta] = {
-    "12h": pd.Timedelta(hours=12),
-    "1d": pd.Timedelta(days=1),
-    "3d": pd.Timedelta(days=3),
-    "1w": pd.Timedelta(weeks=1),
-    "2w": pd.Timedelta(weeks=2),
-    "1M": pd.Timedelta(days=30),
-    "3M": pd.Timedelta(days=90),
-    "6M": pd.Timedelta(days=180),
-    "1y": pd.Timedelta(days=365),
-}
+#: Window presets, as in the commercial heatmaps (1M = 30 days, 1y = 365 days): the one table of
+#: named durations, :data:`liqsignals._time.NAMED_DURATIONS`.
+WINDOWS: dict[str, pd.Timedelta] = NAMED_DURATIONS
 
 #: Named leverage mixes: (leverages, weights). "all" spreads opened notional over the usual
 #: retail leverages; "high" keeps only the high-leverage crowd (the "high leverage" variant of
@@ -67,10 +61,6 @@ LEVERAGE_PRESETS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "high": ((25.0, 50.0, 100.0), (0.40, 0.35, 0.25)),
     "low": ((2.0, 3.0, 5.0, 10.0), (0.20, 0.30, 0.30, 0.20)),
 }
-
-
-# parse_duration and timeframe_to_timedelta live in liqsignals._time (re-exported here)
-from liqsignals._time import parse_duration, timeframe_to_timedelta  # noqa: E402
 
 
 @dataclass(frozen=True)
