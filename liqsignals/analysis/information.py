@@ -46,6 +46,7 @@ from liqsignals.model import parse_duration
 
 __all__ = [
     "LEARNERS",
+    "STATISTICS",
     "InformationOptions",
     "InformationResult",
     "Transform",
@@ -53,6 +54,7 @@ __all__ = [
     "liq_feature_frame",
     "log_loss",
     "main",
+    "clark_west_terms",
     "make_learner",
     "price_features",
     "touch_labels",
@@ -61,6 +63,9 @@ __all__ = [
 
 #: The learners of the test (same for A and B, fixed hyper-parameters: no tuning budget).
 LEARNERS: tuple[str, ...] = ("logistic", "gbm")
+#: The headline statistics: Clark-West adjusted Brier difference (primary since the amendment
+#: of 2026-12-02 in ``docs/preregistration.md``) and the raw log-loss difference (registered first).
+STATISTICS: tuple[str, ...] = ("clark_west", "logloss")
 _EPS = 1e-6
 _C = 1.0
 
@@ -74,7 +79,10 @@ class InformationOptions:
     learner : ``"logistic"`` or ``"gbm"``; step : sampling step in candles (None: ``H // 4``);
     min_train_days : the first predicted month starts this long after the first sample;
     window : model window of ``liq_*`` (when the features are computed here);
-    resamples, seed : bootstrap; importance_repeats : permutations per feature (0: skip).
+    resamples, seed : bootstrap; importance_repeats : permutations per feature (0: skip);
+    statistic : the headline statistic, ``"clark_west"`` (the amended primary: Clark-West
+    adjusted Brier difference) or ``"logloss"`` (the originally registered log-loss
+    difference); both are always computed and reported.
     """
 
     horizon: str | int = "1d"
@@ -87,6 +95,7 @@ class InformationOptions:
     resamples: int = 2000
     seed: int = 0
     importance_repeats: int = 5
+    statistic: str = "clark_west"
 
 
 def _horizon_candles(horizon: str | int, timeframe: pd.Timedelta) -> int:
@@ -265,6 +274,29 @@ def log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     return -(y * np.log(q) + (1.0 - y) * np.log(1.0 - q))
 
 
+def clark_west_terms(
+    y: np.ndarray, pa: np.ndarray, pb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample Brier score of the nested model A and Clark-West adjusted Brier score of B.
+
+    ``y``, ``pa``, ``pb``: labels and the two models' probabilities, one column per label (or
+    1-d). Returns ``(mean_j (y - pa)^2, mean_j [(y - pb)^2 - (pa - pb)^2])`` per sample; the
+    mean of their difference, ``f_t = (y - pa)^2 - [(y - pb)^2 - (pa - pb)^2]``, is Clark and
+    West's (2007) statistic for nested forecasts: when B's extra inputs are useless, B's
+    out-of-sample squared error exceeds A's by about ``mean((pa - pb)^2)`` (the noise of the
+    extra estimated coefficients), which the adjustment adds back, so ``f`` is centred on 0
+    under the null and positive when the extra inputs carry information.
+    """
+    y2, a2, b2 = (np.asarray(v, dtype=np.float64) for v in (y, pa, pb))
+    if y2.ndim == 1:
+        y2, a2, b2 = y2[:, None], a2[:, None], b2[:, None]
+    if not (y2.shape == a2.shape == b2.shape):
+        raise ValueError(f"labels and probabilities must match: {y2.shape}, {a2.shape}, {b2.shape}")
+    sa = ((y2 - a2) ** 2).mean(axis=1)
+    sb = ((y2 - b2) ** 2 - (a2 - b2) ** 2).mean(axis=1)
+    return sa, sb
+
+
 def _fit_predict(learner: str, x_tr: np.ndarray, y_tr: np.ndarray) -> Any:
     if np.unique(y_tr).shape[0] < 2:
         rate = float(np.clip(y_tr.mean(), _EPS, 1 - _EPS))
@@ -306,28 +338,31 @@ def walk_forward(
     permute: Sequence[int] = (),
     repeats: int = 0,
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Monthly-refit walk-forward predictions for each label column of ``labels``.
 
     ``label_end[i]`` is when sample ``i``'s label is known (``t + H``); a month's model is fitted
     on samples whose label ended before the month starts. Returns the predicted-sample positions,
-    their per-sample log loss (mean over the label columns) and, for each column index in
-    ``permute``, the log-loss increase when that column is permuted within each month
-    (``repeats`` times, averaged).
+    their per-sample log loss (mean over the label columns), for each column index in
+    ``permute`` the log-loss increase when that column is permuted within each month
+    (``repeats`` times, averaged), and the predicted probabilities (one column per label).
     """
     folds = _folds(dates, label_end, pd.Timedelta(days=min_train_days))
     rng = np.random.default_rng(seed)
     pos: list[np.ndarray] = []
     loss: list[np.ndarray] = []
+    prob: list[np.ndarray] = []
     imp = np.zeros(len(permute))
     n_imp = 0
     for train, test, _month in folds:
         tf = Transform().fit(x[train])
         xtr, xte = tf.transform(x[train]), tf.transform(x[test])
         preds = [_fit_predict(learner, xtr, labels[train, j]) for j in range(labels.shape[1])]
-        base = np.mean([log_loss(labels[test, j], f(xte)) for j, f in enumerate(preds)], axis=0)
+        p_te = np.column_stack([f(xte) for f in preds])
+        base = np.mean([log_loss(labels[test, j], p_te[:, j]) for j in range(len(preds))], axis=0)
         pos.append(test)
         loss.append(base)
+        prob.append(p_te)
         if permute and repeats > 0:
             for c_i, c in enumerate(permute):
                 acc = 0.0
@@ -345,12 +380,18 @@ def walk_forward(
             "no month to predict: the data must cover more than min_train_days "
             f"({min_train_days:g} days) of samples plus one horizon"
         )
-    return np.concatenate(pos), np.concatenate(loss), imp / max(n_imp, 1)
+    return np.concatenate(pos), np.concatenate(loss), imp / max(n_imp, 1), np.vstack(prob)
 
 
 @dataclass
 class InformationResult:
-    """Result of :func:`information_test` (one pair or several pooled in time order)."""
+    """Result of :func:`information_test` (one pair or several pooled in time order).
+
+    ``score_price_only``, ``score_with_liq``, ``improvement``, ``ci_day``, ``ci_week`` are the
+    headline ``statistic``: for ``"clark_west"`` the Brier score of A, the Clark-West adjusted
+    Brier score of B and their difference; for ``"logloss"`` the two log losses. The ``logloss_*``
+    and ``brier_*`` fields are always filled (raw differences, not adjusted).
+    """
 
     pairs: list[str]
     timeframe: str
@@ -362,11 +403,21 @@ class InformationResult:
     months: int
     base_rate_up: float
     base_rate_down: float
+    statistic: str
     score_price_only: float
     score_with_liq: float
     improvement: float
     ci_day: Interval
     ci_week: Interval
+    logloss_price_only: float
+    logloss_with_liq: float
+    logloss_ci_day: Interval
+    logloss_ci_week: Interval
+    brier_price_only: float
+    brier_with_liq: float
+    brier_ci_week: Interval
+    cw_ci_day: Interval
+    cw_ci_week: Interval
     importance: dict[str, float] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -378,7 +429,17 @@ class InformationResult:
     def improvement_ci_high(self) -> float:
         return self.ci_week.high
 
+    @property
+    def logloss_improvement(self) -> float:
+        return self.logloss_price_only - self.logloss_with_liq
+
     def to_dict(self) -> dict[str, Any]:
+        score = (
+            "Brier score of A and Clark-West adjusted Brier score of B (mean of the up and down "
+            "touch labels); improvement = mean((y-pA)^2 - [(y-pB)^2 - (pA-pB)^2])"
+            if self.statistic == "clark_west"
+            else "mean binary log loss (nats) of the up and down touch labels"
+        )
         return {
             "pairs": self.pairs,
             "timeframe": self.timeframe,
@@ -390,7 +451,8 @@ class InformationResult:
             "k": self.k,
             "base_rate_up": self.base_rate_up,
             "base_rate_down": self.base_rate_down,
-            "score": "mean binary log loss (nats) of the up and down touch labels",
+            "statistic": self.statistic,
+            "score": score,
             "score_price_only": self.score_price_only,
             "score_with_liq": self.score_with_liq,
             "improvement": self.improvement,
@@ -399,6 +461,24 @@ class InformationResult:
             "improvement_p_value": self.ci_week.p_value,
             "improvement_ci_day": self.ci_day.to_dict(),
             "improvement_ci_week": self.ci_week.to_dict(),
+            "clark_west": {
+                "improvement": self.cw_ci_week.estimate,
+                "ci_day": self.cw_ci_day.to_dict(),
+                "ci_week": self.cw_ci_week.to_dict(),
+            },
+            "logloss": {
+                "price_only": self.logloss_price_only,
+                "with_liq": self.logloss_with_liq,
+                "improvement": self.logloss_improvement,
+                "ci_day": self.logloss_ci_day.to_dict(),
+                "ci_week": self.logloss_ci_week.to_dict(),
+            },
+            "brier": {
+                "price_only": self.brier_price_only,
+                "with_liq": self.brier_with_liq,
+                "improvement": self.brier_price_only - self.brier_with_liq,
+                "ci_week": self.brier_ci_week.to_dict(),
+            },
             "importance": dict(self.importance),
             "options": dict(self.options),
         }
@@ -451,6 +531,8 @@ def information_test(
     opts = options or InformationOptions()
     if opts.learner not in LEARNERS:
         raise ValueError(f"learner must be one of {LEARNERS}, got {opts.learner!r}")
+    if opts.statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {STATISTICS}, got {opts.statistic!r}")
     cmap = candles if isinstance(candles, dict) else {symbol or "pair": candles}
     fmap: dict[str, pd.DataFrame | None]
     if features is None:
@@ -480,32 +562,47 @@ def information_test(
         xa = s[a_cols].to_numpy(dtype=np.float64)
         xb = s[b_cols].to_numpy(dtype=np.float64)
         liq_idx = list(range(len(a_cols), len(b_cols)))
-        pa, la, _ = walk_forward(xa, y, dates, lend, learner=opts.learner,
+        pa, la, _, qa = walk_forward(xa, y, dates, lend, learner=opts.learner,
                                  min_train_days=opts.min_train_days)  # fmt: skip
-        pb, lb, imp = walk_forward(xb, y, dates, lend, learner=opts.learner,
+        pb, lb, imp, qb = walk_forward(xb, y, dates, lend, learner=opts.learner,
                                    min_train_days=opts.min_train_days, permute=liq_idx,
                                    repeats=opts.importance_repeats, seed=opts.seed)  # fmt: skip
         if not np.array_equal(pa, pb):
             raise AssertionError("A and B predicted different samples")
         months += len(_folds(dates, lend, pd.Timedelta(days=opts.min_train_days)))
-        rows.append(pd.DataFrame({"date": dates[pa], "la": la, "lb": lb,
-                                  "up": y[pa, 0], "down": y[pa, 1]}))  # fmt: skip
+        ba, cb = clark_west_terms(y[pa], qa, qb)
+        bb = ((y[pa] - qb) ** 2).mean(axis=1)
+        rows.append(pd.DataFrame({"date": dates[pa], "la": la, "lb": lb, "ba": ba, "bb": bb,
+                                  "cb": cb, "up": y[pa, 0], "down": y[pa, 1]}))  # fmt: skip
         for c_i, c in enumerate(liq_idx):
             imp_total[b_cols[c]] = imp_total.get(b_cols[c], 0.0) + float(imp[c_i]) / len(cmap)
     allr = pd.concat(rows).sort_values("date", kind="stable")
     la, lb = allr["la"].to_numpy(), allr["lb"].to_numpy()
+    ba, bb, cb = allr["ba"].to_numpy(), allr["bb"].to_numpy(), allr["cb"].to_numpy()
     bd, bw = _blocks(spacing, step)
-    ci_d = paired_block_bootstrap(la, lb, block=bd, resamples=opts.resamples, seed=opts.seed)
-    ci_w = paired_block_bootstrap(la, lb, block=bw, resamples=opts.resamples, seed=opts.seed)
+
+    def boot(a: np.ndarray, b: np.ndarray, block: int) -> Interval:
+        return paired_block_bootstrap(a, b, block=block, resamples=opts.resamples, seed=opts.seed)
+
+    ll_d, ll_w = boot(la, lb, bd), boot(la, lb, bw)
+    cw_d, cw_w = boot(ba, cb, bd), boot(ba, cb, bw)
+    br_w = boot(ba, bb, bw)
+    if opts.statistic == "clark_west":
+        head = (float(ba.mean()), float(cb.mean()), cw_d, cw_w)
+    else:
+        head = (float(la.mean()), float(lb.mean()), ll_d, ll_w)
     opt_d = {k: v for k, v in opts.__dict__.items()}
     opt_d["step"] = step
     return InformationResult(
         pairs=[p for p in cmap], timeframe=timeframe, horizon=h,
         horizon_text=str(spacing * h), learner=opts.learner, k=opts.k, n=int(la.shape[0]),
         months=months, base_rate_up=float(allr["up"].mean()),
-        base_rate_down=float(allr["down"].mean()), score_price_only=float(la.mean()),
-        score_with_liq=float(lb.mean()), improvement=float((la - lb).mean()), ci_day=ci_d,
-        ci_week=ci_w, importance=dict(sorted(imp_total.items(), key=lambda kv: -kv[1])),
+        base_rate_down=float(allr["down"].mean()), statistic=opts.statistic,
+        score_price_only=head[0], score_with_liq=head[1], improvement=head[2].estimate,
+        ci_day=head[2], ci_week=head[3], logloss_price_only=float(la.mean()),
+        logloss_with_liq=float(lb.mean()), logloss_ci_day=ll_d, logloss_ci_week=ll_w,
+        brier_price_only=float(ba.mean()), brier_with_liq=float(bb.mean()), brier_ci_week=br_w,
+        cw_ci_day=cw_d, cw_ci_week=cw_w, importance=dict(sorted(imp_total.items(), key=lambda kv: -kv[1])),
         options=opt_d,
     )  # fmt: skip
 
@@ -542,6 +639,13 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--horizon", default="1d", help="duration (1d) or candles (24)")
     ap.add_argument("--k", type=float, default=1.0, help="d = k * sigma * sqrt(H)")
     ap.add_argument("--learner", choices=LEARNERS, default="logistic")
+    ap.add_argument(
+        "--statistic",
+        choices=STATISTICS,
+        default="clark_west",
+        help="headline statistic: Clark-West adjusted Brier difference (primary, "
+        "default) or the raw log-loss difference; both are always reported",
+    )
     ap.add_argument("--window", default="1w", help="model window of the liq_* columns")
     ap.add_argument("--min-train-days", type=float, default=180.0)
     ap.add_argument("--resamples", type=int, default=2000)
@@ -571,7 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     horizon: str | int = int(args.horizon) if str(args.horizon).isdigit() else args.horizon
     opts = InformationOptions(horizon=horizon, k=args.k, learner=args.learner,
                               window=args.window, min_train_days=args.min_train_days,
-                              resamples=args.resamples,
+                              resamples=args.resamples, statistic=args.statistic,
                               importance_repeats=args.importance_repeats)  # fmt: skip
     try:
         candles, funding = _load(args)
@@ -593,12 +697,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{'+'.join(r.pairs)} {r.timeframe} H={r.horizon} ({r.horizon_text}) "
               f"learner={r.learner} k={r.k:g}: n={r.n} months={r.months} "
               f"base up/down={r.base_rate_up:.3f}/{r.base_rate_down:.3f}")  # fmt: skip
-        print(f"  log loss A (price only) {r.score_price_only:.5f}  B (+liq_*) "
-              f"{r.score_with_liq:.5f}  improvement {r.improvement:+.5f}")  # fmt: skip
-        print(
-            f"  95% CI 1-day blocks [{r.ci_day.low:+.5f}, {r.ci_day.high:+.5f}]  1-week "
-            f"blocks [{r.ci_week.low:+.5f}, {r.ci_week.high:+.5f}] p={r.ci_week.p_value:.4f}"
-        )
+        cw, ll = (r.cw_ci_day, r.cw_ci_week), (r.logloss_ci_day, r.logloss_ci_week)
+        print(f"  Clark-West (Brier) A {r.brier_price_only:.5f}  B {r.brier_with_liq:.5f}  "
+              f"improvement {cw[1].estimate:+.5f}  95% CI 1-day [{cw[0].low:+.5f}, "
+              f"{cw[0].high:+.5f}]  1-week [{cw[1].low:+.5f}, {cw[1].high:+.5f}] "
+              f"p={cw[1].p_value:.4f}")  # fmt: skip
+        print(f"  log loss A (price only) {r.logloss_price_only:.5f}  B (+liq_*) "
+              f"{r.logloss_with_liq:.5f}  improvement {ll[1].estimate:+.5f}  95% CI 1-day "
+              f"[{ll[0].low:+.5f}, {ll[0].high:+.5f}]  1-week [{ll[1].low:+.5f}, "
+              f"{ll[1].high:+.5f}] p={ll[1].p_value:.4f}")  # fmt: skip
         top = list(r.importance.items())[:8]
         print("  permutation importance (nats/sample): "
               + ", ".join(f"{k}={v:+.5f}" for k, v in top))  # fmt: skip
