@@ -46,6 +46,9 @@ class LiqSweepReversal(LiqStrategy):
 
     # startup_candle_count follows from the window (LiqStrategy)
     liq_window = "1w"
+    # sweep entries follow a liquidation wick: backtest slippage (when configured, default 0 bp)
+    # is wick_slippage_factor times larger on them (liqsignals.strategy.costs)
+    liq_wick_entry_tags = ("sweep_long", "sweep_short")
 
     # stop beyond the swept cluster (custom_stoploss); the static value is the hard cap
     # (a share of the margin: 3x leverage -> at most ~8 % price move)

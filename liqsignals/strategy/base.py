@@ -10,8 +10,8 @@ from freqtrade.strategy import IStrategy
 
 from liqsignals.features import DEFAULT_INTENSITY_LOOKBACK, FeatureStream, liquidation_features
 from liqsignals.model import LiquidationModel
+from liqsignals.strategy import costs, settings, stops
 from liqsignals.strategy import market_data as md
-from liqsignals.strategy import settings, stops
 from liqsignals.strategy.live_cache import LiqStreamStats, LiveFeatureCache
 from liqsignals.strategy.signals import join_columns
 from liqsignals.strategy.sizing import capped_leverage, row_stake_factor, sized_stake
@@ -39,6 +39,11 @@ class LiqStrategy(IStrategy):
     liq_stake_factors: ClassVar[dict[int, float]] = {2: 0.75, 3: 0.5}  # by intensity bucket
     liq_near_atr: ClassVar[float] = 3.0  # a cluster this close (ATRs) reduces the stake
     liq_stop_buffer_atr: ClassVar[float] = 1.0
+    # backtest slippage (liqsignals.strategy.costs): 0 bp by default, i.e. freqtrade's own fills;
+    # the config's "liqsignals": {"slippage_bp": ..., "wick_slippage_factor": ...} overrides
+    liq_slippage_bp: ClassVar[float] = 0.0
+    liq_wick_slippage_factor: ClassVar[float] = 3.0
+    liq_wick_entry_tags: ClassVar[tuple[str, ...]] = ()  # entries that follow a wick
     _liq_startup_auto: ClassVar[bool] = True
     INTERFACE_VERSION = 3
 
@@ -57,6 +62,8 @@ class LiqStrategy(IStrategy):
             self.startup_candle_count = settings.strategy_startup(self, timeframe)
         self.liq_live_cache = LiveFeatureCache()
         self._liq_warned: set[tuple[str, str]] = set()
+        default = costs.SlippageSettings(self.liq_slippage_bp, self.liq_wick_slippage_factor)
+        self.liq_slippage = costs.slippage_settings(config, default)
 
     def liq_model(self, pair: str) -> LiquidationModel:
         """The model for ``pair``: class settings plus the pair's Binance margin tiers."""
@@ -122,6 +129,29 @@ class LiqStrategy(IStrategy):
             return proposed_stake
         factor = row_stake_factor(row, side, self.liq_near_atr, self.liq_stake_factors)
         return sized_stake(proposed_stake, factor, min_stake, max_stake)
+
+    def _liq_slips(self) -> bool:
+        # backtests and hyperopt only: a dry-run / live order keeps freqtrade's price
+        return self.liq_slippage.slippage_bp > 0 and not self.liq_live()
+
+    def custom_entry_price(self, pair: str, trade: Any, current_time: Any, proposed_rate: float,
+                           entry_tag: str | None, side: str, **kwargs: Any) -> float:  # fmt: skip
+        """Backtest slippage on entries (``liqsignals.strategy.costs``): ``proposed_rate`` moved
+        ``slippage_bp`` against the trade, times the wick factor for ``liq_wick_entry_tags``."""
+        if not self._liq_slips():
+            return proposed_rate
+        bp = self.liq_slippage.entry_bp(entry_tag in self.liq_wick_entry_tags)
+        return costs.slipped_price(proposed_rate, bp, buy=side != "short")
+
+    def custom_exit_price(self, pair: str, trade: Any, current_time: Any, proposed_rate: float,
+                          current_profit: float, exit_tag: str | None,
+                          **kwargs: Any) -> float:  # fmt: skip
+        """Backtest slippage on exits freqtrade prices through this hook (exit signals and
+        ``custom_exit``; stop-loss and ROI exits fill unslipped)."""
+        if not self._liq_slips():
+            return proposed_rate
+        short = bool(getattr(trade, "is_short", False))
+        return costs.slipped_price(proposed_rate, self.liq_slippage.slippage_bp, buy=short)
 
     def liq_last_row(self, pair: str) -> pd.Series | None:
         """The latest analysed candle of ``pair`` (causal in backtests: freqtrade trims it)."""
