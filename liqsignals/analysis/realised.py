@@ -56,7 +56,10 @@ REALISED_COLUMNS: tuple[str, ...] = ("date", "long_liquidation_usd", "short_liqu
 def read_realised(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     """Read and check a realised liquidation series.
 
-    ``source`` is a CSV path or a DataFrame with ``date`` (bar open time; naive times are UTC),
+    ``source`` is a CSV path, a collector's event file (``...-liquidation_events.feather``,
+    optionally ``...feather@5m`` for the bar; see
+    :func:`liqsignals.data.liquidations.read_realised_events`) or a DataFrame with ``date`` (bar
+    open time; naive times are UTC),
     ``long_liquidation_usd`` (longs liquidated, i.e. forced sells) and ``short_liquidation_usd``
     (shorts liquidated), both in quote currency per bar; other columns are ignored.
 
@@ -72,6 +75,10 @@ def read_realised(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     name = str(source) if not isinstance(source, pd.DataFrame) else "realised frame"
     if isinstance(source, pd.DataFrame):
         raw = source.copy()
+    elif ".feather" in Path(source).name:  # a collector's event file (optionally "...@<bar>")
+        from liqsignals.data.liquidations import read_realised_events
+
+        raw = read_realised_events(source)
     else:
         path = Path(source)
         if not path.is_file():
