@@ -116,6 +116,11 @@ def register(subparsers: Any) -> None:
             "liqsignals.analysis.competing",
             "liq clusters against swing, round-number, volume-node and placebo targets",
         ),
+        (
+            "trades",
+            "liqsignals.analysis.trades",
+            "cost-aware event study: trade toward the target (fees, slippage, funding)",
+        ),
     ):
         # the options are the module's own (``--help`` shows them); the dispatcher passes
         # whatever follows the command name through as ``args.passthrough``
