@@ -272,11 +272,11 @@ def trade_summary(
     net = trades["net_bp"].to_numpy(dtype=np.float64)
     gross = trades["gross_bp"].to_numpy(dtype=np.float64)
     fund = trades["funding_bp"].to_numpy(dtype=np.float64)
-    kw = {"block": int(block), "resamples": int(resamples), "seed": int(seed)}
+    b, r, sd = int(block), int(resamples), int(seed)
     return TradeSummary(
         n=int(net.shape[0]),
-        net=paired_block_bootstrap(net, **kw),
-        gross=paired_block_bootstrap(gross, **kw),
+        net=paired_block_bootstrap(net, block=b, resamples=r, seed=sd),
+        gross=paired_block_bootstrap(gross, block=b, resamples=r, seed=sd),
         mean_fee_bp=float(trades["fee_bp"].mean()),
         mean_slippage_bp=float(trades["slippage_bp"].mean()),
         mean_funding_bp=float(fund.mean()),
