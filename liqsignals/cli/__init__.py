@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "liqsignals.evaluate_cli",
     "liqsignals.plot_cli",
     "liqsignals.web.cli",
+    "liqsignals.sweep.cli",
     "liqsignals.walkforward.cli",
 )
 
