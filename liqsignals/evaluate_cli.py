@@ -117,6 +117,11 @@ def register(subparsers: Any) -> None:
             "liq clusters against swing, round-number, volume-node and placebo targets",
         ),
         (
+            "risk",
+            "liqsignals.analysis.risk",
+            "does the book near price forecast a bar's liquidations and range beyond past volatility?",
+        ),
+        (
             "trades",
             "liqsignals.analysis.trades",
             "cost-aware event study: trade toward the target (fees, slippage, funding)",
