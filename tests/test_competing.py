@@ -16,7 +16,7 @@ from liqsignals.analysis.competing import (
     target_levels,
 )
 
-PLACEBO_SEEDS = tuple(range(31, 51))
+PLACEBO_SEEDS = tuple(range(31, 131))
 OPTS = CompetingOptions(horizon=24, resamples=300, placebo_offset=24 * 28)
 
 
@@ -48,6 +48,8 @@ def test_swing_and_hit_mirror_known_answer() -> None:
 
 
 def test_placebo_lift_covers_one_on_random_walks() -> None:
+    """The placebo's 1-week lift interval covers 1 in 90-99 % of seeds (measured: 94 of 100,
+    seeds 31-130; the first 20 alone cover in 20 of 20, too few seeds to tell 95 % from 100 %)."""
     covers = 0
     for seed in PLACEBO_SEEDS:
         df = random_candles(seed, 4000, vol=0.006)
@@ -55,7 +57,7 @@ def test_placebo_lift_covers_one_on_random_walks() -> None:
         r = competing_test(df, feats, "placebo", OPTS)
         covers += r.lift_week.covers(1.0)
     rate = covers / len(PLACEBO_SEEDS)
-    assert 0.85 <= rate <= 1.0, rate
+    assert 0.9 <= rate <= 0.99, rate
 
 
 def test_planted_magnet_lifts_liq_not_placebo() -> None:
