@@ -153,6 +153,20 @@ def test_mirror_is_the_other_side_at_the_same_log_distance():
     np.testing.assert_allclose(np.log(l2[ok] / c[ok]), -np.log(l1[ok] / c[ok]))
 
 
+def test_paired_difference_on_shared_samples():
+    df, rng = lattice_candles(5, n=1500)
+    feats = random_clusters(df, rng)
+    a = T.event_trades(df, *T.rule_levels(df, feats, "liq", OPTS), horizon=24, step=6)
+    b = T.event_trades(df, *T.rule_levels(df, feats, "mirror", OPTS), horizon=24, step=6)
+    d = T.paired_difference(a, b.iloc[5:], block=28, resamples=200)
+    want = a["gross_bp"].to_numpy()[5:] - b["gross_bp"].to_numpy()[5:]
+    assert d["vs_mirror_n"] == len(a) - 5
+    assert d["vs_mirror_gross_bp"] == pytest.approx(want.mean())
+    assert (
+        d["vs_mirror_gross_bp_ci_low"] < d["vs_mirror_gross_bp"] < d["vs_mirror_gross_bp_ci_high"]
+    )
+
+
 def test_bad_input_is_a_clear_error():
     df, rng = lattice_candles(4, n=300)
     with pytest.raises(ValueError, match="rule must be"):

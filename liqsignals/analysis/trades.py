@@ -51,6 +51,7 @@ __all__ = [
     "TradeSummary",
     "event_trades",
     "main",
+    "paired_difference",
     "rule_levels",
     "trade_summary",
     "week_block",
@@ -286,6 +287,21 @@ def trade_summary(
     )
 
 
+def paired_difference(
+    a: pd.DataFrame, b: pd.DataFrame, *, block: int, resamples: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """Mean gross difference of two rules' trades on the samples both traded (the same
+    candles ``i``), paired moving-block bootstrap interval: keys ``vs_mirror_gross_bp``,
+    ``vs_mirror_gross_bp_ci_low``, ``vs_mirror_gross_bp_ci_high``, ``vs_mirror_n``."""
+    j = a[["i", "gross_bp"]].merge(b[["i", "gross_bp"]], on="i", suffixes=("_a", "_b"))
+    if j.empty:
+        raise ValueError("the two rules share no sample")
+    iv = paired_block_bootstrap(j["gross_bp_a"].to_numpy(), j["gross_bp_b"].to_numpy(),
+                                block=block, resamples=resamples, seed=seed)  # fmt: skip
+    return {"vs_mirror_gross_bp": iv.estimate, "vs_mirror_gross_bp_ci_low": iv.low,
+            "vs_mirror_gross_bp_ci_high": iv.high, "vs_mirror_n": iv.n}  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- command
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
@@ -353,6 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             step = max(1, h // 4)
             block = week_block(step, candle_spacing(candle_dates(df)))
             feats = None
+            gross: dict[str, pd.DataFrame] = {}
             if any(r != "swing" for r in args.rules):
                 print(f"{pair}: liq_* features on {len(df)} candles ...", file=sys.stderr)
                 feats = liquidation_features(df, window=args.window, symbol=pair)
@@ -369,6 +386,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "last_trade": str(tr["date"].iloc[-1])}  # fmt: skip
                 summ.settings = cell
                 cells.append(summ.to_dict())
+                gross[rule] = tr
+            if "liq" in gross and "mirror" in gross:
+                diff = paired_difference(gross["liq"], gross["mirror"], block=block,
+                                         resamples=args.resamples, seed=args.seed)  # fmt: skip
+                liq_cell = next(x for x in cells if x["pair"] == pair and x["rule"] == "liq")
+                liq_cell.update(diff)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
