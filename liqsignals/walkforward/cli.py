@@ -238,13 +238,7 @@ def main(args: argparse.Namespace) -> int:
         executor: Any = SerialExecutor(payload)
         how = "serial, in one process"
     else:
-        try:
-            executor = RayExecutor(payload, args.address)
-        except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CLIError(
-                f"cannot start or join Ray (--address {args.address}): {first}"
-            ) from None
+        executor = RayExecutor(payload, args.address)
         resources = executor.ray.cluster_resources()
         how = f"Ray, {resources.get('CPU', 0):.0f} CPUs"
         print(f"walkforward: {how}", file=sys.stderr)

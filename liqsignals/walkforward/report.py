@@ -26,7 +26,7 @@ __all__ = ["BLOCK_DAYS", "VARIANTS", "WalkForwardReport", "build_report", "write
 BLOCK_DAYS = 7
 VARIANTS = ("tuned", "default")
 #: fields that differ between two runs of the same tasks (wall time, machine)
-TIMING_FIELDS = ("seconds", "host")
+TIMING_FIELDS = ("seconds", "host", "ray_node")
 
 
 def _strip(row: dict[str, Any], timing: bool) -> dict[str, Any]:

@@ -68,16 +68,12 @@ class RayExecutor:
     """Ray tasks of one CPU each; ``address=None`` starts a local Ray instance."""
 
     def __init__(self, payload: Payload, address: str | None = None) -> None:
-        from liqsignals.extras import require
+        # the sweep's connection rules: the address is checked before Ray is asked, a local
+        # instance gets a bounded object store and no dashboard, a failure is a CLIError
+        from liqsignals.sweep.runner import connect
 
-        self.ray = require("ray", "walk-forward runs on Ray")
-        self.started = False
-        if not self.ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if address:
-                kwargs["address"] = address
-            self.ray.init(**kwargs)
-            self.started = True
+        self.ray = connect(address, None)
+        self.started = True
         self.remote = self.ray.remote(num_cpus=1, max_retries=1)(run_task)
         self.payload_ref = self.ray.put(payload)
         self.pending: dict[Any, Task] = {}

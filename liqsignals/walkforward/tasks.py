@@ -232,6 +232,14 @@ def _backtest(payload: Payload, task: BacktestTask, root: Path) -> dict[str, Any
     }
 
 
+def _ray_node() -> str | None:
+    """The Ray node id when this runs as a Ray task, else ``None``."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    return str(ray.get_runtime_context().get_node_id())
+
+
 def run_task(payload: Payload, task: HyperoptTask | BacktestTask) -> dict[str, Any]:
     """Run one task in a fresh temporary folder (removed afterwards); returns its numbers plus
     ``kind``, ``fold``, ``timerange``, the task's identity and ``seconds`` (wall time)."""
@@ -246,4 +254,5 @@ def run_task(payload: Payload, task: HyperoptTask | BacktestTask) -> dict[str, A
             out = _backtest(payload, task, root)
             head = {"kind": "backtest", "variant": task.variant, "params": task.params}
     head.update(fold=task.fold, timerange=task.timerange, host=os.uname().nodename)
+    head["ray_node"] = _ray_node()
     return {**head, **out, "seconds": time.monotonic() - t0}
