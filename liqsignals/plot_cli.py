@@ -35,6 +35,11 @@ examples:
       --trades user_data/backtest_results --out eth_trades.png
   liqsignals heatmap --exchange binance,bybit --datadir user_data/data/binance \\
       -p BTC/USDT:USDT -t 1h --out btc_two_exchanges.png
+  liqsignals heatmap -p BTC/USDT:USDT -t 1h --out heatmap.html --html plotly
+
+An .html file is the page of `liqsignals serve` in one self-contained file: the web view's own
+renderer and the data inline (no server, no CDN), the map at the last column beside it, exact
+notional on hover. --html plotly writes the older plotly figure instead.
 
 The engine starts one --window before the first column, so keep that much history in the data.
 Columns are thinned so a picture has at most --max-columns of them.
@@ -53,7 +58,7 @@ def register(subparsers: Any) -> None:
     """Add ``heatmap`` and ``map`` to the ``liqsignals`` parser."""
     h = subparsers.add_parser(
         "heatmap",
-        help="liquidation heatmap picture (time x price), PNG or interactive HTML",
+        help="liquidation heatmap picture (time x price), PNG or the web view as one HTML file",
         description="Estimate the liquidation book over time from candles and draw it as a\n"
         "heatmap (price x time, colour = estimated liquidation notional), with the\n"
         "candles and optionally the trades of a freqtrade backtest on top.",
@@ -131,6 +136,13 @@ def register(subparsers: Any) -> None:
         help="at most this many price rows, PNG and HTML; neighbouring bins are summed and the "
         "colour bar states the row height (default: %(default)s)",
     )
+    h.add_argument(
+        "--html",
+        choices=["web", "plotly"],
+        default="web",
+        help="HTML output: the web view's renderer, self-contained (web), or a plotly figure "
+        "(plotly; see --plotlyjs) (default: %(default)s)",
+    )
     h.set_defaults(func=_cmd_heatmap)
 
     m = subparsers.add_parser(
@@ -203,8 +215,8 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--plotlyjs",
         choices=["inline", "cdn"],
         default="inline",
-        help="HTML: embed plotly.js (works offline, ~5 MB) or load it from its CDN "
-        "(default: %(default)s)",
+        help="plotly HTML (map, heatmap --html plotly): embed plotly.js (works offline, ~5 MB) "
+        "or load it from its CDN (default: %(default)s)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -366,8 +378,10 @@ def _cmd_heatmap(args: argparse.Namespace) -> int:
             trades = load_trades(args.trades, pair=pair, strategy=args.strategy)
             _note(f"{len(trades)} {pair} trades in {args.trades}")
         parts: list[Any] = []
+        frames: list[Any] = []
         for ex, datadir in r["exchanges"]:
             df = _load(ex, datadir, pair, r["timeframe"], not args.no_market_data)
+            frames.append(df)
             with _progress(args, f"{ex} {pair}") as progress, _warnings_as_notes():
                 if parts:
                     hm = liquidation_heatmap(df, model, like=parts[0], progress=progress)
@@ -389,6 +403,12 @@ def _cmd_heatmap(args: argparse.Namespace) -> int:
         if not args.no_progress:
             print(f"rendering {out.name} ({hm.shape[0]} columns x {hm.shape[1]} rows)",
                   file=sys.stderr)  # fmt: skip
+        extra: dict[str, Any] = {}
+        if out.suffix.lower() != ".png" and args.html == "web":
+            from liqsignals.web.payload import map_payload
+
+            with _warnings_as_notes():  # the map beside the heatmap, at its last column
+                extra["lmap"] = map_payload(frames, model, hm.times[-1])
         save_heatmap(
             hm,
             out,
@@ -401,6 +421,8 @@ def _cmd_heatmap(args: argparse.Namespace) -> int:
             trades=trades,
             smooth=not args.no_smooth,
             plotlyjs=True if args.plotlyjs == "inline" else "cdn",
+            html=args.html,
+            **extra,
         )
         _wrote(out)
     return 0

@@ -1,4 +1,5 @@
-"""Pictures of liquidation heatmaps and liquidation maps: PNG (matplotlib) and HTML (plotly).
+"""Pictures of liquidation heatmaps and liquidation maps: PNG (matplotlib) and HTML (the web
+view's static export for heatmaps, :mod:`liqsignals.web.export`; plotly on request and for maps).
 
 * **Heatmap** (:func:`plot_heatmap`, :func:`heatmap_figure`): time on x, price on y, colour the
   estimated liquidation notional per price row (black -> blue -> green -> yellow, or the
@@ -906,12 +907,20 @@ def save_heatmap(
     height: int = 900,
     dpi: int = 100,
     plotlyjs: str | bool = True,
+    html: str = "web",
     **kwargs: Any,
 ) -> Path:
     """Write the heatmap to ``path``: ``.png`` (matplotlib, ``width`` x ``height`` pixels) or
-    ``.html`` (plotly on a dark page the figure fills, resizing with the browser window;
-    ``plotlyjs=True`` embeds plotly.js so the file works offline, ``"cdn"`` links it).
-    ``kwargs`` go to :func:`plot_heatmap` / :func:`heatmap_figure`.
+    ``.html``.
+
+    HTML, ``html="web"`` (default): the page of ``liqsignals serve`` as one self-contained file
+    (:mod:`liqsignals.web.export`: the web view's own ``app.js``/``style.css`` inlined, the cells
+    inline in the server's encoding with the PNG's colour limits, exact hover notional; no
+    server, no CDN). ``kwargs``: ``colors``, ``scale``, ``clip_pct``, ``smooth``, ``trades`` and
+    ``lmap`` (a :func:`liqsignals.web.payload.map_payload` shown beside it).
+    ``html="plotly"``: a plotly figure on a dark page (``plotlyjs=True`` embeds plotly.js so the
+    file works offline, ``"cdn"`` links it); ``kwargs`` go to :func:`heatmap_figure`.
+    PNG: ``kwargs`` go to :func:`plot_heatmap`.
 
     Returns
     -------
@@ -924,8 +933,48 @@ def save_heatmap(
             plot_heatmap(hm, mode, width=width, height=height, dpi=dpi, **kwargs), path
         )
     kwargs = {k: v for k, v in kwargs.items() if k not in ("candles", "max_candles")}
+    if html == "web":
+        return _save_web_html(hm, path, mode, **kwargs)
+    if html != "plotly":
+        raise ValueError(f"html must be 'web' or 'plotly', got {html!r}")
+    kwargs.pop("lmap", None)
     fig = heatmap_figure(hm, mode, width=None, height=None, **kwargs)
     return _write_html(fig, path, plotlyjs, _heatmap_title(hm, mode))
+
+
+_WEB_OPTIONS: dict[str, Any] = {
+    "colors": "default",
+    "scale": "sqrt",
+    "clip_pct": 99.5,
+    "smooth": True,
+    "trades": None,
+    "lmap": None,
+}
+
+
+def _save_web_html(hm: Heatmap, path: Path, mode: str, **options: Any) -> Path:
+    """The web view's static export of ``hm`` as drawn (smoothed, the PNG's colour limits)."""
+    from liqsignals.web.export import write_heatmap_html
+
+    colors, scale, clip_pct, smooth, trades, lmap = picture_options(options, _WEB_OPTIONS)
+    _check_mode(mode)
+    shown = _display(hm, smooth)
+    limits = color_limits(shown.matrix(mode), scale, clip_pct)
+    tr = _trades_in(trades, hm.times[0], hm.times[-1]) if trades is not None else None
+    return write_heatmap_html(
+        shown,
+        path,
+        mode,
+        colors=colors,
+        scale=scale,
+        clip=clip_pct,
+        limits=limits,
+        trades=tr,
+        lmap=lmap,
+        title=_heatmap_title(hm, mode),
+        note=f"{_note(hm.meta, hm.model)}; "
+        f"{_resolution(shown.times, shown.shape[1], shown.row_bp, shown)}; {scale} scale",
+    )
 
 
 # ----------------------------------------------------------------------------- liquidation map

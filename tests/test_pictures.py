@@ -194,7 +194,7 @@ def test_month_on_every_date_tick(hm15: Heatmap) -> None:
 
 
 def test_html_page_is_dark_responsive_and_formats_match(hm15: Heatmap, tmp_path: Path) -> None:
-    path = save_heatmap(hm15, tmp_path / "h.html", plotlyjs="cdn")
+    path = save_heatmap(hm15, tmp_path / "h.html", plotlyjs="cdn", html="plotly")
     text = path.read_text()
     assert "background: #0b0c10" in text and "100vh" in text and '"responsive": true' in text
     assert 'name="viewport"' in text

@@ -140,7 +140,7 @@ def test_bad_picture_arguments(hm: Heatmap, tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- heatmap HTML
 def test_heatmap_html_has_traces(hm: Heatmap, tmp_path: Path) -> None:
-    path = save_heatmap(hm, tmp_path / "h.html", "combined", plotlyjs="cdn")
+    path = save_heatmap(hm, tmp_path / "h.html", "combined", plotlyjs="cdn", html="plotly")
     text = path.read_text()
     assert '"type":"heatmap"' in text and '"type":"candlestick"' in text
     assert "estimated notional" in text and "%{z:,.0f} USDT" in text
@@ -223,8 +223,17 @@ def test_trades_drawn_on_heatmap(hm: Heatmap, backtest_dir: Path, tmp_path: Path
     assert by_label["short entry"].get_offsets()[0][1] == pytest.approx(trades["open_rate"][1])
     stops = [seg[0][1] for seg in by_label["stop level"].get_segments()]
     assert stops == pytest.approx(list(trades["stop_loss_abs"]))
-    html = save_heatmap(hm, tmp_path / "t.html", trades=trades, plotlyjs="cdn").read_text()
-    assert "long entry" in html and "short entry" in html and "stop level" in html
+    html = save_heatmap(hm, tmp_path / "t.html", trades=trades, plotlyjs="cdn", html="plotly")
+    text = html.read_text()
+    assert "long entry" in text and "short entry" in text and "stop level" in text
+    # the web view's export overlays the same trades (entry/exit dates and prices)
+    web = save_heatmap(hm, tmp_path / "w.html", trades=trades).read_text()
+    data = json.loads(web.split('id="liqsignals-data">', 1)[1].split("</script>", 1)[0])
+    shown = trades.loc[
+        (trades["close_date"] >= hm.times[0]) & (trades["open_date"] <= hm.times[-1])
+    ]
+    assert [t["open_rate"] for t in data["trades"]] == pytest.approx(list(shown["open_rate"]))
+    assert [t["is_short"] for t in data["trades"]] == list(shown["is_short"])
 
 
 # ----------------------------------------------------------------------------- map
@@ -275,9 +284,12 @@ def test_cli_heatmap_and_map(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert read_png(out).shape[:2] == (560, 1000)
     assert f"wrote {out}" in capsys.readouterr().out
     html = tmp_path / "heat.html"
-    assert main(["heatmap", *common, "--timerange", "20250501-", "--plotlyjs", "cdn",
-                 "--out", str(html)]) == 0  # fmt: skip
+    assert main(["heatmap", *common, "--timerange", "20250501-", "--html", "plotly",
+                 "--plotlyjs", "cdn", "--out", str(html)]) == 0  # fmt: skip
     assert '"type":"candlestick"' in html.read_text()
+    web = tmp_path / "web.html"  # the default: the web view's self-contained page
+    assert main(["heatmap", *common, "--timerange", "20250501-", "--out", str(web)]) == 0
+    assert 'id="liqsignals-data"' in web.read_text()
     mp = tmp_path / "map.png"
     assert main(["map", *common, "--at", "2025-05-01", "--out", str(mp)]) == 0
     assert read_png(mp).shape[:2] == (900, 1600)

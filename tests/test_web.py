@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -334,3 +335,129 @@ def test_main_rejects_a_trades_file_that_is_no_backtest(
     bad.write_text('{"not": "a result"}')
     assert main(["--trades", str(bad)]) == 2
     assert "not a freqtrade backtest result" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- exact hover
+def test_cell_is_the_exact_matrix_value(client: TestClient) -> None:
+    params = {**BTC, "span": "1M", "w": 150, "h": 90, "mode": "short", "window": "3d"}
+    body = client.get("/api/heatmap", params=params).json()
+    df = sample.load_candles("BTC/USDT:USDT", "1h")
+    start = df["date"].iloc[-1] - pd.Timedelta(days=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hm = liquidation_heatmap(df, window="3d", start=start, max_times=150, max_bins=90)
+    z = hm.short.T[::-1]  # the page's [row, col], row 0 the highest price
+    assert z.shape == (body["rows"], body["cols"])
+    view = {"start": body["view"]["start"], "end": body["view"]["end"]}
+    rows, cols = np.nonzero(z)
+    picks = [(int(rows[k]), int(cols[k])) for k in (0, len(rows) // 2, len(rows) - 1)]
+    picks.append((int(np.argmax(z) // z.shape[1]), int(np.argmax(z) % z.shape[1])))
+    for row, col in picks:
+        cell = client.get("/api/cell", params={**params, **view, "row": row, "col": col}).json()
+        assert cell["notional"] == float(z[row, col]) and cell["notional"] > 0
+        assert cell["time"] == int(hm.times[col].value // 1_000_000)
+        k = body["rows"] - 1 - row
+        assert math.isclose(cell["price_lo"], hm.edges[k], rel_tol=1e-9)
+        assert math.isclose(cell["price_hi"], hm.edges[k + 1], rel_tol=1e-9)
+    # the page's own request (span, no start/end) names the same matrix
+    row, col = picks[-1]
+    same = client.get("/api/cell", params={**params, "row": row, "col": col}).json()
+    assert same["notional"] == float(z[row, col])
+    bad = client.get("/api/cell", params={**params, "row": body["rows"], "col": 0})
+    assert bad.status_code == 400 and "row" in bad.json()["error"]
+    assert client.get("/api/cell", params=params).status_code == 400
+
+
+# ----------------------------------------------------------------------------- static export
+def _export_data(text: str) -> dict:
+    m = re.search(
+        r'<script type="application/json" id="liqsignals-data">(.*?)</script>', text, re.S
+    )
+    assert m, "no inline data"
+    return json.loads(m.group(1).replace("<\\/", "</"))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "btc.html"
+    args = ["heatmap", "--datadir", str(sample.datadir()), "-p", "BTC/USDT:USDT", "-t", "1h",
+            "--timerange", "20250401-", "--window", "1w", "--mode", "combined", "--no-smooth",
+            "--max-columns", "300", "--max-rows", "120", "--no-market-data", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    from liqsignals.cli import main as cli_main
+
+    assert cli_main(args) == 0
+    return out
+
+
+def test_export_and_served_page_use_the_same_renderer(client: TestClient, exported: Path) -> None:
+    static = ROOT / "liqsignals" / "web" / "static"
+    js, css, page = [(static / n).read_text() for n in ("app.js", "style.css", "index.html")]
+    # what the server sends is the package's files
+    assert client.get("/static/app.js").text == js
+    assert client.get("/static/style.css").text == css
+    assert client.get("/").text == page
+    text = exported.read_text()
+    # the export inlines those very files: the page with its two links replaced by them
+    assert f"<script>\n{js}</script>" in text
+    assert f"<style>\n{css}</style>" in text
+    rest = re.sub(r"<script.*?</script>\n?", "", text, flags=re.S)
+    rest = re.sub(r"<style>.*?</style>", "", rest, flags=re.S)
+    want = page.replace('<link rel="stylesheet" href="static/style.css">', "")
+    want = re.sub(r"<script.*?</script>\n?", "", want, flags=re.S)
+    assert re.sub(r"<title>.*?</title>", "", rest) == re.sub(r"<title>.*?</title>", "", want)
+    # self-contained: no server, no CDN, no plotly
+    assert "http://" not in text and "https://" not in text and "src=" not in text
+    assert "plotly" not in text.lower()
+
+
+def test_export_carries_the_server_encoding(exported: Path) -> None:
+    import gzip
+
+    data = _export_data(exported.read_text())
+    body = data["heatmap"]
+    df = sample.load_candles("BTC/USDT:USDT", "1h")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hm = liquidation_heatmap(df, window="1w", start="2025-04-01", max_times=300, max_bins=120)
+    z = hm.combined
+    # the keys and the encoding of /api/heatmap: sqrt-scaled uint8, clipped at the 99.5th pct
+    server_keys = {"times", "edges_lo", "edges_hi", "rows", "cols", "vmax", "matrix", "open",
+                   "high", "low", "close", "row_bp", "first", "last", "mode", "scale", "vmin"}  # fmt: skip
+    assert server_keys <= set(body)
+    vmax = float(np.percentile(z[z > 0], 99.5))
+    assert math.isclose(body["vmax"], vmax, rel_tol=1e-6)
+    want = np.rint(255 * np.sqrt(np.minimum(z / vmax, 1))).astype(np.uint8).T[::-1]
+    assert np.array_equal(_matrix(body), want)
+    assert body["times"] == (hm.times.asi8 // 1_000_000).tolist()
+    # the exact cells for the hover: float32, row 0 the highest price
+    raw = gzip.decompress(base64.b64decode(data["values"]))
+    values = np.frombuffer(raw, dtype="<f4").reshape(body["rows"], body["cols"])
+    assert np.array_equal(values, z.T[::-1])
+    # the map at the last column beside it
+    assert data["map"]["time"] == body["times"][-1]
+    assert data["map"]["readout"]["liq_long_cluster_price"] < data["map"]["price"]
+
+
+def test_export_size_for_a_year_of_15m(tmp_path: Path) -> None:
+    from liqsignals.cli import main as cli_main
+
+    out = tmp_path / "year.html"
+    args = ["heatmap", "-p", "BTC/USDT:USDT", "-t", "15m", "--timerange", "20240608-",
+            "--no-progress", "--no-market-data", "--out", str(out)]  # fmt: skip
+    assert cli_main(args) == 0
+    data = _export_data(out.read_text())
+    assert data["heatmap"]["cols"] > 1500  # default --max-columns 2000
+    assert out.stat().st_size < 8_000_000
+
+
+def test_plotly_html_only_on_request(tmp_path: Path) -> None:
+    from liqsignals.cli import main as cli_main
+
+    common = ["heatmap", "-p", "BTC/USDT:USDT", "-t", "1h", "--timerange", "20250501-",
+              "--no-progress", "--no-market-data"]  # fmt: skip
+    web, plotly = tmp_path / "w.html", tmp_path / "p.html"
+    assert cli_main([*common, "--out", str(web)]) == 0
+    assert cli_main([*common, "--html", "plotly", "--plotlyjs", "cdn", "--out", str(plotly)]) == 0
+    assert "liqsignals-data" in web.read_text() and "plotly" not in web.read_text().lower()
+    assert '"type":"heatmap"' in plotly.read_text() and "liqsignals-data" not in plotly.read_text()

@@ -7,8 +7,10 @@ no text from a request becomes a file path.
 
 The heatmap travels as one JSON document whose matrix is a base64 string of ``uint8`` intensities
 (``round(255 * sqrt(min(v / vmax, 1)))``, price rows top = highest) at the resolution of the
-canvas, plus one candle per column: a year of 15m candles at 1,400 x 600 is about 1.2 MB.
-Zooming asks for the zoomed time range again at screen resolution.
+canvas, plus one candle per column: a year of 15m candles at 1,400 x 600 is about 1.2 MB
+(:mod:`liqsignals.web.payload`). Zooming asks for the zoomed time range again at screen
+resolution. Hovering asks ``/api/cell`` for the exact float32 notional of the hovered cell, read
+from the matrix the server computed for that heatmap (kept with the cached payload).
 
 Computed heatmaps and maps are cached per request and per modification time of the data files,
 so a datadir that another process keeps current (``liqsignals download``, the live poller) is
@@ -17,12 +19,10 @@ picked up at the next request.
 
 from __future__ import annotations
 
-import base64
 import hmac
 import math
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,17 +33,11 @@ import numpy as np
 import pandas as pd
 
 from liqsignals.data.datadir import data_path, list_data, load_candles
-from liqsignals.engine import LiquidationEngine
 from liqsignals.extras import ensure
-from liqsignals.heatmap import (
-    MODES,
-    combine_heatmaps,
-    combine_maps,
-    liquidation_heatmap,
-    map_buckets,
-    top_clusters,
-)
+from liqsignals.heatmap import MODES
 from liqsignals.model import LEVERAGE_PRESETS, WINDOWS, LiquidationModel, timeframe_to_timedelta
+from liqsignals.web.export import trades_payload
+from liqsignals.web.payload import compute_heatmap, heatmap_payload, map_payload
 
 # the web view needs the web extra (starlette, uvicorn): an ImportError naming it
 ensure("starlette", "the web view")
@@ -65,6 +59,7 @@ __all__ = [
     "WebConfig",
     "create_app",
     "heatmap_payload",
+    "map_payload",
 ]
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -85,10 +80,11 @@ PRESETS: tuple[str, ...] = (
     *LEVERAGE_PRESETS,
     *sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "presets").glob("*.json")),
 )
-COLORS: tuple[str, ...] = ("default", "cividis")
+#: colour scales; cividis, viridis and magma are colour-blind safe
+COLORS: tuple[str, ...] = ("default", "cividis", "viridis", "magma")
 TOKEN_COOKIE = "liqsignals_token"
 _MAX_W, _MAX_H = 4000, 2000
-_CACHE = 24
+_CACHE = 16
 
 
 @dataclass
@@ -241,116 +237,6 @@ def _model(qq: _Query) -> LiquidationModel:
     return LiquidationModel.preset(qq.preset, **changes)
 
 
-# ----------------------------------------------------------------------------- computations
-def _quantise(z: np.ndarray) -> tuple[bytes, float]:
-    """uint8 sqrt-scaled intensities (price rows top = highest, time left to right) and vmax."""
-    nz = z[z > 0]
-    vmax = float(np.percentile(nz, 99.5)) if nz.size else 0.0
-    if vmax <= 0:
-        return np.zeros(z.T.shape, dtype=np.uint8).tobytes(), 0.0
-    q = np.rint(255.0 * np.sqrt(np.minimum(z / vmax, 1.0))).astype(np.uint8)
-    return np.ascontiguousarray(q.T[::-1]).tobytes(), vmax
-
-
-def _round(values: np.ndarray) -> list[float | None]:
-    return [None if not math.isfinite(v) else float(f"{v:.6g}") for v in values.tolist()]
-
-
-def heatmap_payload(
-    frames: list[pd.DataFrame],
-    model: LiquidationModel,
-    mode: str,
-    view: Mapping[str, Any],
-) -> dict[str, Any]:
-    """The heatmap of ``frames`` (one candle frame per exchange, summed) as the page draws it.
-
-    ``view``: ``start``, ``end`` (Timestamps or None), ``width``, ``height`` (columns, rows).
-
-    Returns
-    -------
-    dict
-        ``times`` (ms, column candle dates), ``edges_lo``/``edges_hi`` (price of the bottom edge
-        of the lowest row and the top edge of the highest), ``rows``, ``cols``, ``vmax`` (quote
-        notional of intensity 255; intensity ``q`` is ``(q/255)**2 * vmax``), ``matrix`` (base64
-        uint8, ``rows`` x ``cols``, top row = highest price), ``open``/``high``/``low``/``close``
-        per column, ``row_bp``, ``first``/``last`` (ms of the data's first and last candle).
-    """
-    opts: dict[str, Any] = {"max_times": int(view["width"]), "max_bins": int(view["height"])}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        first = liquidation_heatmap(frames[0], model, start=view["start"], end=view["end"], **opts)
-        parts = [first]
-        for df in frames[1:]:
-            parts.append(liquidation_heatmap(df, model, like=first))
-    hm = combine_heatmaps(parts) if len(parts) > 1 else first
-    raw, vmax = _quantise(hm.matrix(mode))
-    dates = frames[0]["date"]
-    return {
-        "times": (hm.times.asi8 // 1_000_000).tolist(),
-        "edges_lo": float(hm.edges[0]),
-        "edges_hi": float(hm.edges[-1]),
-        "rows": int(hm.shape[1]),
-        "cols": int(hm.shape[0]),
-        "vmax": vmax,
-        "matrix": base64.b64encode(raw).decode("ascii"),
-        "open": _round(hm.open),
-        "high": _round(hm.high),
-        "low": _round(hm.low),
-        "close": _round(hm.close),
-        "row_bp": hm.row_bp,
-        "first": int(pd.Timestamp(dates.iloc[0]).value // 1_000_000),
-        "last": int(pd.Timestamp(dates.iloc[-1]).value // 1_000_000),
-    }
-
-
-def _clean(row: Mapping[str, Any]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for k, v in row.items():
-        f = float(v)
-        out[str(k)] = f if math.isfinite(f) else None
-    return out
-
-
-def map_payload(frames: list[pd.DataFrame], model: LiquidationModel, at: Any) -> dict[str, Any]:
-    """The liquidation map at the candle dated at or before ``at`` (None: the last candle).
-
-    Returns
-    -------
-    dict
-        ``time`` (ms), ``price`` (close), ``buckets`` (``price``, ``low``, ``high``, ``long``,
-        ``short`` lists, 0.25 % buckets within 20 % of price), ``clusters`` (largest per side),
-        ``readout`` (the ``liq_*`` columns of the first exchange at that candle).
-    """
-    maps = []
-    readout: dict[str, float | None] = {}
-    window_ns = int(model.window_td.value)
-    for i, df in enumerate(frames):
-        dates = df["date"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
-        last = len(df) - 1
-        if at is not None:
-            last = int(np.searchsorted(dates, int(at.value), side="right")) - 1
-            if last < 0:
-                raise BadRequest(f"at={at} is before the first candle")
-        a = max(int(np.searchsorted(dates, int(dates[last]) - window_ns, side="left")) - 1, 0)
-        eng = LiquidationEngine(model)
-        rows = eng.update_many(df.iloc[a : last + 1])
-        if i == 0:
-            readout = _clean(rows.iloc[-1].to_dict())
-        maps.append(eng.snapshot())
-    lmap = combine_maps(maps) if len(maps) > 1 else maps[0]
-    rng = (lmap.price * 0.8, lmap.price * 1.2)
-    b = map_buckets(lmap, 0.25, price_range=rng)
-    cl = top_clusters(lmap, n=3) if len(lmap.prices) else pd.DataFrame()
-    t = lmap.time
-    return {
-        "time": None if t is None else int(pd.Timestamp(t).value // 1_000_000),
-        "price": float(lmap.price),
-        "buckets": {c: _round(b[c].to_numpy(dtype=float)) for c in b.columns},
-        "clusters": cl.to_dict(orient="records"),
-        "readout": readout,
-    }
-
-
 # ----------------------------------------------------------------------------- security
 class TokenMiddleware:
     """401 for every request without the token; a request carrying ``?token=`` gets a cookie.
@@ -462,29 +348,68 @@ def create_app(cfg: WebConfig) -> Starlette:
     def stamp(qq: _Query) -> tuple[float, ...]:
         return tuple(store.mtime(ex, qq.pair, qq.timeframe) for ex in qq.exchanges)
 
-    def heatmap(request: Request) -> dict[str, Any]:
-        q = request.query_params
-        qq = _query(store, q)
+    def view_of(q: Mapping[str, str], qq: _Query, dfs: list[pd.DataFrame]) -> dict[str, Any]:
+        """start/end resolved to candle dates (so a cell query names the same matrix) and size."""
         span = _choice(q, "span", SPANS, "3M")
         width = _int(q, "w", 1200, 16, _MAX_W)
         height = _int(q, "h", 600, 16, _MAX_H)
         start, end = _ms(q, "start"), _ms(q, "end")
-        dfs = frames(qq)
+        first = pd.Timestamp(dfs[0]["date"].iloc[0])
         last = pd.Timestamp(dfs[0]["date"].iloc[-1])
+        end = last if end is None else min(end, last)
         if start is None and span is not None and SPANS[span] is not None:
-            start = (end or last) - SPANS[span]
-            start = max(start, pd.Timestamp(dfs[0]["date"].iloc[0]))
-        key = ("hm", qq, start, end, width, height, stamp(qq))
-        view = {"start": start, "end": end, "width": width, "height": height}
-        payload = store.cached(key, lambda: heatmap_payload(dfs, _model(qq), qq.mode, view))
-        return {**payload, "mode": qq.mode, "pair": qq.pair, "timeframe": qq.timeframe}
+            start = max(end - SPANS[span], first)
+        return {"start": start, "end": end, "width": width, "height": height}
+
+    def computed(q: Mapping[str, str]) -> tuple[dict[str, Any], np.ndarray]:
+        qq = _query(store, q)
+        dfs = frames(qq)
+        view = view_of(q, qq, dfs)
+        key = ("hm", qq, view["start"], view["end"], view["width"], view["height"], stamp(qq))
+        payload, values = store.cached(key, lambda: compute_heatmap(dfs, _model(qq), qq.mode, view))
+        ms = {
+            k: None if view[k] is None else int(view[k].value // 1_000_000)
+            for k in ("start", "end")
+        }
+        extra = {"pair": qq.pair, "timeframe": qq.timeframe, "exchanges": list(qq.exchanges)}
+        return {**payload, **extra, "view": ms}, values
+
+    def heatmap(request: Request) -> dict[str, Any]:
+        return computed(request.query_params)[0]
+
+    def cell(request: Request) -> dict[str, Any]:
+        """The exact notional of one cell of the heatmap the same parameters return."""
+        q = request.query_params
+        payload, values = computed(q)
+        col = _int(q, "col", -1, 0, payload["cols"] - 1)
+        row = _int(q, "row", -1, 0, payload["rows"] - 1)
+        if col < 0 or row < 0:
+            raise BadRequest("col and row are required")
+        lo, hi = math.log(payload["edges_lo"]), math.log(payload["edges_hi"])
+        step = (hi - lo) / payload["rows"]
+        return {
+            "col": col,
+            "row": row,
+            "time": payload["times"][col],
+            "price_lo": math.exp(hi - (row + 1) * step),
+            "price_hi": math.exp(hi - row * step),
+            "notional": float(values[row, col]),
+            "mode": payload["mode"],
+        }
 
     def lmap(request: Request) -> dict[str, Any]:
         q = request.query_params
         qq = _query(store, q)
         at = _ms(q, "at")
         key = ("map", qq.exchanges, qq.pair, qq.timeframe, qq.preset, qq.window, at, stamp(qq))
-        return store.cached(key, lambda: map_payload(frames(qq), _model(qq), at))
+
+        def compute() -> dict[str, Any]:
+            try:
+                return map_payload(frames(qq), _model(qq), at)
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from None
+
+        return store.cached(key, compute)
 
     def status(request: Request) -> dict[str, Any]:
         qq = _query(store, request.query_params)
@@ -502,21 +427,7 @@ def create_app(cfg: WebConfig) -> Starlette:
             trades_cache["all"] = load_trades(cfg.trades)
         tr = trades_cache["all"]
         tr = tr.loc[tr["pair"] == qq.pair]
-        out = []
-        for row in tr.itertuples(index=False):
-            out.append(
-                {
-                    "open": int(pd.Timestamp(row.open_date).value // 1_000_000),
-                    "close": int(pd.Timestamp(row.close_date).value // 1_000_000),
-                    "open_rate": float(row.open_rate),
-                    "close_rate": float(row.close_rate),
-                    "is_short": bool(row.is_short),
-                    "profit_ratio": None
-                    if not math.isfinite(float(row.profit_ratio))
-                    else float(row.profit_ratio),
-                }
-            )
-        return {"trades": out}
+        return {"trades": trades_payload(tr)}
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
@@ -529,6 +440,7 @@ def create_app(cfg: WebConfig) -> Starlette:
         Route("/healthz", health),
         Route("/api/meta", guarded(meta)),
         Route("/api/heatmap", guarded(heatmap)),
+        Route("/api/cell", guarded(cell)),
         Route("/api/map", guarded(lmap)),
         Route("/api/status", guarded(status)),
         Route("/api/trades", guarded(trades)),

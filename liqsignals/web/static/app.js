@@ -1,17 +1,24 @@
 // liqsignals web view: heatmap (time x price) on a canvas, liquidation map, read-outs.
 // No framework, no CDN: the server sends the matrix as base64 uint8 at screen resolution.
+// The same file renders the static export (liqsignals heatmap --out x.html): there the page
+// carries its data in <script type="application/json" id="liqsignals-data"> and asks no server.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
   const token = new URLSearchParams(location.search).get("token");
+  const EMBED = document.getElementById("liqsignals-data");
+  const STATIC = EMBED ? JSON.parse(EMBED.textContent) : null;
   const M = { left: 74, right: 8, top: 8, bottom: 26 };
   const STOPS = {
     "default": [[0, "#000000"], [0.10, "#0a1238"], [0.30, "#1d3f9e"], [0.55, "#13a08c"], [0.78, "#6fd34f"], [1, "#fff21a"]],
     "cividis": [[0, "#00224e"], [0.25, "#3d4d6e"], [0.5, "#7c7b78"], [0.75, "#bcaf6f"], [1, "#fee838"]],
+    "viridis": [[0, "#440154"], [0.2, "#414487"], [0.4, "#2a788e"], [0.6, "#22a884"], [0.8, "#7ad151"], [1, "#fde725"]],
+    "magma": [[0, "#000004"], [0.2, "#3b0f70"], [0.4, "#8c2981"], [0.6, "#de4968"], [0.8, "#fe9f6d"], [1, "#fcfdbf"]],
   };
   const S = window.liqsignals = {
     loads: 0, lastCandle: null, firstPaintMs: null, payloadBytes: null, hm: null, map: null,
     zoom: null, pageId: Math.random().toString(36).slice(2), trades: [], errors: [],
+    static: STATIC !== null, cells: 0, pending: 0,
   };
   let meta = null;
 
@@ -91,13 +98,22 @@
     return { W: Math.max(100, Math.floor(r.width)), H: Math.max(100, Math.floor(r.height)) };
   };
 
-  function decode(hm) {
-    const bin = atob(hm.matrix);
+  function bytesOf(b64) {
+    const bin = atob(b64);
     const q = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) q[i] = bin.charCodeAt(i);
-    hm.q = q;
+    return q;
+  }
+  function decode(hm) {
+    hm.q = bytesOf(hm.matrix);
     hm.llo = Math.log(hm.edges_lo);
     hm.lhi = Math.log(hm.edges_hi);
+    hm.cellCache = new Map();
+  }
+  // the static export's exact cells: gzip of little-endian float32, rows x cols, top row first
+  async function unpackValues(b64) {
+    const stream = new Blob([bytesOf(b64)]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Float32Array(await new Response(stream).arrayBuffer());
   }
 
   function draw() {
@@ -166,6 +182,11 @@
   }
 
   async function loadHeatmap() {
+    if (STATIC) { draw(); S.loads += 1; return; }
+    S.pending += 1;
+    try { await fetchHeatmap(); } finally { S.pending -= 1; }
+  }
+  async function fetchHeatmap() {
     const { W, H } = geom();
     const p = params();
     p.span = $("span").value;
@@ -176,6 +197,7 @@
     $("state").textContent = "loading...";
     const r = await api("api/heatmap", p);
     decode(r.data);
+    r.data.req = p;
     S.hm = r.data;
     S.payloadBytes = r.bytes;
     S.lastCandle = r.data.last;
@@ -195,6 +217,7 @@
   const mapCanvas = $("map");
   let mapTimer = null, mapAt = undefined;
   async function loadMap(at) {
+    if (STATIC) return;
     const p = params();
     if (at !== null) p.at = at;
     mapAt = at;
@@ -265,30 +288,71 @@
     const hm = S.hm;
     if (!hm || !hm.X) return null;
     const rect = canvas.getBoundingClientRect();
-    const x = ev.clientX - rect.left, y = ev.clientY - rect.top;
+    const x = (ev.clientX - rect.left) * canvas.width / Math.max(1, rect.width);
+    const y = (ev.clientY - rect.top) * canvas.height / Math.max(1, rect.height);
     const j = Math.floor((x - M.left) / hm.pw * hm.cols);
     const i = Math.floor((y - M.top) / hm.ph * hm.rows);
     if (j < 0 || j >= hm.cols || i < 0 || i >= hm.rows) return null;
     const lp = hm.lhi - (hm.lhi - hm.llo) * (i + 0.5) / hm.rows;
-    const q = hm.q[i * hm.cols + j];
-    return { x, y, j, time: hm.times[j], price: Math.exp(lp), notional: (q / 255) ** 2 * hm.vmax };
+    return { x, y, i, j, time: hm.times[j], price: Math.exp(lp) };
+  }
+
+  // hover: the exact notional of the hovered cell, from the matrix the server computed for this
+  // heatmap (/api/cell) or, in the static export, from the float32 cells carried in the file
+  let cellTimer = null, hovered = null;
+  const quote = () => { const m = /\/([^:]+)/.exec(S.hm.pair || ""); return m ? m[1] : ""; };
+  function hoverText(c, v) {
+    const hm = S.hm;
+    const n = v === undefined ? "..." : Math.round(v).toLocaleString("en-US") + " " + quote() + " (" + fmtMoney(v) + ")";
+    return fmtTime(c.time) + "\nprice " + fmtPrice(c.price) + "\nnotional " + n + "\n" + hm.mode +
+      ", per " + hm.row_bp.toFixed(0) + " bp row";
+  }
+  function showNotional(c, v) {
+    const box = $("hover");
+    if (hovered === null || hovered.i !== c.i || hovered.j !== c.j || hovered.hm !== S.hm) return;
+    box.textContent = hoverText(c, v);
+    box.dataset.notional = String(v);
+    S.cells += 1;
+  }
+  async function fetchCell(c) {
+    const hm = S.hm, key = c.i + ":" + c.j;
+    let v = hm.cellCache.get(key);
+    if (v === undefined) {
+      const p = Object.assign({}, hm.req, { col: c.j, row: c.i });
+      if (hm.view) { p.start = hm.view.start; p.end = hm.view.end; }
+      const r = await api("api/cell", p);
+      v = r.data.notional;
+      hm.cellCache.set(key, v);
+    }
+    showNotional(c, v);
   }
   canvas.addEventListener("mousemove", (ev) => {
     const c = cellAt(ev), box = $("hover");
-    if (!c) { box.style.display = "none"; return; }
-    box.textContent = fmtTime(c.time) + "\nprice " + fmtPrice(c.price) + "\nnotional ~" + fmtMoney(c.notional) + " " + $("mode").value;
+    if (!c) { box.style.display = "none"; hovered = null; return; }
+    const same = hovered !== null && hovered.i === c.i && hovered.j === c.j && hovered.hm === S.hm;
     box.style.display = "block";
-    box.style.left = Math.min(c.x + 14, canvas.clientWidth - 180) + "px";
+    box.style.left = Math.min(c.x + 14, canvas.clientWidth - 220) + "px";
     box.style.top = (c.y + 14) + "px";
+    if (same) return;
+    hovered = { i: c.i, j: c.j, hm: S.hm };
+    box.textContent = hoverText(c, undefined);
     box.dataset.time = String(c.time);
+    box.dataset.price = String(c.price);
+    box.dataset.col = String(c.j);
+    box.dataset.row = String(c.i);
+    delete box.dataset.notional;
+    clearTimeout(cellTimer);
+    if (S.hm.values) showNotional(c, S.hm.values[c.i * S.hm.cols + c.j]);
+    else cellTimer = setTimeout(() => fetchCell(c).catch(report), 40);
+    if (STATIC) return;
     clearTimeout(mapTimer);
     mapTimer = setTimeout(() => loadMap(c.time).catch(report), 150);
   });
-  canvas.addEventListener("mouseleave", () => { $("hover").style.display = "none"; });
+  canvas.addEventListener("mouseleave", () => { $("hover").style.display = "none"; hovered = null; });
   canvas.addEventListener("mousedown", (ev) => { const c = cellAt(ev); if (c) drag = c; });
   canvas.addEventListener("mouseup", (ev) => {
     const c = cellAt(ev);
-    if (drag && c && Math.abs(c.j - drag.j) > 3) {
+    if (!STATIC && drag && c && Math.abs(c.j - drag.j) > 3) {
       S.zoom = [Math.min(drag.time, c.time), Math.max(drag.time, c.time)];
       loadHeatmap().catch(report);
     }
@@ -311,7 +375,45 @@
     setTimeout(poll, meta.poll_s * 1000);
   }
 
+  // the static export: one heatmap (and the map at its last column) carried in the page
+  async function initStatic() {
+    meta = STATIC.meta;
+    if (STATIC.title) document.title = STATIC.title;
+    const one = (id, v) => { fill($(id), [v], false); $(id).disabled = true; };
+    const ex = $("exchange");
+    fill(ex, Object.keys(meta.catalogue), false);
+    for (const o of ex.options) o.selected = true;
+    ex.size = 1; ex.disabled = true;
+    const pair = Object.keys(Object.values(meta.catalogue)[0])[0];
+    one("pair", pair);
+    one("timeframe", Object.values(meta.catalogue)[0][pair][0]);
+    one("span", meta.spans[0]); one("window", meta.windows[0]);
+    one("preset", meta.presets[0]); one("mode", meta.modes[0]);
+    fill($("colors"), meta.colors, false);
+    if (meta.color && meta.colors.includes(meta.color)) $("colors").value = meta.color;
+    $("show-trades").disabled = !meta.trades;
+    $("show-trades").checked = !!meta.trades;
+    $("reset").style.display = "none";
+    const hm = STATIC.heatmap;
+    decode(hm);
+    hm.values = await unpackValues(STATIC.values);
+    S.hm = hm;
+    S.lastCandle = hm.last;
+    S.trades = STATIC.trades || [];
+    $("colors").addEventListener("change", draw);
+    $("show-trades").addEventListener("change", draw);
+    $("state").textContent = STATIC.note || "";
+    $("state").title = STATIC.note || "";
+    if (STATIC.map) { S.map = STATIC.map; drawMap(STATIC.map); readout(STATIC.map); }
+    else document.querySelector("aside").style.display = "none";
+    follow(draw);
+    draw();
+    S.loads = 1;
+    S.firstPaintMs = performance.now();
+  }
+
   async function init() {
+    if (STATIC) return initStatic();
     meta = (await api("api/meta", {})).data;
     const ex = $("exchange");
     fill(ex, Object.keys(meta.catalogue), false);
@@ -341,9 +443,17 @@
     $("pair").addEventListener("change", () => { onPair(); reload(); });
     for (const id of ["timeframe", "span", "window", "preset", "mode", "show-trades"]) $(id).addEventListener("change", reload);
     $("colors").addEventListener("change", draw);
-    window.addEventListener("resize", () => { clearTimeout(S.rt); S.rt = setTimeout(reload, 200); });
+    follow(reload);
     await loadHeatmap();
     setTimeout(poll, meta.poll_s * 1000);
+  }
+  // redraw (or, on a server, fetch again at the new resolution) when the plot changes size
+  function follow(fn) {
+    new ResizeObserver(() => {
+      const { W, H } = geom();
+      if (!S.hm || (Math.abs(W - canvas.width) <= 1 && Math.abs(H - canvas.height) <= 1)) return;
+      clearTimeout(S.rt); S.rt = setTimeout(fn, 200);
+    }).observe($("plot"));
   }
   function reload() { S.zoom = null; loadHeatmap().catch(report); }
   init().catch(report);
