@@ -100,6 +100,11 @@ def test_features_are_read_before_the_bar_opens():
     # no cluster: size 0 and distance 10 sigmas
     nan_rows = bars["log_long_cluster"] == 0
     assert nan_rows.any() and (bars.loc[nan_rows, "long_cluster_sigmas"] == 10).all()
+    # engine warm-up (NaN band): the bar is left out, not read as an empty book
+    feats3 = feats.copy()
+    feats3.loc[:prev, "liq_long_band"] = np.nan
+    bars3 = risk.risk_bars(df, feats3, real, bar="4h")
+    assert pd.Timestamp(bars3["date"].iloc[0]) > pd.Timestamp(b["date"])
 
 
 def test_walk_forward_fits_only_on_the_past():

@@ -93,7 +93,8 @@ def risk_bars(
     -------
     DataFrame: ``date`` (bar open, UTC), :data:`PAST_FEATURES`, :data:`BOOK_FEATURES`, ``range``
     and, with ``realised``, ``total``, ``long``, ``short``. Bars with missing candles, missing
-    history, a zero-volume candle or a non-finite book are left out.
+    history, a zero-volume candle or a book still in the engine's warm-up (NaN band) are left
+    out; a missing cluster counts as size 0 at distance 10.
 
     Raises ``ValueError`` on misaligned features, a bar that is not a multiple of the candles, or
     no complete bar.
@@ -190,7 +191,8 @@ def risk_bars(
         out["long"] = np.log1p(rl)
         out["short"] = np.log1p(rs)
     cols = list(PAST_FEATURES + BOOK_FEATURES) + ["range"]
-    good = np.isfinite(out[cols].to_numpy()).all(axis=1) & (out["_zero"].to_numpy() == 0)
+    warm = ~(np.isfinite(f["liq_long_band"]) & np.isfinite(f["liq_short_band"]))  # engine warm-up
+    good = np.isfinite(out[cols].to_numpy()).all(axis=1) & (out["_zero"].to_numpy() == 0) & ~warm
     out = out.loc[good].drop(columns="_zero").reset_index(drop=True)
     if out.empty:
         raise ValueError("no complete bar: every bar misses history, volume or the book")
