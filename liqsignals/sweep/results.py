@@ -98,7 +98,7 @@ class TaskStore:
             "argv": list(task.argv),
             **outcome.to_dict(),
         }
-        atomic_write_text(self.path(task), json.dumps(record, sort_keys=True, allow_nan=False))
+        atomic_write_text(self.path(task), json.dumps(record, allow_nan=False))
         return record
 
 
