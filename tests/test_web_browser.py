@@ -120,9 +120,12 @@ def test_selectors_colours_trades_and_png() -> None:
     assert obs["black_default"] > 0.05 and obs["black_cividis"] < 0.002, obs
     # mode selector
     assert obs["mode_after"] == "long" and obs["hash_long"] != obs["hash_default"]
+    # timeframe and preset selectors
+    assert obs["tf_after"] == "15m" and obs["hash_15m"] != obs["hash_long"]
+    assert obs["preset_after"] == "binance_btc" and obs["hash_preset"] != obs["hash_15m"]
     # exchange selector: both exchanges asked for, summed into another picture
     assert obs["exchanges_after"] == ["binance", "bybit"], obs["exchanges_after"]
-    assert obs["hash_two"] != obs["hash_long"]
+    assert obs["hash_two"] != obs["hash_one"]
     assert obs["vmax_two"] > obs["vmax_one"] * 1.2
     # trades overlay from the --trades file
     assert obs["trades_n"] == 2 and obs["hash_trades"] != obs["hash_no_trades"]
@@ -150,6 +153,8 @@ def test_live_candle_appears_without_reload() -> None:
     obs = _scenario("live")
     assert obs["severe"] == [], obs["severe"]
     assert obs["last_after"] > obs["last_before"], obs
+    # within one candle of its close, every time (3 updates)
+    assert len(obs["lags_candles"]) == 3 and max(obs["lags_candles"]) < 1.0, obs["lags_candles"]
     assert obs["page_id_after"] == obs["page_id_before"], "the page was reloaded"
     assert obs["loads_after"] > obs["loads_before"]
 
@@ -510,7 +515,17 @@ def _controls_scenario() -> dict[str, Any]:
         select(driver, "mode", "long")
         obs["mode_after"] = driver.execute_script("return window.liqsignals.hm.mode")
         obs["hash_long"] = _hash(driver)
+        # timeframe and model preset
+        select(driver, "timeframe", "15m")
+        obs["tf_after"] = driver.execute_script("return window.liqsignals.hm.timeframe")
+        obs["hash_15m"] = _hash(driver)
+        select(driver, "preset", "binance_btc")
+        obs["preset_after"] = driver.execute_script("return window.liqsignals.hm.preset")
+        obs["hash_preset"] = _hash(driver)
+        select(driver, "preset", "default")
+        select(driver, "timeframe", "5m")  # the second venue has 5m candles only
         obs["vmax_one"] = driver.execute_script("return window.liqsignals.hm.vmax")
+        obs["hash_one"] = _hash(driver)
         # exchanges: add bybit to binance (a multiple select)
         act(driver, lambda: Select(driver.find_element("id", "exchange")).select_by_value("bybit"))
         obs["exchanges_after"] = driver.execute_script("return window.liqsignals.hm.exchanges")
@@ -598,7 +613,7 @@ def _live_scenario() -> dict[str, Any]:
 
     first = sample.load_candles("BTC/USDT:USDT", "15m")
     start_ms = int(first["date"].iloc[-1].value // 1_000_000) - 3 * 86_400_000
-    clock = LiveClock(start_ms, speed=600.0, align_ms=3_600_000)
+    clock = LiveClock(start_ms, speed=200.0, align_ms=3_600_000)  # a 15m candle: 4.5 s
     tmp = Path(tempfile.mkdtemp(prefix="liqsignals-live-"))
     target = tmp / "binance"
     source = tmp / "replay"  # the replay serves only BTC 15m: a faster start
@@ -623,9 +638,17 @@ def _live_scenario() -> dict[str, Any]:
                 "loads_before": driver.execute_script("return window.liqsignals.loads"),
                 "page_id_before": driver.execute_script("return window.liqsignals.pageId"),
             }
-            wait_js(
-                driver, f"return window.liqsignals.lastCandle > {obs['last_before']}", timeout=20
-            )
+            # each update: how long after the close of the first candle it adds (replay time)
+            step = 15 * 60_000
+            last, lags = obs["last_before"], []
+            deadline = time.monotonic() + 45
+            while len(lags) < 3 and time.monotonic() < deadline:
+                now = driver.execute_script("return window.liqsignals.lastCandle")
+                if now > last:
+                    lags.append((clock.now_ms() - (last + 2 * step)) / step)
+                    last = now
+                time.sleep(0.05)
+            obs["lags_candles"] = lags
             obs["last_after"] = driver.execute_script("return window.liqsignals.lastCandle")
             obs["loads_after"] = driver.execute_script("return window.liqsignals.loads")
             obs["page_id_after"] = driver.execute_script("return window.liqsignals.pageId")

@@ -371,7 +371,13 @@ def create_app(cfg: WebConfig) -> Starlette:
             k: None if view[k] is None else int(view[k].value // 1_000_000)
             for k in ("start", "end")
         }
-        extra = {"pair": qq.pair, "timeframe": qq.timeframe, "exchanges": list(qq.exchanges)}
+        extra = {
+            "pair": qq.pair,
+            "timeframe": qq.timeframe,
+            "exchanges": list(qq.exchanges),
+            "preset": qq.preset,
+            "window": qq.window,
+        }
         return {**payload, **extra, "view": ms}, values
 
     def heatmap(request: Request) -> dict[str, Any]:

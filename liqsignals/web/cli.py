@@ -5,9 +5,11 @@ page once as ``http://HOST:PORT/?token=T``; the page keeps it in a cookie); a ``
 than a loopback address is refused unless ``--token`` is given.
 
 Live mode: ``--live-url URL`` polls a Binance-compatible exchange (the replay exchange,
-``liqsignals replay --live``) through ccxt once per ``--poll`` seconds (default: one candle) for
-every pair/timeframe in the first datadir and appends the closed candles to that datadir; the
-page asks every ``--poll`` seconds whether a new candle arrived and redraws without a reload.
+``liqsignals replay --live``) through ccxt every ``--poll`` seconds (default: a quarter of the
+shortest candle) for every pair/timeframe in the first datadir and appends the closed candles to
+that datadir; the page asks every half ``--poll`` (0.5 to 30 s) whether a new candle arrived and
+redraws without a reload, so a closed candle shows within about 0.75 ``--poll`` plus the
+computation: well within one candle at the default.
 Without ``--live-url`` the server still notices a datadir that another command keeps current
 (``liqsignals download ...``, ``freqtrade download-data``) at the page's next poll.
 """
@@ -51,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--poll",
         type=float,
         default=None,
-        help="seconds between polls (default: 30 s, or one candle of the shortest timeframe "
-        "in live mode)",
+        help="seconds between polls of the exchange (default: 30 s, or a quarter of the shortest "
+        "candle in live mode); the page polls the server twice as often",
     )
 
 
@@ -185,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
             from liqsignals.model import timeframe_to_timedelta
 
             tfs = [timeframe_to_timedelta(tf) for _, tf, _ in list_data(dirs[0])]
-            poll = min(tfs).total_seconds() if tfs else 60.0
+            poll = min(tfs).total_seconds() / 4 if tfs else 15.0
         poller = LivePoller(args.live_url, dirs[0], poll)
     poll = 30.0 if poll is None else poll
     if poll <= 0:
@@ -197,7 +199,8 @@ def _run(args: argparse.Namespace) -> int:
         from liqsignals.plotting import load_trades  # the plot extra; checked at start
 
         load_trades(trades)  # a file that is not a backtest result stops here, not per request
-    cfg = WebConfig(datadirs=datadirs, token=args.token, trades=trades, poll_s=poll)
+    page_poll = min(max(poll / 2, 0.5), 30.0)
+    cfg = WebConfig(datadirs=datadirs, token=args.token, trades=trades, poll_s=page_poll)
     cfg.live = poller is not None
     app = create_app(cfg)
     _warm_up()
