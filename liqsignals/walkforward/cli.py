@@ -33,7 +33,7 @@ __all__ = ["check_strategy", "main", "register"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Any) -> None:
     p = sub.add_parser(
         "walkforward",
         help="walk-forward hyperopt and backtests with freqtrade, folds in parallel on Ray",
