@@ -7,7 +7,9 @@ year of BTC/USDT:USDT 15m and prints
 * first paint: ``performance.now()`` when the heatmap is drawn, measured inside the browser from
   the start of navigation (page, meta, heatmap computation and transfer, decoding, drawing);
 * payload: bytes of the heatmap response the page received;
-* a redraw after changing the model window (a new computation, not cached).
+* a redraw after changing the model window (a new computation, not cached);
+* the static export of the same year (``liqsignals heatmap --out year.html``, the same renderer
+  with the data inline): file size, the command's wall time, first paint over ``file://``.
 
 Data: ``../shared/data/binance`` next to the project when it exists (a full year of 15m), else the
 bundled sample (its whole 15m range). Usage: ``python benchmarks/bench_web.py``.
@@ -34,6 +36,34 @@ def _datadir() -> Path:
     return sample.datadir()
 
 
+def _export(driver: object, datadir: Path) -> dict[str, float | int | str]:
+    """``liqsignals heatmap --out year.html`` (the static export) of the same year, opened over
+    file://: its size, the command's wall time and the first paint of the file."""
+    import tempfile
+    import time
+
+    import pandas as pd
+    import test_web_browser as tb
+
+    from liqsignals.data.datadir import load_candles
+
+    last = pd.Timestamp(load_candles(datadir, "BTC/USDT:USDT", "15m")["date"].iloc[-1])
+    start = (last - pd.Timedelta(days=365)).strftime("%Y%m%d")
+    out = Path(tempfile.mkdtemp(prefix="liqsignals-bench-")) / "year.html"
+    cmd = [sys.executable, "-m", "liqsignals", "heatmap", "--datadir", str(datadir),
+           "-p", "BTC/USDT:USDT", "-t", "15m", "--timerange", f"{start}-", "--no-progress",
+           "--out", str(out)]  # fmt: skip
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    wall = time.perf_counter() - t0
+    driver.get(out.as_uri())  # type: ignore[attr-defined]
+    tb.wait_js(driver, "return window.liqsignals && window.liqsignals.loads >= 1", 60)
+    paint = driver.execute_script("return window.liqsignals.firstPaintMs")  # type: ignore[attr-defined]
+    size = out.stat().st_size
+    shutil.rmtree(out.parent, ignore_errors=True)
+    return {"export_bytes": size, "export_s": round(wall, 1), "export_paint_ms": round(paint)}
+
+
 def inner() -> dict[str, float | int | str]:
     """The measurement (run inside the namespace)."""
     import test_web_browser as tb
@@ -58,6 +88,7 @@ def inner() -> dict[str, float | int | str]:
         tb.select(driver, "window", "2w")
         redraw = driver.execute_script("return window.liqsignals.lastPaintMs")
         days = (hm[3] - hm[2]) / 86_400_000
+        export = _export(driver, datadir)
         return {
             "data": "shared" if "shared" in str(datadir) else "sample",
             "days": round(days, 1),
@@ -66,6 +97,7 @@ def inner() -> dict[str, float | int | str]:
             "median_ms": round(sorted(paints)[1]),
             "payload_bytes": int(s["payloadBytes"]),
             "redraw_ms": round(redraw),
+            **export,
         }
     finally:
         if driver is not None:
@@ -100,6 +132,10 @@ def main() -> int:
     )
     print(f"  heatmap payload:            {r['payload_bytes'] / 1e6:.2f} MB (target < 3 MB)")
     print(f"  redraw after a window change: {r['redraw_ms']} ms in the page")
+    print(
+        f"  static export (heatmap --out year.html): {r['export_bytes'] / 1e6:.2f} MB, "
+        f"written in {r['export_s']} s, first paint over file:// {r['export_paint_ms']} ms"
+    )
     return 0
 
 
