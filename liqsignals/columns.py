@@ -25,6 +25,7 @@ inputs; a NaN optional input means "unknown" and never makes an output NaN by it
   compared with an older readout) than the column's lookback (``atr_period``,
   ``drift_lookback``, ``intensity_lookback`` / 4).
 - ``zero_atr``: the ATR is 0 (flat candles).
+- ``not_recorded``: no collector was listening for the whole candle (realised columns only).
 
 A column whose ``nan_when`` is exactly ``"warmup"`` is never NaN after warm-up.
 """
@@ -41,6 +42,7 @@ __all__ = [
     "FEATURE_COLUMNS",
     "LEVEL_COLUMNS",
     "NAN_REASONS",
+    "REALISED_COLUMNS",
     "describe",
     "nan_reasons",
     "rename_prefix",
@@ -57,6 +59,7 @@ NAN_REASONS: tuple[str, ...] = (
     "no_sweep",
     "short_history",
     "zero_atr",
+    "not_recorded",
 )
 
 
@@ -122,6 +125,18 @@ COLUMNS: dict[str, Column] = {
     name: Column(name, unit, meaning, src, nan) for name, unit, meaning, src, nan in _TABLE
 }
 LEVEL_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS.values() if c.source == "levels")
+
+#: Columns of what happened rather than what the model estimates: realised liquidations from a
+#: collector's event file (``liqsignals collect`` / ``collect-liquidations``), added by the
+#: strategy helpers (:func:`liqsignals.strategy.market_data.attach_realised`) when the file exists.
+#: Not part of :func:`liqsignals.liquidation_features`' output, hence a table of their own.
+_REALISED_TABLE: list[tuple[str, str, str, str, str]] = [
+    ("liq_realised_long", "quote", "realised long liquidations (forced sells) recorded inside this candle's own interval", "realised", "not_recorded"),
+    ("liq_realised_short", "quote", "realised short liquidations (forced buys) recorded inside this candle's own interval", "realised", "not_recorded"),
+]  # fmt: skip
+REALISED_COLUMNS: dict[str, Column] = {
+    name: Column(name, unit, meaning, src, nan) for name, unit, meaning, src, nan in _REALISED_TABLE
+}
 FEATURE_COLUMNS: tuple[str, ...] = tuple(COLUMNS)
 
 

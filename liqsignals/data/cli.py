@@ -12,6 +12,7 @@ Examples::
     liqsignals import binance-dump BTCUSDT-metrics-2025-05-*.zip --datadir user_data/data/binance
     liqsignals import liquidation-events captures/*.csv --datadir user_data/data/binance
     liqsignals collect-liquidations --exchange binance -p BTC/USDT:USDT ETH/USDT:USDT
+    liqsignals collect -c config/futures.json -t 5m 1h      # keep every series current
 
 Candles, mark candles and funding rates come from ``freqtrade download-data --trading-mode
 futures``; it also fetches open interest with ``--candle-types open_interest``.
@@ -34,7 +35,8 @@ _DOWNLOADS = {
 
 
 def register(subparsers: Any) -> None:
-    """Add ``download``, ``import`` and ``collect-liquidations`` to the ``liqsignals`` parser."""
+    """Add ``download``, ``import``, ``collect-liquidations`` and ``collect`` to the
+    ``liqsignals`` parser."""
     d = subparsers.add_parser(
         "download",
         help="download open interest, funding, long/short ratio or taker volume history",
@@ -79,13 +81,100 @@ def register(subparsers: Any) -> None:
         "collect-liquidations",
         help="record live liquidations from the exchange websocket (ccxt.pro)",
         description="Record realised liquidations with ccxt.pro watch_liquidations into "
-        "<datadir>/futures/liqsignals/<PAIR>-liquidation_events.feather until Ctrl-C. "
-        "Reconnects keep neither gaps in the file nor duplicates.",
+        "<datadir>/futures/liqsignals/<PAIR>-liquidation_events.feather until Ctrl-C or "
+        "SIGTERM, all pairs in one process. Reconnects store no event twice; the file is "
+        "rewritten atomically on every flush, so a kill loses at most the events since the "
+        "last flush (--flush-seconds).",
     )
     _common(c, exchange=True)
     c.add_argument("--max-events", type=int, default=None, help="stop after N new events")
     c.add_argument("--flush-every", type=int, default=100, help="write every N events")
+    c.add_argument(
+        "--flush-seconds",
+        type=_positive,
+        default=30.0,
+        help="write at least this often, events or not (default %(default)s)",
+    )
     c.set_defaults(func=_cmd_collect)
+
+    k = subparsers.add_parser(
+        "collect",
+        help="keep open interest, long/short, taker volume, funding and realised "
+        "liquidations current (long-running; the way to build history)",
+        description="One long-running process (SIGTERM stops it cleanly) that keeps the "
+        "configured pairs' market data current: every --interval seconds open interest, "
+        "long/short ratio, taker volume and funding are brought up to date (after downtime "
+        "every gap the exchange still serves is filled), and realised liquidations stream in "
+        "over the websocket. One status line per round on stderr.",
+    )
+    _common(k, exchange=False)
+    k.add_argument(
+        "--exchange",
+        nargs="+",
+        default=None,
+        help="ccxt exchange id(s) (default: the config's exchange.name); several need no "
+        "--datadir (each gets user_data/data/<exchange>)",
+    )
+    k.add_argument(
+        "-t",
+        "--timeframes",
+        nargs="+",
+        default=["5m"],
+        help="periods of open interest, long/short and taker volume (default: %(default)s)",
+    )
+    k.add_argument(
+        "--series",
+        nargs="+",
+        default=None,
+        choices=sorted(_SERIES_CHOICES),
+        help="what to keep current (default: all)",
+    )
+    k.add_argument(
+        "--interval",
+        type=_positive,
+        default=60.0,
+        help="seconds between REST rounds (default %(default)s)",
+    )
+    k.add_argument(
+        "--flush-seconds",
+        type=_positive,
+        default=30.0,
+        help="liquidations: write at least this often (default %(default)s)",
+    )
+    k.add_argument("--rounds", type=int, default=None, help="stop after N rounds (default: never)")
+    k.set_defaults(func=_cmd_collect_all)
+
+
+_SERIES_CHOICES = ("open-interest", "long-short", "taker-volume", "funding", "liquidations")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be positive")
+    return value
+
+
+def _until_signal(make: Any) -> Any:
+    """Run the coroutine ``make(stop)`` with SIGTERM and SIGINT setting ``stop`` (so it ends
+    cleanly: buffers flushed, files complete)."""
+    import signal
+
+    async def main() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            return await make(stop)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    return asyncio.run(main())
 
 
 def _common(p: argparse.ArgumentParser, *, exchange: bool) -> None:
@@ -213,15 +302,52 @@ def _cmd_collect(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    stored = asyncio.run(
-        collect_liquidations(
+    stored = _until_signal(
+        lambda stop: collect_liquidations(
             exchange,
             pairs,
             datadir,
             flush_every=args.flush_every,
+            flush_seconds=args.flush_seconds,
             max_events=args.max_events,
             on_event=show,
+            stop=stop,
         )
     )
-    print(f"{stored} new events stored under {datadir}")
+    print(f"{stored} new events stored under {datadir}", flush=True)
+    return 0
+
+
+def _cmd_collect_all(args: argparse.Namespace) -> int:
+    from liqsignals.data.collect import SERIES, VenueSpec, run_collect, venue_datadir
+
+    config = _load_config(args.config)
+    names = args.exchange or (
+        [config["exchange"]["name"]] if config.get("exchange", {}).get("name") else []
+    )
+    if not names:
+        raise ValueError("no exchange: pass --exchange or a config with exchange.name")
+    if len(names) > 1 and args.datadir is not None:
+        raise ValueError("--datadir names one venue's folder; with several --exchange leave it out")
+    pairs = args.pairs or list(config.get("exchange", {}).get("pair_whitelist", []))
+    if not pairs:
+        raise ValueError("no pairs: pass -p/--pairs or a config with exchange.pair_whitelist")
+    venues = [
+        VenueSpec(name, venue_datadir(name, config, args.datadir), tuple(pairs), config)
+        for name in names
+    ]
+    for venue in venues:
+        print(f"collect: {venue.exchange} {', '.join(pairs)} -> {venue.datadir}", file=sys.stderr)
+    state = _until_signal(
+        lambda stop: run_collect(
+            venues,
+            series=tuple(args.series or SERIES),
+            timeframes=tuple(args.timeframes),
+            interval=args.interval,
+            flush_seconds=args.flush_seconds,
+            rounds=args.rounds,
+            stop=stop,
+        )
+    )
+    print(f"collect: stopped after {state.rounds} round(s)", file=sys.stderr, flush=True)
     return 0

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,12 +50,20 @@ from liqsignals.data.datadir import (
     save_series,
     timeframe_to_timedelta,
 )
+from liqsignals.fileio import atomic_write_text
 
 __all__ = [
     "EVENT_COLUMNS",
     "LONG",
     "SHORT",
     "collect_liquidations",
+    "coverage_path",
+    "covered",
+    "load_coverage",
+    "read_realised_events",
+    "realised_frame",
+    "recorded_bars",
+    "record_coverage",
     "events_frame",
     "events_path",
     "events_to_bars",
@@ -405,11 +415,26 @@ async def collect_liquidations(
 ) -> int:
     """Record live liquidations from ccxt.pro ``watch_liquidations`` into the event files.
 
-    Events are buffered and merged into ``<pair>-liquidation_events.feather`` every
-    ``flush_every`` events or ``flush_seconds``, and always when the collector stops (also on
-    cancellation or an error). A dedupe key (date, exchange, symbol, side, price, amount) keeps
-    events that a reconnect delivers twice, or that are already on disk, from being stored twice.
+    All ``pairs`` share one subscription (``watch_liquidations_for_symbols`` where the exchange
+    has it, else one ``watch_liquidations`` per pair). Events are buffered and merged into
+    ``<pair>-liquidation_events.feather`` every ``flush_every`` events and every
+    ``flush_seconds`` (on a timer, also when no event arrives), and always when the collector
+    stops (also on cancellation or an error). Every write replaces the file atomically, so a
+    kill leaves the last flushed file intact: **a SIGKILL loses at most the events received
+    since the last flush** (``flush_seconds``, default 30 s); a restart reads the stored events
+    back and carries on.
+
+    Events are identified by (time in ms, exchange, symbol, side, price, amount): an event that
+    a reconnect delivers twice, or that is already on disk, is stored once. (Binance sends at
+    most one print per symbol and second, so two real events never share that identity.)
     Network errors are retried after ``reconnect_delay`` seconds (doubling, at most 60 s).
+
+    With every flush the time the collector was listening is recorded beside each event file
+    (:func:`coverage_path`), so a bar without events can be told from a bar nobody recorded
+    (:func:`realised_frame`). A listening span starts when a (re)subscription is made, in
+    exchange time (local clock plus the lead measured with ``fetch_time``), and ends at the
+    flush, or at the newest event received when that is later (a replay running faster than
+    real time); a disconnect ends it.
 
     Runs until ``stop`` is set, ``max_events`` new events were stored, or it is cancelled.
     Returns the number of new events stored. ``exchange`` only needs ``id`` and
@@ -417,6 +442,10 @@ async def collect_liquidations(
     """
     import ccxt
 
+    if not pairs:
+        raise ValueError("collect_liquidations needs at least one pair")
+    if not flush_seconds > 0:
+        raise ValueError(f"flush_seconds must be positive, got {flush_seconds!r}")
     stop = stop or asyncio.Event()
     wanted = set(pairs)
     exchange_id = str(exchange.id).lower()
@@ -428,16 +457,24 @@ async def collect_liquidations(
     stored = 0
     loop = asyncio.get_running_loop()
     last_flush = loop.time()
-
     pending = 0
+    # the span being listened to: start (exchange ms), newest event time; and the exchange
+    # clock's lead over the local clock (measured with fetch_time when a session starts)
+    session: list[int | None] = [None, None]
+    lead = [0]
 
-    def flush() -> None:
+    def flush(*, session_ends: bool = False) -> None:
         nonlocal stored, last_flush, pending
+        now = max(_wall_ms() + lead[0], session[1] or 0)
         for pair, rows in buffer.items():
             if rows:
                 _, added = save_liquidation_events(rows, datadir, pair)
                 stored += added
                 rows.clear()
+            if session[0] is not None:
+                record_coverage(datadir, pair, session[0], now)
+        if session_ends:
+            session[0] = session[1] = None
         pending = 0
         last_flush = loop.time()
 
@@ -451,7 +488,11 @@ async def collect_liquidations(
     stopper = asyncio.ensure_future(stop.wait())
 
     async def next_batch() -> tuple[list[Any], BaseException | None]:
-        """Liquidations from whichever watch returns first, and the error one raised, if any."""
+        """Liquidations from whichever watch returns first (or none when the flush timer
+        runs out first), and the error one raised, if any."""
+        if session[0] is None:
+            lead[0] = await _clock_lead(exchange, lead[0])
+            session[0] = _wall_ms() + lead[0]
         if multi:
             if "*" not in tasks:
                 tasks["*"] = asyncio.ensure_future(
@@ -461,8 +502,9 @@ async def collect_liquidations(
             for pair in pairs:
                 if pair not in tasks:
                     tasks[pair] = asyncio.ensure_future(exchange.watch_liquidations(pair))
+        timeout = max(0.0, last_flush + flush_seconds - loop.time())
         done, _ = await asyncio.wait(
-            [*tasks.values(), stopper], return_when=asyncio.FIRST_COMPLETED
+            [*tasks.values(), stopper], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
         batch: list[Any] = []
         error: BaseException | None = None
@@ -476,6 +518,7 @@ async def collect_liquidations(
         return batch, error
 
     sizes: dict[Any, float | None] = {}
+    raw_seen: set[tuple[Any, ...]] = set()
     delay = reconnect_delay
     try:
         while not stop.is_set():
@@ -484,9 +527,9 @@ async def collect_liquidations(
                 logger.warning("%s: %s; reconnecting in %.1fs", exchange_id, error, delay)
             elif error is not None:
                 raise error
-            else:
+            elif batch:
                 delay = reconnect_delay
-            for liq in batch:
+            for liq in _with_cached(exchange, batch, raw_seen):
                 try:
                     size = sizes.get(liq.get("symbol"))
                     if size is None and liq.get("symbol") not in sizes:
@@ -503,6 +546,7 @@ async def collect_liquidations(
                 if key in seen:
                     continue
                 seen.add(key)
+                session[1] = max(session[1] or 0, key[0])
                 buffer[event["symbol"]].append(event)
                 pending += 1
                 if on_event is not None:
@@ -514,13 +558,13 @@ async def collect_liquidations(
             if max_events is not None and stored + pending >= max_events:
                 break
             if isinstance(error, ccxt.NetworkError):
-                flush()
+                flush(session_ends=True)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
     finally:
         for task in [*tasks.values(), stopper]:
             task.cancel()
-        flush()
+        flush(session_ends=True)
         closer = getattr(exchange, "close", None)
         if closer is not None:
             with contextlib.suppress(Exception):
@@ -528,6 +572,212 @@ async def collect_liquidations(
                 if asyncio.iscoroutine(result):
                     await result
     return stored
+
+
+def _raw_key(liq: Mapping[str, Any]) -> tuple[Any, ...]:
+    info = liq.get("info")
+    z = str(info.get("z")) if isinstance(info, Mapping) else None
+    return (
+        liq.get("timestamp"), liq.get("symbol"), liq.get("side"), liq.get("price"),
+        liq.get("contracts"), z,
+    )  # fmt: skip
+
+
+def _with_cached(exchange: Any, batch: list[Any], raw_seen: set[tuple[Any, ...]]) -> list[Any]:
+    """``batch`` plus the liquidations in ccxt.pro's cache (``exchange.liquidations``) not
+    looked at before.
+
+    ccxt.pro's ``watch_liquidations*`` returns only the message that resolved the wait; messages
+    that arrive before the next call (a burst within one read) only reach the cache. Reading the
+    cache keeps them.
+    """
+    cached = getattr(exchange, "liquidations", None)
+    items = list(batch) + (list(cached) if isinstance(cached, list) else [])
+    out = []
+    for liq in items:
+        if not isinstance(liq, Mapping):
+            continue
+        raw = _raw_key(liq)
+        if raw not in raw_seen:
+            raw_seen.add(raw)
+            out.append(liq)
+    if len(raw_seen) > 100_000:  # the cache holds the latest 1000: forget what it dropped
+        raw_seen.clear()
+        raw_seen.update(_raw_key(liq) for liq in items if isinstance(liq, Mapping))
+    return out
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def _clock_lead(exchange: Any, previous: int) -> int:
+    """Exchange time minus local time (ms) from ``fetch_time``; ``previous`` when the exchange
+    cannot tell (a fake in tests, or the request failed)."""
+    fetch = getattr(exchange, "fetch_time", None)
+    if fetch is None:
+        return previous
+    try:
+        before = _wall_ms()
+        served = fetch()
+        if asyncio.iscoroutine(served):
+            served = await served
+        after = _wall_ms()
+        return int(served) - (before + after) // 2
+    except Exception as exc:
+        logger.debug("fetch_time failed (%s); coverage uses the last known clock lead", exc)
+        return previous
+
+
+# ------------------------------------------------------------------------------ coverage
+
+
+def coverage_path(datadir: str | os.PathLike[str], pair: str) -> Path:
+    """``<pair>-liquidation_events.coverage.json`` beside the event file: the spans (UTC ms,
+    ``[[start, end], ...]``) the collector was listening."""
+    return events_path(datadir, pair).with_suffix(".coverage.json")
+
+
+def load_coverage(datadir: str | os.PathLike[str], pair: str) -> list[tuple[int, int]]:
+    """The recorded listening spans of ``pair``, merged and sorted (empty without a file)."""
+    path = coverage_path(datadir, pair)
+    if not path.exists():
+        return []
+    try:
+        raw = json.loads(path.read_text())
+        spans = [(int(a), int(b)) for a, b in raw["spans"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a coverage file ({exc})") from None
+    return _merge(spans)
+
+
+def _merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def record_coverage(datadir: str | os.PathLike[str], pair: str, start_ms: int, end_ms: int) -> None:
+    """Add the span ``[start_ms, end_ms]`` to the pair's coverage file (atomically)."""
+    path = coverage_path(datadir, pair)
+    spans = _merge([*load_coverage(datadir, pair), (int(start_ms), int(end_ms))])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"spans": [list(s) for s in spans]}) + "\n")
+
+
+#: bar length of the realised series read from an event file by ``evaluate realised`` and
+#: ``calibrate`` (:func:`read_realised_events`)
+REALISED_EVENT_BAR = "1h"
+
+
+def _utc(value: pd.Timestamp | str) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def recorded_bars(
+    events: pd.DataFrame,
+    spans: Sequence[tuple[int, int]],
+    timeframe: str,
+    *,
+    start: pd.Timestamp | str | None = None,
+    stop: pd.Timestamp | str | None = None,
+) -> pd.DataFrame:
+    """:func:`events_to_bars` over the bars that lie entirely inside the listening ``spans``
+    (ms; none given: from the first to the last event), within ``[start, stop]`` (bar opens)."""
+    if not spans and len(events):
+        ms = events["date"].dt.as_unit("ms").astype("int64")
+        spans = [(int(ms.min()), int(ms.max()))]
+    empty = events_to_bars(events.iloc[:0], timeframe)
+    if not spans:
+        return empty
+    step = timeframe_to_timedelta(timeframe)
+    step_ms = int(step / pd.Timedelta(milliseconds=1))
+    lo = pd.Timestamp(spans[0][0], unit="ms", tz="UTC").floor(step)
+    hi = pd.Timestamp(spans[-1][1], unit="ms", tz="UTC").floor(step)
+    if start is not None:
+        lo = max(lo, _utc(start))
+    if stop is not None:
+        hi = min(hi, _utc(stop))
+    if lo > hi:
+        return empty
+    bars = events_to_bars(events, timeframe, start=lo, stop=hi)
+    opens = bars["date"].dt.as_unit("ms").astype("int64").to_numpy()
+    keep = covered(opens, opens + step_ms, spans)
+    return bars.loc[keep].reset_index(drop=True)
+
+
+def realised_frame(
+    datadir: str | os.PathLike[str],
+    pair: str,
+    timeframe: str,
+    *,
+    start: pd.Timestamp | str | None = None,
+    stop: pd.Timestamp | str | None = None,
+) -> pd.DataFrame:
+    """Realised liquidations per bar from the pair's event file, recorded bars only.
+
+    A bar counts when the collector was listening for all of it (the coverage file; a file
+    without one, e.g. from ``liqsignals import liquidation-events``, counts from its first to its
+    last event). Bars nobody recorded are left out, so a bar in the result with 0 really had
+    no liquidation. Columns as :func:`events_to_bars` (``date``, ``long_liquidation_usd``,
+    ``short_liquidation_usd``).
+    """
+    events = load_liquidation_events(datadir, pair)
+    return recorded_bars(events, load_coverage(datadir, pair), timeframe, start=start, stop=stop)
+
+
+def read_realised_events(
+    path: str | os.PathLike[str], timeframe: str | None = None
+) -> pd.DataFrame:
+    """A collector's event file (``<PAIR>-liquidation_events.feather``, its coverage file beside
+    it) as a realised series: :func:`recorded_bars` per ``timeframe`` bar.
+
+    ``path`` may end in ``@<bar>`` (``BTC_USDT_USDT-liquidation_events.feather@5m``) to choose
+    the bar; default :data:`REALISED_EVENT_BAR` (1h). This is how ``liqsignals evaluate
+    realised --realised FILE`` and ``liqsignals calibrate`` read a collector's output.
+    """
+    text = os.fspath(path)
+    name, sep, bar = text.rpartition("@")
+    if sep and name.endswith(".feather"):
+        text = name
+        timeframe = timeframe or bar
+    timeframe = timeframe or REALISED_EVENT_BAR
+    timeframe_to_timedelta(timeframe)  # a bad bar fails here, with the timeframe's message
+    path = Path(text)
+    if not path.is_file():
+        raise FileNotFoundError(f"liquidation event file {path} does not exist")
+    events = read_frame(path)
+    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
+    if missing:
+        raise ValueError(f"{path}: not a liquidation event file (missing column(s) {missing})")
+    spans: list[tuple[int, int]] = []
+    cov = path.with_suffix(".coverage.json")
+    if cov.exists():
+        try:
+            spans = _merge((int(a), int(b)) for a, b in json.loads(cov.read_text())["spans"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{cov}: not a coverage file ({exc})") from None
+    out = recorded_bars(events.loc[:, list(EVENT_COLUMNS)], spans, timeframe)
+    if out.empty:
+        raise ValueError(f"{path}: no recorded bar of {timeframe} (too few events or too short)")
+    return out
+
+
+def covered(starts: np.ndarray, ends: np.ndarray, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Whether each ``[start, end]`` (ms) lies inside one of the merged ``spans``."""
+    if not spans:
+        return np.zeros(len(starts), dtype=bool)
+    lo = np.array([a for a, _ in spans], dtype="int64")
+    hi = np.array([b for _, b in spans], dtype="int64")
+    idx = np.searchsorted(lo, np.asarray(starts, dtype="int64"), side="right") - 1
+    ok = idx >= 0
+    safe = np.clip(idx, 0, None)
+    return ok & (np.asarray(ends, dtype="int64") <= hi[safe])
 
 
 def _key(event: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -49,8 +49,10 @@ REST_PATHS: dict[str, str] = {
     "papi": "/papi/v1",
     "papiV2": "/papi/v2",
 }
-#: ccxt.pro ``urls["api"]["ws"]`` keys (websocket streams; the replay exchange has none, so
-#: freqtrade runs with ``enable_ws: false`` and these only keep stray connections local)
+#: ccxt.pro ``urls["api"]["ws"]`` keys. The replay exchange serves Binance's liquidation streams
+#: on its own port (ccxt.pro's ``watch_liquidations`` connects to ``<ws>/market/ws/<n>``, see
+#: :mod:`liqsignals.replay.ws`); other streams are refused, so freqtrade runs with
+#: ``enable_ws: false`` and these keep every stray connection local
 WS_KEYS: tuple[str, ...] = (
     "spot",
     "margin",
@@ -69,13 +71,17 @@ def base_url(port: int, host: str = DEFAULT_HOST) -> str:
     return f"http://{host}:{port}"
 
 
+def ws_base_url(port: int, host: str = DEFAULT_HOST) -> str:
+    return f"ws://{host}:{port}"
+
+
 def ccxt_urls(port: int, host: str = DEFAULT_HOST, *, websockets: bool = False) -> dict[str, Any]:
     """ccxt ``urls`` for Binance with the live, testnet and demo endpoints all on the server."""
     root = base_url(port, host)
     rest = {key: root + path for key, path in REST_PATHS.items()}
     api: dict[str, Any] = dict(rest)
     if websockets:
-        ws_root = f"ws://{host}:{port}"
+        ws_root = ws_base_url(port, host)
         ws: dict[str, Any] = {key: f"{ws_root}/ws" for key in WS_KEYS}
         ws["ws-api"] = {key: f"{ws_root}/ws-api" for key in WS_API_KEYS}
         api["ws"] = ws
@@ -93,7 +99,8 @@ def ccxt_config(port: int, host: str = DEFAULT_HOST, *, websockets: bool = False
 def freqtrade_overlay(port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> dict[str, Any]:
     """The freqtrade config overlay (second ``-c``) that runs a Binance config offline.
 
-    Besides the URLs it sets ``enable_ws: false`` (the server has no websocket streams) and
+    Besides the URLs it sets ``enable_ws: false`` (the server's websocket has liquidation
+    streams only; freqtrade's candle streams come over REST) and
     ``only_from_ccxt: true`` (freqtrade would otherwise download Binance candles from the public
     archive site, which bypasses ccxt).
     """

@@ -15,6 +15,13 @@ Request faults (at most one per request, chosen with the given probabilities):
 ``malformed``             HTTP 200 with a truncated, unparsable JSON body
 ========================  ===================================================================
 
+Websocket faults (drawn per message of the liquidation streams, see :mod:`.ws`):
+
+========================  ===================================================================
+``ws_drop``               the connection is cut (no close frame) instead of sending the message
+``ws_reconnect``          a close frame (code 1001, "reconnect") instead of the message
+========================  ===================================================================
+
 Candle faults (drawn per candle in ``/fapi/v1/klines`` and ``/fapi/v1/markPriceKlines``):
 
 ========================  ===================================================================
@@ -78,6 +85,10 @@ class FaultConfig:
     malformed: float = 0.0
     missing_candle: float = 0.0
     duplicate_candle: float = 0.0
+    #: websocket: per message, cut the connection without a close frame instead of sending it
+    ws_drop: float = 0.0
+    #: websocket: per message, send a close frame (1001, "reconnect") instead of the message
+    ws_reconnect: float = 0.0
     #: seconds sent in the ``Retry-After`` header of 429 answers
     retry_after_s: int = 1
     #: how long a timed-out request hangs before the connection is dropped
@@ -92,6 +103,8 @@ class FaultConfig:
         rates = {f.value: getattr(self, f.value) for f in _REQUEST_FAULTS}
         rates["missing_candle"] = self.missing_candle
         rates["duplicate_candle"] = self.duplicate_candle
+        rates["ws_drop"] = self.ws_drop
+        rates["ws_reconnect"] = self.ws_reconnect
         for name, rate in rates.items():
             if not 0.0 <= float(rate) <= 1.0:
                 raise ValueError(f"fault rate {name}={rate!r} is not in [0, 1]")
@@ -99,6 +112,8 @@ class FaultConfig:
             raise ValueError("request fault rates add up to more than 1")
         if self.missing_candle + self.duplicate_candle > 1.0 + 1e-12:
             raise ValueError("missing_candle + duplicate_candle add up to more than 1")
+        if self.ws_drop + self.ws_reconnect > 1.0 + 1e-12:
+            raise ValueError("ws_drop + ws_reconnect add up to more than 1")
         if self.retry_after_s < 0 or self.timeout_s < 0:
             raise ValueError("retry_after_s and timeout_s must not be negative")
 
@@ -190,6 +205,23 @@ class FaultInjector:
                     self.counts[fault.value] += 1
                 return fault
         return None
+
+    def draw_ws(self) -> str | None:
+        """The websocket fault to play instead of the next message: ``"ws_drop"``,
+        ``"ws_reconnect"`` or ``None`` (``paths`` does not apply to websocket faults)."""
+        cfg = self._config
+        if not (cfg.ws_drop or cfg.ws_reconnect):
+            return None
+        with self._lock:
+            u = self._rng.random()
+            name = None
+            if u < cfg.ws_drop:
+                name = "ws_drop"
+            elif u < cfg.ws_drop + cfg.ws_reconnect:
+                name = "ws_reconnect"
+            if name is not None:
+                self.counts[name] += 1
+        return name
 
     def mangle_rows(self, path: str, rows: Sequence[_T]) -> list[_T]:
         """Drop or duplicate candles at the configured rates."""

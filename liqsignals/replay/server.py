@@ -42,6 +42,7 @@ from liqsignals.replay.api import ReplayAPI, Response, error_response
 from liqsignals.replay.clock import Clock, HistoricalClock
 from liqsignals.replay.faults import Fault, FaultConfig, FaultInjector
 from liqsignals.replay.store import DataStore, MarketSpec
+from liqsignals.replay.ws import WebsocketHub, accept_key, is_ws_path
 
 logger = logging.getLogger(__name__)
 
@@ -254,11 +255,20 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "liqsignals-replay"
 
     def __init__(  # the socketserver constructor would run the whole connection; not used
-        self, conn: _Connection, api: ReplayAPI, stopping: threading.Event, limits: ServerLimits
+        self,
+        conn: _Connection,
+        api: ReplayAPI,
+        stopping: threading.Event,
+        limits: ServerLimits,
+        hub: WebsocketHub | None = None,
     ) -> None:
         self.request = self.connection = conn.sock
         self.client_address = conn.addr
         self.api = api
+        self.hub = hub
+        #: the connection became a websocket and belongs to the hub now
+        self.detached = False
+        self.buffered = conn.buf
         self.stopping = stopping
         self.rfile = _Reader(conn.sock, conn.buf, time.monotonic() + limits.header_timeout)
         self.wfile = _Writer(conn.sock, limits.header_timeout)
@@ -303,6 +313,9 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         api = self.api
+        if self.hub is not None and is_ws_path(path) and self.command == "GET":
+            self._upgrade(path, url.query)
+            return
         fault = api.faults.draw(path)
         if fault is Fault.TIMEOUT:
             self.stopping.wait(api.faults.config.timeout_s)
@@ -312,6 +325,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(_fault_response(fault, api.faults.config))
             return
         self._send(api.handle(self.command, path, url.query, dict(self.headers.items())))
+
+    def _upgrade(self, path: str, query: str) -> None:
+        """Answer a websocket upgrade and hand the connection to the hub."""
+        key = self.headers.get("Sec-WebSocket-Key")
+        if "websocket" not in (self.headers.get("Upgrade") or "").lower() or not key:
+            self._send(error_response(-1000, "websocket endpoint: send an Upgrade request", 426))
+            return
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept_key(key))
+        self.end_headers()
+        self.detached = True
+        self.close_connection = True
+        self.path_only, self.query = path, query
 
     def _send(self, response: Response) -> None:
         payload = response.payload()
@@ -380,15 +408,24 @@ def _close(sock: socket.socket) -> None:
 class _Server:
     """The selector thread, the worker pool and the connection table of one listening socket."""
 
-    def __init__(self, listener: socket.socket, api: ReplayAPI, limits: ServerLimits) -> None:
+    def __init__(
+        self,
+        listener: socket.socket,
+        api: ReplayAPI,
+        limits: ServerLimits,
+        hub: WebsocketHub | None = None,
+    ) -> None:
         self.listener = listener
         self.api = api
         self.limits = limits
+        self.hub = hub
         self.stopping = threading.Event()
         #: open connections by ``id``; changed by the selector thread only
         self.connections: dict[int, _Connection] = {}
         self.jobs: queue.SimpleQueue[_Connection | None] = queue.SimpleQueue()
-        self.returned: deque[tuple[_Connection, bool]] = deque()
+        #: connections the workers are done with: keep open, close, or ``None``: a websocket
+        #: that the hub owns now (forgotten here without closing)
+        self.returned: deque[tuple[_Connection, bool | None]] = deque()
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
@@ -542,6 +579,11 @@ class _Server:
         while self.returned:
             conn, keep = self.returned.popleft()
             conn.busy = False
+            if keep is None:
+                self.connections.pop(id(conn), None)
+                if not self.accepting and not self.stopping.is_set():
+                    self._accepting(True)
+                continue
             if not keep:
                 self._drop(conn)
                 continue
@@ -582,16 +624,19 @@ class _Server:
             conn = self.jobs.get()
             if conn is None:
                 return
-            keep = False
+            keep: bool | None = False
             try:
                 conn.sock.setblocking(True)
-                handler = _Handler(conn, self.api, self.stopping, self.limits)
+                handler = _Handler(conn, self.api, self.stopping, self.limits, self.hub)
                 keep = handler.answer() and not self.stopping.is_set()
+                if handler.detached and self.hub is not None and not self.stopping.is_set():
+                    self.hub.adopt(conn.sock, handler.path_only, handler.query, bytes(conn.buf))
+                    keep = None
             except OSError as exc:  # the client went away or was too slow: nothing to report
                 logger.debug("replay exchange: connection %s ended: %r", conn.addr, exc)
             except Exception:
                 logger.exception("replay exchange: error on connection %s", conn.addr)
-            if self.stopping.is_set():
+            if self.stopping.is_set() and keep is not None:
                 _close(conn.sock)
             self.returned.append((conn, keep))
             self._wake()
@@ -623,6 +668,9 @@ class ReplayExchange:
     allow_remote:
         Bind a non-loopback address anyway: the server has no authentication, so this exposes
         it to every host that can reach the address.
+    ws_backlog_ms:
+        Websocket liquidation streams (:mod:`.ws`, same port): a new subscription first gets
+        the recorded events of this much stored time before it (default 0, as on Binance).
     """
 
     def __init__(
@@ -636,6 +684,7 @@ class ReplayExchange:
         specs: dict[str, MarketSpec] | None = None,
         limits: ServerLimits | None = None,
         allow_remote: bool = False,
+        ws_backlog_ms: int = 0,
     ) -> None:
         try:
             self._family, self._sockaddr = resolve_bind_address(
@@ -649,6 +698,7 @@ class ReplayExchange:
         self.store = DataStore(datadir, specs=specs)
         self.clock = clock or HistoricalClock(self.store.last_close_ms())
         self.api = ReplayAPI(self.store, self.clock, FaultInjector(faults))
+        self.ws = WebsocketHub(self.store, self.clock, self.api.faults, backlog_ms=ws_backlog_ms)
         self._host = host
         self._url_host = f"[{host}]" if ":" in host else host  # an IPv6 literal in URLs
         self._port = port
@@ -669,7 +719,8 @@ class ReplayExchange:
             listener.close()
             raise
         self._port = listener.getsockname()[1]
-        server = _Server(listener, self.api, self.limits)
+        self.ws.start()
+        server = _Server(listener, self.api, self.limits, self.ws)
         server.start(f"replay-exchange:{self._port}")
         self._server = server
         logger.info("replay exchange serving %s on %s", self.store.datadir, self.url)
@@ -680,6 +731,7 @@ class ReplayExchange:
         server, self._server = self._server, None
         if server is not None:
             server.stop()
+            self.ws.stop()
 
     def __enter__(self) -> ReplayExchange:
         return self.start()
@@ -712,9 +764,15 @@ class ReplayExchange:
     def url(self) -> str:
         return _config.base_url(self._port, self._url_host)
 
-    def ccxt_config(self, **extra: Any) -> dict[str, Any]:
-        """Settings for ``ccxt.binanceusdm(...)``/``ccxt.binance(...)`` to use this server."""
-        cfg = _config.ccxt_config(self._port, self._url_host)
+    @property
+    def ws_url(self) -> str:
+        """Base of the websocket endpoints (``<ws_url>/ws``, ``<ws_url>/stream``)."""
+        return _config.ws_base_url(self._port, self._url_host)
+
+    def ccxt_config(self, *, websockets: bool = False, **extra: Any) -> dict[str, Any]:
+        """Settings for ``ccxt.binanceusdm(...)``/``ccxt.binance(...)`` to use this server;
+        ``websockets=True`` adds ccxt.pro's websocket URLs (``ccxt.pro.binanceusdm``)."""
+        cfg = _config.ccxt_config(self._port, self._url_host, websockets=websockets)
         cfg.update(extra)
         return cfg
 

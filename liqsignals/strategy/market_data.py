@@ -1,4 +1,5 @@
-"""Open interest and funding for the engine, from freqtrade's DataProvider, and the run mode.
+"""Open interest and funding for the engine, from freqtrade's DataProvider, and the run mode;
+realised liquidations from a collector's file as ``liq_realised_*`` columns.
 
 In backtests freqtrade's DataProvider reads the datadir files (``open_interest`` candle type,
 ``funding_rate`` at 1h); in dry-run / live it only holds the informative pairs a strategy declared
@@ -12,18 +13,22 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from freqtrade.enums import RunMode
 
 __all__ = [
     "CANDLE_COLUMNS",
+    "REALISED",
     "attach_funding",
     "attach_open_interest",
+    "attach_realised",
     "candle_inputs",
     "informative_frame",
     "is_trading",
     "live_market_data",
     "market_inputs",
+    "realised_columns",
     "runmode",
 ]
 
@@ -31,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 #: the columns of freqtrade's candle frame the engine reads
 CANDLE_COLUMNS = ("date", "open", "high", "low", "close", "volume")
+#: realised-liquidation columns (see :data:`liqsignals.columns.REALISED_COLUMNS`)
+REALISED = ("liq_realised_long", "liq_realised_short")
 
 
 def runmode(dp: Any, config: Mapping[str, Any]) -> RunMode:
@@ -128,3 +135,57 @@ def market_inputs(
     attach_open_interest(inputs, oi)
     attach_funding(inputs, informative_frame(dp, pair, "1h", "funding_rate", warned))
     return inputs
+
+
+def realised_columns(
+    dates: pd.Series, timeframe: str, datadir: Any, pair: str
+) -> dict[str, np.ndarray] | None:
+    """``liq_realised_long`` / ``liq_realised_short`` per candle from the pair's liquidation
+    event file (``<datadir>/futures/liqsignals/<PAIR>-liquidation_events.feather``), or
+    ``None`` when there is no such file.
+
+    A candle's value sums the events inside its own interval ``[open, open + timeframe)``
+    (quote currency; known at the candle's close, so causal); a candle the collector did not
+    listen to for its whole length is NaN (see
+    :func:`liqsignals.data.liquidations.recorded_bars`). In a live bot the newest candle holds
+    what the collector had flushed by the time the candle was analysed.
+    """
+    from liqsignals.data.liquidations import events_path, load_coverage, recorded_bars
+    from liqsignals.data.liquidations import load_liquidation_events as load_events
+
+    if datadir is None or not events_path(datadir, pair).exists() or not len(dates):
+        return None
+    when = pd.to_datetime(dates, utc=True)
+    bars = recorded_bars(
+        load_events(datadir, pair),
+        load_coverage(datadir, pair),
+        timeframe,
+        start=when.min(),
+        stop=when.max(),
+    )
+    merged = pd.DataFrame({"date": when.dt.as_unit("ms")}).merge(
+        bars.rename(
+            columns={"long_liquidation_usd": REALISED[0], "short_liquidation_usd": REALISED[1]}
+        ),
+        on="date",
+        how="left",
+    )
+    return {c: merged[c].to_numpy(dtype=np.float64) for c in REALISED}
+
+
+def attach_realised(
+    dataframe: pd.DataFrame, config: Mapping[str, Any], pair: str, timeframe: str
+) -> pd.DataFrame:
+    """``dataframe`` with the ``liq_realised_*`` columns (:func:`realised_columns`) when the
+    config's ``datadir`` holds the pair's liquidation event file; unchanged otherwise. A file
+    that cannot be read is logged and left out (the strategy keeps running)."""
+    try:
+        cols = realised_columns(dataframe["date"], timeframe, config.get("datadir"), pair)
+    except (OSError, ValueError) as exc:
+        logger.warning("liqsignals: realised liquidations of %s not read: %s", pair, exc)
+        return dataframe
+    if cols is None:
+        return dataframe
+    for name, values in cols.items():
+        dataframe[name] = values
+    return dataframe
