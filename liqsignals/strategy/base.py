@@ -108,7 +108,10 @@ class LiqStrategy(IStrategy):
         else:
             feats = liquidation_features(inputs, self.liq_model(pair), **self.liq_feature_kwargs())
             names, values = list(feats.columns), feats.to_numpy(dtype=np.float64)
-        return join_columns(dataframe, names, values, funding)
+        out = join_columns(dataframe, names, values, funding)
+        if not self.liq_use_market_data:
+            return out
+        return md.attach_realised(out, self.config, pair, self.timeframe)  # liq_realised_*
 
     def liq_stream_stats(self, pair: str) -> LiqStreamStats | None:
         """Counters of the dry-run / live engine of ``pair`` (``None`` before its first call)."""
