@@ -149,6 +149,7 @@ def test_result_json_keys_and_bad_input() -> None:
     assert d["statistic"] == "clark_west" and d["horizon"] == 24 and d["n"] == r.n > 0
     # the Clark-West statistic adds mean((pA - pB)^2) >= 0 to the raw Brier difference
     assert d["improvement"] >= d["brier"]["improvement"]
+    assert d["clark_west"]["note"] == ""  # calibrated for the logistic learner (random walks)
     ll = information_test(
         df,
         feats,

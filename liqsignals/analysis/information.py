@@ -66,6 +66,12 @@ LEARNERS: tuple[str, ...] = ("logistic", "gbm")
 #: The headline statistics: Clark-West adjusted Brier difference (primary since the amendment
 #: of 2026-12-02 in ``docs/preregistration.md``) and the raw log-loss difference (registered first).
 STATISTICS: tuple[str, ...] = ("clark_west", "logloss")
+#: Measured limits of the Clark-West statistic per learner (``docs/evidence_information.md``).
+_CW_NOTE = {
+    "gbm": "not calibrated for gbm: on random walks its interval lies above 0 in 12 of 12 seeds "
+    "(B's trees refit the price inputs differently from A's, so (pA-pB)^2 holds A's own "
+    "estimation noise too); read the raw log-loss and Brier differences",
+}
 _EPS = 1e-6
 _C = 1.0
 
@@ -462,6 +468,7 @@ class InformationResult:
             "improvement_ci_day": self.ci_day.to_dict(),
             "improvement_ci_week": self.ci_week.to_dict(),
             "clark_west": {
+                "note": _CW_NOTE.get(self.learner, ""),
                 "improvement": self.cw_ci_week.estimate,
                 "ci_day": self.cw_ci_day.to_dict(),
                 "ci_week": self.cw_ci_week.to_dict(),
@@ -706,6 +713,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{r.logloss_with_liq:.5f}  improvement {ll[1].estimate:+.5f}  95% CI 1-day "
               f"[{ll[0].low:+.5f}, {ll[0].high:+.5f}]  1-week [{ll[1].low:+.5f}, "
               f"{ll[1].high:+.5f}] p={ll[1].p_value:.4f}")  # fmt: skip
+        if r.learner in _CW_NOTE:
+            print(f"  note: Clark-West {_CW_NOTE[r.learner]}")
         top = list(r.importance.items())[:8]
         print("  permutation importance (nats/sample): "
               + ", ".join(f"{k}={v:+.5f}" for k, v in top))  # fmt: skip
