@@ -116,12 +116,15 @@ def _rest_round(
 
     from liqsignals.data.download import download
 
+    served = _exchange_now(exchange)
     for pair, tf, kind in jobs:
         key = (venue.exchange, pair, tf, kind)
         if stopping() or key in skipped:
             continue
         try:
-            result = download(exchange, pair, tf, venue.datadir, kind, progress=False)
+            result = download(
+                exchange, pair, tf, venue.datadir, kind, progress=False, now=lambda: served
+            )
         except (ccxt.NotSupported, NotImplementedError) as exc:
             skipped.add(key)
             logger.warning("%s %s %s: not served (%s); skipped from now on", *key[:2], kind, exc)
@@ -133,6 +136,16 @@ def _rest_round(
         status.errors.pop(key, None)
         status.last[key] = result.last
         status.added[key] = status.added.get(key, 0) + result.added
+
+
+def _exchange_now(exchange: Any) -> pd.Timestamp:
+    """The exchange's clock (``fetch_time``), else the local one: a round fetches up to the
+    exchange's now, so a skewed local clock (or a replay running faster) leaves no gap."""
+    try:
+        return pd.Timestamp(int(exchange.fetch_time()), unit="ms", tz="UTC")
+    except Exception as exc:
+        logger.debug("%s: fetch_time failed (%s); using the local clock", exchange.id, exc)
+        return pd.Timestamp.now(tz="UTC")
 
 
 async def run_collect(

@@ -56,6 +56,15 @@ def register(subparsers: Any) -> None:
         help="port, 0-65535 (0: a free one; default %(default)s)",
     )
     p.add_argument(
+        "--ws-backlog",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="liquidation websocket: a new subscription first gets the recorded events of this "
+        "many stored seconds before it (default 0, as on Binance; models a reconnect's "
+        "duplicates)",
+    )
+    p.add_argument(
         "--print-config",
         action="store_true",
         help="print the freqtrade config overlay for --host/--port and exit",
@@ -191,7 +200,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from liqsignals.replay.server import ReplayExchange
 
     kwargs = _exchange_kwargs(args)
-    exchange = ReplayExchange(host=args.host, port=args.port, **kwargs)
+    if not args.ws_backlog >= 0:
+        raise ValueError(f"--ws-backlog {args.ws_backlog}: must not be negative")
+    exchange = ReplayExchange(
+        host=args.host, port=args.port, ws_backlog_ms=int(args.ws_backlog * 1000), **kwargs
+    )
     try:
         exchange.start()
     except OSError as exc:
@@ -202,7 +215,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     }
     markets = ", ".join(m.pair for m in exchange.store.markets.values())
     print(
-        f"replay exchange on {exchange.url} serving {exchange.store.datadir} ({markets}); "
+        f"replay exchange on {exchange.url} (liquidation streams on {exchange.ws_url}/ws) "
+        f"serving {exchange.store.datadir} ({markets}); "
         f"clock {exchange.clock!r}. Ctrl-C to stop.",
         flush=True,
     )
