@@ -117,13 +117,15 @@ def _command(out: Path, *extra: str) -> list[str]:
 #: runs as PID 1 of private PID, mount and network namespaces (only loopback): a Ray head with
 #: 2 CPUs and a bounded object store on 127.0.0.1, the walk-forward with --address (from "/", so
 #: nothing relies on the driver's working directory), the sockets that listen while it runs;
-#: then every other process of the namespace (all started here) is stopped by PID.
+#: then every other process of the namespace (all started here) is stopped by PID. Ray's workers
+#: keep the test's priority (RAY_worker_niceness=0; Ray's default makes them nicer by 15).
 _IN_NAMESPACE = """
 import ipaddress, json, os, secrets, signal, subprocess, sys, tempfile, time
 from pathlib import Path
 
 RAY = str(Path(sys.executable).with_name("ray"))
-ENV = {{**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+ENV = {{**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0",
+        "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": secrets.token_hex(32)}}
 
 
