@@ -10,7 +10,8 @@
     One row per finished task, in task order: ``task`` (the key), ``index``, ``cell``, ``pair``,
     ``param_<option>`` for each grid key, ``error`` (empty when the command succeeded), every key
     of the command's ``--json`` (nested objects as ``a.b``, lists as JSON text), and the run
-    fields ``run_wall_s`` (seconds in the command) and ``run_node`` (Ray node id, ``local`` for
+    fields ``run_wall_s`` (seconds in the command), ``run_cpu_s`` (CPU seconds of the process
+    meanwhile) and ``run_node`` (Ray node id, ``local`` for
     ``--serial``), which are the only columns that differ between runs.
 ``DIR/summary.md``
     The grid, a table per task, a table per grid key (the mean over the other keys) and a
@@ -45,7 +46,7 @@ __all__ = [
 ]
 
 #: the columns that describe the run, not the result (they differ between runs)
-RUN_COLUMNS = ("run_wall_s", "run_node")
+RUN_COLUMNS = ("run_wall_s", "run_cpu_s", "run_node")
 _Z95 = 1.959963984540054
 
 
@@ -128,6 +129,7 @@ def results_frame(tasks: Sequence[Task], records: Mapping[str, Mapping[str, Any]
             for k, v in flatten(rec["result"]).items():
                 row[f"result.{k}" if k in row else k] = v
         row["run_wall_s"] = float(rec.get("wall_s") or 0.0)
+        row["run_cpu_s"] = float(rec.get("cpu_s") or 0.0)
         row["run_node"] = str(rec.get("node") or "")
         rows.append(row)
     columns: list[str] = []

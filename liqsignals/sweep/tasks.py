@@ -47,6 +47,7 @@ class TaskOutcome:
     result: Any = None
     error: str | None = None
     wall_s: float = 0.0
+    cpu_s: float = 0.0
     node: str = "local"
     pid: int = 0
 
@@ -55,6 +56,7 @@ class TaskOutcome:
             "result": self.result,
             "error": self.error,
             "wall_s": self.wall_s,
+            "cpu_s": self.cpu_s,
             "node": self.node,
             "pid": self.pid,
         }
@@ -132,7 +134,7 @@ def run_argv(argv: list[str] | tuple[str, ...]) -> TaskOutcome:
     from liqsignals.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     code: int = 0
     crash: str | None = None
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -142,7 +144,9 @@ def run_argv(argv: list[str] | tuple[str, ...]) -> TaskOutcome:
             code = exc.code if isinstance(exc.code, int) else 2
         except Exception as exc:  # a bug in one task must not lose the others' results
             crash = f"{type(exc).__name__}: {exc}"
-    outcome = TaskOutcome(wall_s=time.perf_counter() - start, pid=os.getpid())
+    outcome = TaskOutcome(
+        wall_s=time.perf_counter() - start, cpu_s=time.process_time() - cpu, pid=os.getpid()
+    )
     if crash is not None:
         outcome.error = crash
     elif code != 0:
