@@ -715,7 +715,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{ll[1].high:+.5f}] p={ll[1].p_value:.4f}")  # fmt: skip
         if r.learner in _CW_NOTE:
             print(f"  note: Clark-West {_CW_NOTE[r.learner]}")
-        top = list(r.importance.items())[:8]
+        top = list(r.importance.items())[:8] if args.importance_repeats > 0 else []
+        if not top:
+            continue
         print("  permutation importance (nats/sample): "
               + ", ".join(f"{k}={v:+.5f}" for k, v in top))  # fmt: skip
     return 0
