@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from liqsignals.cli import options
+
 _DOWNLOADS = {
     "open-interest": "open_interest",
     "funding": "funding_rate",
@@ -178,17 +180,13 @@ def _until_signal(make: Any) -> Any:
 
 
 def _common(p: argparse.ArgumentParser, *, exchange: bool) -> None:
-    p.add_argument(
-        "-c",
-        "--config",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="freqtrade config file(s), layered; supply exchange, pairs and datadir",
-    )
+    """The shared ``-c``/``-p`` flags (:mod:`liqsignals.cli.options`), ``--exchange`` and a
+    ``--datadir`` whose default is freqtrade's ``user_data/data/<exchange>`` (these commands
+    write, so never the bundled sample)."""
+    options.add_config_option(p)
     if exchange:
         p.add_argument("--exchange", default=None, help="ccxt exchange id (binance, bybit, okx)")
-    p.add_argument("-p", "--pairs", nargs="+", default=None, help="pairs, e.g. BTC/USDT:USDT")
+    options.add_pairs_option(p)
     p.add_argument(
         "--datadir",
         "--data-dir",
@@ -200,31 +198,23 @@ def _common(p: argparse.ArgumentParser, *, exchange: bool) -> None:
 
 
 def _load_config(paths: list[str]) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    if not paths:
-        return config
-    from freqtrade.configuration.load_config import load_config_file
-    from freqtrade.misc import deep_merge_dicts
-
-    for path in paths:
-        config = deep_merge_dicts(load_config_file(path), config)
-    return config
+    """The ``-c`` files layered (later ones win), read by the shared options layer."""
+    return options.load_config(paths)
 
 
 def _resolve(args: argparse.Namespace, *, need_pairs: bool = True) -> tuple[dict, str, list, Path]:
     config = _load_config(args.config)
     exchange = getattr(args, "exchange", None) or config.get("exchange", {}).get("name")
     if not exchange:
-        raise ValueError("no exchange: pass --exchange or a config with exchange.name")
-    pairs = args.pairs or list(config.get("exchange", {}).get("pair_whitelist", []))
-    if need_pairs and not pairs:
-        raise ValueError("no pairs: pass -p/--pairs or a config with exchange.pair_whitelist")
-    datadir = args.datadir or (
-        Path(config["datadir"])
-        if config.get("datadir")
-        else Path(config.get("user_data_dir", "user_data")) / "data" / exchange
+        raise options.CLIError("no exchange: pass --exchange or a config with exchange.name")
+    pairs = (
+        options.resolve_pairs(args.pairs, config)
+        if need_pairs
+        else list(args.pairs or config.get("exchange", {}).get("pair_whitelist", []))
     )
-    return config, exchange, pairs, datadir
+    from liqsignals.data.collect import venue_datadir
+
+    return config, exchange, pairs, venue_datadir(exchange, config, args.datadir)
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
@@ -232,6 +222,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
     config, name, pairs, datadir = _resolve(args)
     kind = _DOWNLOADS[args.what]
+    timerange = options.parse_timerange(args.timerange) if args.timerange else None
     exchange = make_exchange(name, config)
     timeframes = ["1h"] if kind == "funding_rate" else args.timeframes
     for pair in pairs:
@@ -242,7 +233,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
                 tf,
                 datadir,
                 kind,
-                timerange=args.timerange,
+                timerange=timerange,
                 progress=not args.no_progress,
             )
             span = f"{result.first} .. {result.last}" if result.first is not None else "empty"
@@ -260,12 +251,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
     _, name, pairs, datadir = _resolve(args, need_pairs=False)
     missing = [str(f) for f in args.files if not f.exists()]
     if missing:
-        raise FileNotFoundError(f"no such file(s): {', '.join(missing)}")
+        raise options.CLIError(f"no such file(s): {', '.join(missing)}")
     if args.kind == "binance-dump":
         from liqsignals.data.dumps import import_binance_dump
 
         if pairs and len(pairs) > 1:
-            raise ValueError("binance-dump takes at most one --pairs (it overrides the file names)")
+            raise options.CLIError(
+                "binance-dump takes at most one --pairs (it overrides the file names)"
+            )
         for path, added in import_binance_dump(
             args.files, datadir, pair=pairs[0] if pairs else None
         ):
@@ -282,7 +275,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
             print(f"{path}: {added} new events")
     else:
         if not pairs or len(pairs) != 1:
-            raise ValueError("liquidation-totals needs exactly one --pairs")
+            raise options.CLIError("liquidation-totals needs exactly one --pairs")
         for f in args.files:
             print(import_liquidation_totals(f, datadir, pairs[0], args.timeframe))
     return 0
@@ -326,12 +319,12 @@ def _cmd_collect_all(args: argparse.Namespace) -> int:
         [config["exchange"]["name"]] if config.get("exchange", {}).get("name") else []
     )
     if not names:
-        raise ValueError("no exchange: pass --exchange or a config with exchange.name")
+        raise options.CLIError("no exchange: pass --exchange or a config with exchange.name")
     if len(names) > 1 and args.datadir is not None:
-        raise ValueError("--datadir names one venue's folder; with several --exchange leave it out")
-    pairs = args.pairs or list(config.get("exchange", {}).get("pair_whitelist", []))
-    if not pairs:
-        raise ValueError("no pairs: pass -p/--pairs or a config with exchange.pair_whitelist")
+        raise options.CLIError(
+            "--datadir names one venue's folder; with several --exchange leave it out"
+        )
+    pairs = options.resolve_pairs(args.pairs, config)
     venues = [
         VenueSpec(name, venue_datadir(name, config, args.datadir), tuple(pairs), config)
         for name in names

@@ -17,9 +17,9 @@ import json
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
+from liqsignals.cli import options
 from liqsignals.replay.config import DEFAULT_HOST, DEFAULT_PORT
 
 
@@ -86,13 +86,10 @@ def register(subparsers: Any) -> None:
 
 
 def _add_exchange_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--datadir",
-        type=Path,
-        default=None,
-        help="exchange folder of a freqtrade datadir, holding futures/ "
-        "(default: the bundled sample data)",
-    )
+    # the shared options layer: -c (its datadir is served when --datadir is left out) and
+    # --datadir (default: the config's datadir, else the bundled sample data)
+    options.add_config_option(p)
+    options.add_datadir_option(p)
     p.add_argument(
         "--at",
         default=None,
@@ -141,7 +138,9 @@ def _parse_ms(text: str) -> int:
     try:
         ts = pd.Timestamp(text)
     except (ValueError, TypeError):
-        raise ValueError(f"cannot read {text!r} as a date/time or epoch milliseconds") from None
+        raise options.CLIError(
+            f"cannot read {text!r} as a date/time or epoch milliseconds"
+        ) from None
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
     return int(ts.value // 1_000_000)
@@ -153,7 +152,7 @@ def _parse_step(text: str) -> int:
     step = INTERVALS.get(text, 0)
     if not step:
         known = ", ".join(k for k, v in INTERVALS.items() if v)
-        raise ValueError(f"--align {text!r}: expected one of {known}")
+        raise options.CLIError(f"--align {text!r}: expected one of {known}")
     return step
 
 
@@ -162,10 +161,10 @@ def _exchange_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     from liqsignals.replay.faults import FaultConfig
     from liqsignals.replay.store import DataStore
 
-    datadir = args.datadir or _default_datadir()
+    datadir, _ = options.resolve_datadir(args.datadir, options.load_config(args.config))
     store = DataStore(datadir)
     if args.live and args.at:
-        raise ValueError("--at (historical) and --live exclude each other")
+        raise options.CLIError("--at (historical) and --live exclude each other")
     clock: Any
     if args.live:
         start = _parse_ms(args.start) if args.start else store.last_close_ms() - WEEK_MS
@@ -176,22 +175,16 @@ def _exchange_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"datadir": datadir, "clock": clock, "faults": faults}
 
 
-def _default_datadir() -> Path:
-    from liqsignals import sample
-
-    return sample.datadir()
-
-
 def _cmd_replay(args: argparse.Namespace) -> int:
     from liqsignals.replay.server import resolve_bind_address
 
     try:  # the resolved addresses must all be loopback (a name such as 127.example is not)
         resolve_bind_address(args.host, args.port)
     except ValueError as exc:
-        raise ValueError(f"--host {args.host}: {exc}") from None
+        raise options.CLIError(f"--host {args.host}: {exc}") from None
     if args.print_config:
         if args.port == 0:
-            raise ValueError("--print-config needs the port the server will use, not 0")
+            raise options.CLIError("--print-config needs the port the server will use, not 0")
         from liqsignals.replay.config import freqtrade_overlay
 
         print(json.dumps(freqtrade_overlay(args.port, args.host), indent=2))
@@ -201,14 +194,14 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     kwargs = _exchange_kwargs(args)
     if not args.ws_backlog >= 0:
-        raise ValueError(f"--ws-backlog {args.ws_backlog}: must not be negative")
+        raise options.CLIError(f"--ws-backlog {args.ws_backlog}: must not be negative")
     exchange = ReplayExchange(
         host=args.host, port=args.port, ws_backlog_ms=int(args.ws_backlog * 1000), **kwargs
     )
     try:
         exchange.start()
     except OSError as exc:
-        raise ValueError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+        raise options.CLIError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
@@ -238,7 +231,7 @@ def _cmd_offline(args: argparse.Namespace) -> int:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        raise ValueError("no command given (liqsignals offline -- freqtrade ...)")
+        raise options.CLIError("no command given (liqsignals offline -- freqtrade ...)")
     result = run_offline(command, timeout=args.timeout, **_exchange_kwargs(args))
     if result.timed_out:
         print(f"liqsignals offline: {command[0]} timed out", file=sys.stderr)
