@@ -332,6 +332,14 @@ class _Handler(BaseHTTPRequestHandler):
         if "websocket" not in (self.headers.get("Upgrade") or "").lower() or not key:
             self._send(error_response(-1000, "websocket endpoint: send an Upgrade request", 426))
             return
+        try:
+            from liqsignals.extras import ensure
+
+            ensure("websockets", "the replay exchange's liquidation websocket")
+        except ImportError as exc:
+            logger.warning("replay exchange: %s", exc)
+            self._send(error_response(-1000, str(exc), 501))
+            return
         self.send_response(101, "Switching Protocols")
         self.send_header("Upgrade", "websocket")
         self.send_header("Connection", "Upgrade")
