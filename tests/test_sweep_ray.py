@@ -83,8 +83,11 @@ def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 
 def _last_json(stdout: str) -> dict:
-    # Ray's driver prints node-death notices on stdout; the sweep's JSON is the last line
-    return json.loads(stdout.strip().splitlines()[-1])
+    # stdout holds the sweep's JSON only (what Ray prints, such as node-death notices, goes
+    # to stderr)
+    lines = stdout.strip().splitlines()
+    assert len(lines) == 1, stdout
+    return json.loads(lines[0])
 
 
 @pytest.fixture(scope="module")

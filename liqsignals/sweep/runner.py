@@ -16,6 +16,7 @@ stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -133,7 +134,18 @@ def run_ray(
     address: str | None = None,
     workers: int | None = None,
 ) -> RunStats:
-    """Run ``tasks`` as Ray tasks (local instance, or the cluster at ``address``)."""
+    """Run ``tasks`` as Ray tasks (local instance, or the cluster at ``address``).
+
+    What Ray itself prints while the sweep runs (node-death notices, for example) goes to
+    stderr: stdout stays for the sweep's own output (``--json``).
+    """
+    with contextlib.redirect_stdout(sys.stderr):
+        return _run_ray(tasks, on_done, address, workers)
+
+
+def _run_ray(
+    tasks: Sequence[Task], on_done: OnDone, address: str | None, workers: int | None
+) -> RunStats:
     t0 = time.perf_counter()
     ray = connect(address, workers)
     try:
