@@ -10,9 +10,10 @@ from freqtrade.strategy import IStrategy
 
 from liqsignals.features import DEFAULT_INTENSITY_LOOKBACK, FeatureStream, liquidation_features
 from liqsignals.model import LiquidationModel
-from liqsignals.strategy import costs, settings, stops
+from liqsignals.strategy import alerts, costs, settings, stops
 from liqsignals.strategy import market_data as md
-from liqsignals.strategy.live_cache import LiqStreamStats, LiveFeatureCache
+from liqsignals.strategy.live_cache import LiqStreamStats, LiveFeatureCache, StateHooks, state_hooks
+from liqsignals.strategy.live_state import StateStream
 from liqsignals.strategy.signals import join_columns
 from liqsignals.strategy.sizing import capped_leverage, row_stake_factor, sized_stake
 
@@ -60,6 +61,11 @@ class LiqStrategy(IStrategy):
         timeframe = config.get("timeframe") or getattr(self, "timeframe", None)
         if self._liq_startup_auto and timeframe:  # StrategyResolver reads it next
             self.startup_candle_count = settings.strategy_startup(self, timeframe)
+        # dry-run / live: long windows from the saved pair state (liqsignals.strategy.live_state)
+        self.liq_state = bool(timeframe) and settings.live_state_on(config, self, str(timeframe))
+        if self.liq_state and self._liq_startup_auto and md.is_trading(None, config):
+            self.startup_candle_count = settings.live_startup(self.liq_intensity_lookback)
+        self.liq_alerts = alerts.AlertBook(alerts.alert_settings(config))
         self.liq_live_cache = LiveFeatureCache()
         self._liq_warned: set[tuple[str, str]] = set()
         default = costs.SlippageSettings(self.liq_slippage_bp, self.liq_wick_slippage_factor)
@@ -104,14 +110,25 @@ class LiqStrategy(IStrategy):
         if live:
             build = lambda: FeatureStream(self.liq_model(pair), **self.liq_feature_kwargs())  # noqa: E731
             cache = self.liq_live_cache
-            names, values = cache.features(pair, inputs, build, candles_only=inputs is dataframe)
+            state = self.liq_state_hooks(pair) if self.liq_state else None
+            names, values = cache.features(
+                pair, inputs, build, candles_only=inputs is dataframe, state=state
+            )
         else:
             feats = liquidation_features(inputs, self.liq_model(pair), **self.liq_feature_kwargs())
             names, values = list(feats.columns), feats.to_numpy(dtype=np.float64)
         out = join_columns(dataframe, names, values, funding)
+        if live and self.liq_alerts.settings.enabled:
+            for message in self.liq_alerts.check(pair, out):
+                self.dp.send_msg(message, always_send=True)
         if not self.liq_use_market_data:
             return out
         return md.attach_realised(out, self.config, pair, self.timeframe)  # liq_realised_*
+
+    def liq_state_hooks(self, pair: str) -> StateHooks:
+        """Where and how the dry-run / live path keeps ``pair``'s engine state."""
+        build = lambda: StateStream(self.liq_model(pair), **self.liq_feature_kwargs())  # noqa: E731
+        return state_hooks(self.config, self.timeframe, build)
 
     def liq_stream_stats(self, pair: str) -> LiqStreamStats | None:
         """Counters of the dry-run / live engine of ``pair`` (``None`` before its first call)."""

@@ -11,21 +11,25 @@ lost) rebuilds the stream from the whole frame.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from liqsignals.features import FeatureStream
+from liqsignals.strategy.live_state import StateStore, StateStream
 
 __all__ = [
     "ENGINE_INPUTS",
     "LiqStreamStats",
     "LiveFeatureCache",
     "PairCache",
+    "StateHooks",
     "ns_dates",
+    "state_hooks",
     "unchanged_prefix",
 ]
 
@@ -56,6 +60,8 @@ class LiqStreamStats:
     """
 
     rebuilds: int = 0
+    restored: int = 0
+    history_used: int = 0
     updates: int = 0
     unchanged: int = 0
     candles_fed: int = 0
@@ -67,10 +73,22 @@ class LiqStreamStats:
 
 
 @dataclass
+class StateHooks:
+    """The pair state (:mod:`liqsignals.strategy.live_state`) for :meth:`LiveFeatureCache.features`:
+    where the files live, how to make a fresh :class:`StateStream`, the pair's stored history
+    (``history(pair)``: a candle frame or ``None``) and the candle length in nanoseconds."""
+
+    store: StateStore
+    build: Callable[[], StateStream]
+    history: Callable[[str], pd.DataFrame | None]
+    tf_ns: int
+
+
+@dataclass
 class PairCache:
     """One pair's stream and the frame it last saw."""
 
-    stream: FeatureStream
+    stream: FeatureStream | StateStream
     features: np.ndarray  # feature rows of the inputs last seen, row for row
     names: list[str]  # feature column names
     dates: np.ndarray  # int64 ns dates of the inputs last seen
@@ -139,11 +157,14 @@ class LiveFeatureCache:
         build: Callable[[], FeatureStream],
         *,
         candles_only: bool = False,
+        state: StateHooks | None = None,
     ) -> tuple[list[str], np.ndarray]:
         """Feature names and values of ``inputs`` for ``pair``. ``candles_only`` reads the candle
         columns alone (a strategy frame may hold columns named like other engine inputs). An
         invalid new candle raises (the engine's ``ValueError``) and drops the pair's stream, so
-        the next call rebuilds."""
+        the next call rebuilds. With ``state`` the pair's saved state is restored on the first
+        call, rebuilds start from the datadir history, and the state is saved after each new
+        candle."""
         stats = self.counters.setdefault(pair, LiqStreamStats())
         stamps = ns_dates(inputs["date"])
         available = ENGINE_INPUTS[:5] if candles_only else ENGINE_INPUTS
@@ -152,19 +173,44 @@ class LiveFeatureCache:
         for j, c in enumerate(columns):
             values[:, j] = inputs[c].to_numpy(dtype=np.float64)
         cache = self.pairs.get(pair)
-        start = 0 if cache is None else unchanged_prefix(cache, stamps, values, columns)
+        if cache is None and state is not None:
+            cache = self._restore(pair, state, stats)
+            start = -1 if cache is None else unchanged_prefix(cache, stamps, values, columns)
+            if cache is not None and start < 0:
+                logger.warning(
+                    "liqsignals: saved state of %s (last candle %s) does not continue into the "
+                    "bot's candles (%s .. %s): a gap or changed history; rebuilding it from the "
+                    "datadir history",
+                    pair,
+                    pd.Timestamp(int(cache.dates[-1]), tz="UTC"),
+                    pd.Timestamp(int(stamps[0]), tz="UTC"),
+                    pd.Timestamp(int(stamps[-1]), tz="UTC"),
+                )
+                cache = None
+        else:
+            start = 0 if cache is None else unchanged_prefix(cache, stamps, values, columns)
         if cache is not None and start < 0:
             logger.info("liqsignals: history of %s changed, rebuilding its engine", pair)
             cache = None
         if cache is None:
             self.pairs.pop(pair, None)
-            stream = build()
-            feats = stream.update_arrays(stamps, {c: values[:, j] for j, c in enumerate(columns)})
+            if state is None:
+                stream: FeatureStream | StateStream = build()
+                feats = stream.update_arrays(
+                    stamps, {c: values[:, j] for j, c in enumerate(columns)}
+                )
+                used = 0
+            else:
+                stream, feats, used = self._build_with_history(pair, state, stamps, values, columns)
             cache = PairCache(stream, feats, stream.columns, stamps, values, columns)
             self.pairs[pair] = cache
             stats.rebuilds += 1
+            stats.history_used = used
             stats.last_mode, stats.last_fed = "rebuild", len(inputs)
-            logger.info("liqsignals: %s engine built from %d candles", pair, len(inputs))
+            logger.info(
+                "liqsignals: %s engine built from %d candles (%d from the datadir, %d live)",
+                pair, used + len(inputs), used, len(inputs),
+            )  # fmt: skip
         else:
             # rows of the new frame the engine has seen: the last ``start`` rows it kept
             kept = cache.features[len(cache.features) - start :]
@@ -187,5 +233,103 @@ class LiveFeatureCache:
                 stats.last_mode, stats.last_fed = "unchanged", 0
         stats.candles_fed += stats.last_fed
         cache.dates, cache.values = stamps, values
+        if state is not None and stats.last_fed and isinstance(cache.stream, StateStream):
+            state.store.save(pair, cache.stream, cache.features, stamps, values, columns)
         # the caller gets a copy: the cache must not change when the caller's frame does
         return cache.names, cache.features.copy()
+
+    def _restore(self, pair: str, state: StateHooks, stats: LiqStreamStats) -> PairCache | None:
+        """The pair's saved state, or ``None`` (none yet, or unusable: logged with the reason)."""
+        stream = state.build()
+        try:
+            saved = state.store.load(pair, stream)
+        except FileNotFoundError:
+            logger.info("liqsignals: no saved state for %s yet", pair)
+            return None
+        except (ValueError, OSError) as exc:
+            logger.warning(
+                "liqsignals: saved state of %s is unusable (%s); rebuilding it from the datadir "
+                "history",
+                pair,
+                exc,
+            )
+            return None
+        stats.restored += 1
+        logger.info(
+            "liqsignals: %s engine restored from saved state (%d candles processed, last %s)",
+            pair,
+            saved.stream.engine.candles_processed,
+            pd.Timestamp(int(saved.dates[-1]), tz="UTC"),
+        )
+        return PairCache(
+            saved.stream, saved.features, saved.stream.columns, saved.dates, saved.values,
+            saved.columns,
+        )  # fmt: skip
+
+    @staticmethod
+    def _build_with_history(
+        pair: str,
+        state: StateHooks,
+        stamps: np.ndarray,
+        values: np.ndarray,
+        columns: tuple[str, ...],
+    ) -> tuple[StateStream, np.ndarray, int]:
+        """A fresh stream fed the datadir candles before the frame, then the frame; returns the
+        stream, the frame's feature rows and the number of datadir candles used."""
+        stream = state.build()
+        history = state.history(pair)
+        used = 0
+        if history is not None and len(history) and len(stamps):
+            if set(columns) - set(history.columns):
+                logger.warning(
+                    "liqsignals: the datadir history of %s lacks input(s) %s of the bot's "
+                    "frame; building from the bot's candles only",
+                    pair,
+                    sorted(set(columns) - set(history.columns)),
+                )
+            else:
+                hist_dates = ns_dates(history["date"])
+                keep = hist_dates < stamps[0]
+                if keep.any():
+                    last = int(hist_dates[keep][-1])
+                    if last + state.tf_ns != int(stamps[0]):
+                        logger.warning(
+                            "liqsignals: the datadir history of %s ends at %s, %d candle(s) "
+                            "before the bot's first candle %s; building from the bot's "
+                            "candles only (run freqtrade download-data to fill the gap)",
+                            pair,
+                            pd.Timestamp(last, tz="UTC"),
+                            (int(stamps[0]) - last) // state.tf_ns - 1,
+                            pd.Timestamp(int(stamps[0]), tz="UTC"),
+                        )
+                    else:
+                        old = history.loc[keep]
+                        stream.update_arrays(
+                            hist_dates[keep],
+                            {c: old[c].to_numpy(dtype=np.float64) for c in columns},
+                        )
+                        used = int(keep.sum())
+        if used == 0:
+            logger.info("liqsignals: no stored history used for %s", pair)
+        feats = stream.update_arrays(stamps, {c: values[:, j] for j, c in enumerate(columns)})
+        return stream, feats, used
+
+
+def state_hooks(
+    config: Mapping[str, Any], timeframe: str, build: Callable[[], StateStream]
+) -> StateHooks:
+    """The pair state of a bot: files under ``<user_data>/liqsignals_state/`` (the config's
+    ``"liqsignals": {"state_dir": ...}`` overrides), history from the config's ``datadir``."""
+    from liqsignals.features import timeframe_to_timedelta
+    from liqsignals.strategy.live_state import datadir_history
+
+    opts = config.get("liqsignals") or {}
+    root = opts.get("state_dir") or Path(config.get("user_data_dir") or ".") / "liqsignals_state"
+    candle_type = "futures" if config.get("trading_mode") == "futures" else "spot"
+    datadir = config.get("datadir")
+
+    def history(pair: str) -> pd.DataFrame | None:
+        return datadir_history(datadir, pair, timeframe, candle_type)
+
+    tf_ns = int(timeframe_to_timedelta(timeframe).value)
+    return StateHooks(StateStore(root, timeframe), build, history, tf_ns)

@@ -14,7 +14,15 @@ from liqsignals.features import (
 )
 from liqsignals.model import LiquidationModel, load_margin_tiers, parse_duration
 
-__all__ = ["feature_kwargs", "pair_model", "startup_candles", "strategy_startup"]
+__all__ = [
+    "LIVE_STARTUP_CAP",
+    "feature_kwargs",
+    "live_startup",
+    "live_state_on",
+    "pair_model",
+    "startup_candles",
+    "strategy_startup",
+]
 
 
 def startup_candles(
@@ -62,3 +70,27 @@ def feature_kwargs(intensity_lookback: int) -> dict[str, Any]:
         "intensity_lookback": int(intensity_lookback),
         "drift_lookback": DEFAULT_DRIFT_LOOKBACK,
     }
+
+
+#: live startup candles above this turn the pair state on (``"live_state": "auto"``): freqtrade
+#: refuses a live ``startup_candle_count`` beyond about five exchange calls (2,495 on Binance)
+LIVE_STARTUP_CAP = 2000
+
+
+def live_state_on(config: Mapping[str, Any], strategy: Any, timeframe: str) -> bool:
+    """Whether a running bot keeps its pairs' engine state on disk
+    (:mod:`liqsignals.strategy.live_state`): the config's ``"liqsignals": {"live_state": true |
+    false | "auto"}``; ``"auto"`` (the default) turns it on when the window needs more startup
+    candles than :data:`LIVE_STARTUP_CAP`."""
+    mode = (config.get("liqsignals") or {}).get("live_state", "auto")
+    if mode == "auto":
+        return strategy_startup(strategy, timeframe) > LIVE_STARTUP_CAP
+    if isinstance(mode, bool):
+        return mode
+    raise ValueError(f'"liqsignals": {{"live_state": {mode!r}}} must be true, false or "auto"')
+
+
+def live_startup(intensity_lookback: int, margin: int = 40) -> int:
+    """Startup candles of a bot with the pair state on: the derived columns' lookbacks only (the
+    engine's window comes from the saved state or the datadir history)."""
+    return int(intensity_lookback) + DEFAULT_ATR_PERIOD + DEFAULT_DRIFT_LOOKBACK + int(margin)
