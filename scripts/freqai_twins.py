@@ -160,47 +160,73 @@ def paired(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, Any]:
 
 
 def report(out: Path, datadir: Path, runtimes: dict[str, float]) -> dict[str, Any]:
-    candles = int(
-        json.loads(overlay("liq").read_text())["freqai"]["feature_parameters"][
-            "label_period_candles"
-        ]
-    )
+    """Trade statistics (``None`` for a twin whose backtest has not finished) and prediction
+    quality from whatever predictions FreqAI saved, pooled and per pair; the paired liq minus
+    price-only comparison per pair on the candles both predicted."""
+    cfg = json.loads(overlay("liq").read_text())
+    candles = int(cfg["freqai"]["feature_parameters"]["label_period_candles"])
     real = {pair: realised_target(datadir, pair, candles) for pair in PAIRS.values()}
-    results: dict[str, Any] = {"twins": {}}
+    results: dict[str, Any] = {"twins": {}, "liq_minus_priceonly": {}}
     scores = {}
     for twin, strategy in TWINS.items():
         ident = json.loads(overlay(twin).read_text())["freqai"]["identifier"]
         s = scored(predictions(out / twin, ident, "&-excursion"), real, "&-excursion")
         scores[twin] = s
+        try:
+            trades: dict[str, Any] | None = trade_stats(out / twin, strategy)
+        except (FileNotFoundError, KeyError):
+            trades = None
         results["twins"][strategy] = {
-            **trade_stats(out / twin, strategy),
-            **{f"pred_{k}": v for k, v in quality(s).items()},
+            "backtest": trades,
+            "predictions": {
+                "all": quality(s),
+                **{pair: quality(g) for pair, g in s.groupby("pair")},
+            },
+            "prediction_span": [str(s["date"].min()), str(s["date"].max())],
             "runtime_s": runtimes.get(twin),
         }
-    results["liq_minus_priceonly"] = paired(scores["liq"], scores["priceonly"])
+    for pair in PAIRS.values():
+        a = scores["liq"][scores["liq"]["pair"] == pair]
+        b = scores["priceonly"][scores["priceonly"]["pair"] == pair]
+        if len(a) and len(b):
+            results["liq_minus_priceonly"][pair] = paired(a, b)
     return results
 
 
+def _cell(value: Any, fmt: str) -> str:
+    return "not finished" if value is None else format(value, fmt)
+
+
 def markdown(results: dict[str, Any]) -> str:
-    head = ("| strategy | test windows | trades | profit % | max drawdown % | fees USDT | "
-            "funding USDT | predictions | Pearson r [95 %] | Spearman | R² oos | hit rate |")  # fmt: skip
+    head = ("| strategy | predictions of | n | Pearson r [95 %] | Spearman | R² oos | hit rate | "
+            "trades | profit % | max drawdown % | fees USDT | funding USDT |")  # fmt: skip
     lines = [head, "|" + "---|" * 12]
     for name, r in results["twins"].items():
-        lines.append(
-            f"| {name} | {r['start'][:10]} → {r['end'][:10]} | {r['trades']} | {r['profit_pct']:.2f} | "
-            f"{r['max_drawdown_pct']:.2f} | {r['fees']:.2f} | {r['funding']:.2f} | {r['pred_n']} | "
-            f"{r['pred_pearson']:.3f} [{r['pred_pearson_low']:.3f}, {r['pred_pearson_high']:.3f}] | "
-            f"{r['pred_spearman']:.3f} | {r['pred_r2_oos']:.4f} | {r['pred_hit_rate']:.3f} |"
-        )
-    d = results["liq_minus_priceonly"]
+        bt = r["backtest"] or {}
+        for key, q in r["predictions"].items():
+            what = "BTC + ETH" if key == "all" else key.split("/")[0]
+            lines.append(
+                f"| {name} | {what} | {q['n']} | {q['pearson']:.3f} [{q['pearson_low']:.3f}, "
+                f"{q['pearson_high']:.3f}] | {q['spearman']:.3f} | {q['r2_oos']:.3f} | "
+                f"{q['hit_rate']:.3f} | "
+                + " | ".join(
+                    _cell(bt.get(k) if key == "all" else None, f)
+                    if key == "all" else ""
+                    for k, f in (("trades", "d"), ("profit_pct", ".2f"),
+                                 ("max_drawdown_pct", ".2f"), ("fees", ".2f"),
+                                 ("funding", ".2f"))
+                )
+                + " |"
+            )  # fmt: skip
     lines.append("")
-    lines.append(
-        f"Liq minus price-only on the {d['n']} candles both predicted: Pearson r "
-        f"{d['pearson_diff']:+.3f} [{d['pearson_diff_low']:+.3f}, {d['pearson_diff_high']:+.3f}], "
-        f"mean squared error reduction {d['mse_gain']:+.3e} [{d['mse_gain_low']:+.3e}, "
-        f"{d['mse_gain_high']:+.3e}] (price-only MSE {d['mse_price_only']:.3e}); 95 % moving-block "
-        "bootstrap intervals, blocks of 96 candles (1 day)."
-    )
+    for pair, d in results["liq_minus_priceonly"].items():
+        lines.append(
+            f"- {pair.split('/')[0]}, liq minus price-only on the {d['n']} candles both predicted: "
+            f"Pearson r {d['pearson_diff']:+.3f} [{d['pearson_diff_low']:+.3f}, "
+            f"{d['pearson_diff_high']:+.3f}], mean squared error reduction {d['mse_gain']:+.2e} "
+            f"[{d['mse_gain_low']:+.2e}, {d['mse_gain_high']:+.2e}] (price-only MSE "
+            f"{d['mse_price_only']:.2e})."
+        )
     return "\n".join(lines) + "\n"
 
 
