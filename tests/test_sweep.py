@@ -235,3 +235,21 @@ def test_holm_view_from_intervals_when_the_command_prints_no_p_value():
     assert view["p"].iloc[1] == pytest.approx(1.0)
     assert view["p_holm"].iloc[0] == pytest.approx(2 * 0.005561, abs=4e-6)
     assert "approximations" in note
+
+
+def test_without_ray_installed_the_error_names_the_extra(tmp_path, capsys, monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'", name="ray")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", no_ray)
+    out = tmp_path / "out"
+    rc, err = _sweep_rc(capsys, _spec(tmp_path), out)
+    assert rc == 2
+    assert "pip install 'liqsignals[ray]'" in err and "--serial" in err, err
+    assert not (out / "tasks").exists()

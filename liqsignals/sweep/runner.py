@@ -98,7 +98,10 @@ def connect(address: str | None, workers: int | None) -> Any:
     from liqsignals.extras import require
 
     check_address(address)
-    ray = require("ray", "sweeps on Ray (or run with --serial)")
+    try:
+        ray = require("ray", "sweeps on Ray (or run with --serial)")
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address is None:
