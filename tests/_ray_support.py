@@ -26,6 +26,7 @@ import ipaddress
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 PY = sys.executable
+#: the Ray temp folders started here (session logs, sockets), removed at the end
+TEMP_DIRS: list[str] = []
 RAY = str(Path(PY).with_name("ray"))
 HEAD_PORT = 6379
 NODE2_MANAGER_PORT = 40123
@@ -229,6 +232,7 @@ def cluster(spec: str, work: str, small: str | None = None) -> dict[str, Any]:
     report["start_attempts"] = []
     for attempt in range(3):
         temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+        TEMP_DIRS.append(temp_dir)
         try:
             ray_start(["--head", "--port", str(HEAD_PORT)], temp_dir)
             ray_start(
@@ -316,6 +320,8 @@ def main(argv: list[str]) -> int:
         report["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         report["stopped"] = stop_namespace_processes()
+        for folder in TEMP_DIRS:
+            shutil.rmtree(folder, ignore_errors=True)
         Path(out).write_text(json.dumps(report, indent=1))
     return 0
 
