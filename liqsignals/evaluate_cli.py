@@ -14,6 +14,11 @@
     baseline fitted on the training bars, the path-excursion baseline, the long-share test on the
     busier half of the bars, and block-bootstrap intervals of model minus each baseline
     (:mod:`liqsignals.analysis.baselines`).
+``liqsignals evaluate information|competing|risk|trades [options]``
+    Delegated to the ``main`` of :mod:`liqsignals.analysis.information`, ``.competing``,
+    ``.risk`` (does the book near price forecast a bar's liquidations and range beyond past
+    volatility and volume?) and ``.trades`` (cost-aware event study toward the target); each has
+    its own options (``--help``) and ``--json``.
 ``liqsignals calibrate --datadir DIR --pairs PAIR --timeframe TF --realised CSV --train R --test R
 [--budget N] [--out liqsignals/presets/NAME.json] [--json]``
     Fit the model to realised liquidations on the training range and score it on the test range.
