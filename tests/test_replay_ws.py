@@ -42,12 +42,20 @@ def _recv(ws, n: int) -> list[dict]:
     return [json.loads(ws.recv(timeout=5)) for _ in range(n)]
 
 
+def _subscribed(ws) -> None:
+    """Wait until the server has taken the streams named in the URL (it answers a request
+    only after that), so moving the clock afterwards cannot skip an event."""
+    ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 99}))
+    assert json.loads(ws.recv(timeout=10))["id"] == 99
+
+
 def test_symbol_stream_in_binance_json(datadir: Path) -> None:
     clock = HistoricalClock(T0_MS)
     with (
         ReplayExchange(datadir, clock=clock) as ex,
         connect(f"{ex.ws_url}/ws/btcusdt@forceOrder") as ws,
     ):
+        _subscribed(ws)
         clock.set(T0_MS + 5_000)  # both BTC events are due now, ETH's is not subscribed
         first, second = _recv(ws, 2)
         assert first == {
@@ -74,6 +82,7 @@ def test_subscribe_all_markets_and_combined_stream(datadir: Path) -> None:
             assert [m["o"]["s"] for m in got] == ["BTCUSDT", "ETHUSDT", "BTCUSDT"]
         clock.set(T0_MS)
         with connect(f"{ex.ws_url}/stream?streams=ethusdt@forceOrder") as ws:
+            _subscribed(ws)
             clock.set(T0_MS + 5_000)
             (msg,) = _recv(ws, 1)
             assert msg["stream"] == "ethusdt@forceOrder" and msg["data"]["o"]["s"] == "ETHUSDT"
