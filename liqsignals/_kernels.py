@@ -87,14 +87,21 @@ Params = namedtuple(
         "mag_power",
         "max_gap_bins",
         "min_mass",  # absolute significance floor (quote)
+        "summaries",  # 1.0: the book readout after every candle, 0.0: the core outputs only
+        "reach_lo",  # lowest price a candle's steps touch, as a factor of its low
+        "reach_hi",  # highest, as a factor of its high
     ],
 )
 # leverage mix: log liquidation factors per leverage, weights (one row, or one per candle)
 Mix = namedtuple("Mix", ["f_long_log", "f_short_log", "weights", "n_entries"])
 # candles whose book (absolute bins k_lo .. k_lo + width - 1) is copied out, real mass float32
 Snap = namedtuple("Snap", ["rows", "k_lo", "long", "short"])
-# cluster scan scratch: per run, array positions of its lowest/highest bin, mass, mean bin
-Work = namedtuple("Work", ["lo", "hi", "sum", "wk"])
+# scratch of a run: per cluster, array positions of its lowest/highest bin, mass, mean bin;
+# the entry prices of one candle (see new_work)
+Work = namedtuple("Work", ["lo", "hi", "sum", "wk", "entries"])
+# where one side's deposits of a candle go: book offset k0, 1/S, 1/log(B), cohort slot, row
+# of the leverage weights, first deposit index
+Deposit = namedtuple("Deposit", ["k0", "inv_s", "inv_logb", "slot", "wrow", "d0"])
 # what the cluster readout of one candle needs besides the book
 Ctx = namedtuple("Ctx", ["close", "s", "k0", "total"])
 
@@ -133,6 +140,19 @@ def new_state() -> np.ndarray:
     return state
 
 
+def new_work(n_bins: int, n_entries: int) -> Work:
+    """Scratch for :func:`run_candles` on a book of ``n_bins`` bins (clusters alternate with
+    gaps, so at most ``n_bins // 2 + 1`` per side) and ``n_entries`` entry prices."""
+    n = n_bins // 2 + 2
+    return Work(
+        np.empty(n, dtype=np.int64),
+        np.empty(n, dtype=np.int64),
+        np.empty(n, dtype=np.float64),
+        np.empty(n, dtype=np.float64),
+        np.empty(n_entries, dtype=np.float64),
+    )
+
+
 def new_side_acc(sign: int) -> np.ndarray:
     """A fresh :data:`SIDE_DTYPE` record for the side ``sign`` (:data:`LONG` / :data:`SHORT`)."""
     acc = np.zeros(1, dtype=SIDE_DTYPE)
@@ -141,72 +161,79 @@ def new_side_acc(sign: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- small helpers
-@njit(cache=True, inline="always")
+# Every helper that takes arrays (or named tuples of arrays) is a *leaf*: it calls no other
+# helper that takes arrays and makes no array views. numba counts references to every array a
+# helper receives; for a leaf, LLVM's reference-count pruning removes that bookkeeping, while a
+# helper that passes arrays on keeps an atomic increment and decrement per array per call (with
+# the whole state in named tuples, about a microsecond per candle). The driver
+# (:func:`run_candles`) is therefore a flat sequence of leaf calls (the rare
+# :func:`renormalise` is a plain call). ``error_model="numpy"``: no division-by-zero checks
+# (the divisors are never zero; the checks' error paths also defeat that pruning).
+@njit(cache=True, inline="always", error_model="numpy")
 def bin_of(price, inv_logb):
     return np.int64(math.floor(math.log(price) * inv_logb))
 
 
-@njit(cache=True, inline="always")
-def clamp_total(side):
-    acc = side.acc[0]
+@njit(cache=True, inline="always", error_model="numpy")
+def clamp_total(acc):
+    """A side's stored total (record ``acc``) never below zero (rounding)."""
     if acc.total < 0.0:
         acc.total = 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def rescale_side(side, s):
-    for i in range(side.book.shape[0]):
-        side.book[i] *= s
+    book = side.book
+    for i in range(book.shape[0]):
+        book[i] *= s
     side.acc[0].total *= s
 
 
-@njit(cache=True, inline="always")
-def renormalise(st, long, short, coh):
-    """Fold the survival factor into the stored masses (``S`` back to 1), before it underflows."""
-    s = st.scale
-    rescale_side(long, s)
-    rescale_side(short, s)
+@njit(cache=True, inline="always", error_model="numpy")
+def rescale_cohorts(coh, s):
     for i in range(coh.mass.shape[0]):
         for j in range(coh.mass.shape[1]):
             coh.mass[i, j] *= s
+
+
+@njit(cache=True, error_model="numpy")
+def renormalise(st, long, short, coh):
+    """Fold the survival factor into the stored masses (``S`` back to 1), before it underflows.
+    Rare: a plain call, not inlined."""
+    s = st.scale
+    rescale_side(long, s)
+    rescale_side(short, s)
+    rescale_cohorts(coh, s)
     st.scale = 1.0
 
 
-@njit(cache=True, inline="always")
-def expire_side(side, bins, mass, d0, d1, seq, k0, s):
-    """Remove deposits ``d0 .. d1-1`` of one cohort (made at candle ``seq``) from ``side``,
-    except where the bin was liquidated after them (that mass left already)."""
+@njit(cache=True, inline="always", error_model="numpy")
+def expire_side(side, coh, h, d0, d1, k0, s):
+    """Remove deposits ``d0 .. d1-1`` of cohort ``h`` from ``side``, except where the bin was
+    liquidated after the cohort was made (that mass left already)."""
     acc = side.acc[0]
+    book, wipe = side.book, side.wipe
+    seq = coh.seq[h]
     for d in range(d0, d1):
-        i = bins[d] - k0
-        m = mass[d]
-        if side.wipe[i] <= seq:
-            v = side.book[i] - m
-            side.book[i] = v if v > 0.0 else 0.0
+        i = coh.bin[h, d] - k0
+        m = coh.mass[h, d]
+        if wipe[i] <= seq:
+            v = book[i] - m
+            book[i] = v if v > 0.0 else 0.0
             acc.total -= m
             acc.expired += m * s
 
 
-@njit(cache=True, inline="always")
-def expire_cohorts(date, st, long, short, coh, n_half, window_ns):
-    """Step 0: cohorts opened a window or more before ``date`` leave the book."""
-    cap = coh.date.shape[0]
-    s = st.scale
-    k0 = st.k0
-    while st.size > 0:
-        h = st.head
-        if date - coh.date[h] < window_ns:
-            break
-        nd = coh.n[h]
-        expire_side(long, coh.bin[h], coh.mass[h], 0, min(nd, n_half), coh.seq[h], k0, s)
-        expire_side(short, coh.bin[h], coh.mass[h], n_half, nd, coh.seq[h], k0, s)
-        st.head = (h + 1) % cap
-        st.size -= 1
-    clamp_total(long)
-    clamp_total(short)
+@njit(cache=True, inline="always", error_model="numpy")
+def expiring(st, coh_date, date, window_ns):
+    """Step 0's next cohort: the ring slot of the oldest live cohort if it was opened a window
+    or more before ``date`` (it leaves the book), else -1."""
+    if st.size > 0 and date - coh_date[st.head] >= window_ns:
+        return st.head
+    return -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def consume_side(side, reach, seq, k0, s):
     """Step 1 on one side: the price reached absolute bin ``reach``; every bin from the side's
     edge to ``reach`` is liquidated. Returns the real mass liquidated."""
@@ -214,23 +241,24 @@ def consume_side(side, reach, seq, k0, s):
     edge = acc.edge
     if edge == side.sign * NONE or side.sign * (reach - edge) < 0:
         return 0.0
-    nb = side.book.shape[0]
+    book, wipe = side.book, side.wipe
+    nb = book.shape[0]
     i0 = max(min(reach, edge) - k0, 0)
     i1 = min(max(reach, edge) - k0, nb - 1)
     total = 0.0
     for i in range(i0, i1 + 1):
-        total += side.book[i]
-        side.book[i] = 0.0
-        side.wipe[i] = seq
+        total += book[i]
+        book[i] = 0.0
+        wipe[i] = seq
     liq = total * s
     acc.total -= total
-    clamp_total(side)
+    clamp_total(acc)
     acc.edge = reach + side.sign
     acc.liquidated += liq
     return liq
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def path_range(lo, hi, prev_close, has_prev):
     """Price range of the path: the previous close (if any) through this candle's range."""
     p_lo = lo
@@ -243,7 +271,7 @@ def path_range(lo, hi, prev_close, has_prev):
     return p_lo, p_hi
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def close_fraction(oi_t, oi_prev, dt, prm):
     """Step 2's share of every position that closes: the open-interest drop (optionally with
     time decay on top), else time decay alone. Returns ``(have_doi, fraction)``."""
@@ -259,20 +287,20 @@ def close_fraction(oi_t, oi_prev, dt, prm):
     return have_doi, frac
 
 
-@njit(cache=True, inline="always")
-def close_positions(st, long, short, coh, frac):
-    """Step 2: a share ``frac`` of every surviving position closes (``S *= 1 - frac``)."""
+@njit(cache=True, inline="always", error_model="numpy")
+def close_positions(st, long_acc, short_acc, frac):
+    """Step 2: a share ``frac`` of every surviving position closes (``S *= 1 - frac``).
+    Returns True when the factor fell below :data:`RENORM_BELOW` (then :func:`renormalise`)."""
     if frac > 1.0 - 1e-12:
         frac = 1.0 - 1e-12
     s = st.scale
-    long.acc[0].closed += long.acc[0].total * s * frac
-    short.acc[0].closed += short.acc[0].total * s * frac
+    long_acc.closed += long_acc.total * s * frac
+    short_acc.closed += short_acc.total * s * frac
     st.scale = s * (1.0 - frac)
-    if st.scale < RENORM_BELOW:
-        renormalise(st, long, short, coh)
+    return st.scale < RENORM_BELOW
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def long_share(o, h, lo, c, vol, tb, lsr, tilt):
     """Long share of new positions: taker buy share, else ``r/(1+r)``, else the candle's body
     tilt; clipped to ``[0, 1]``."""
@@ -291,7 +319,7 @@ def long_share(o, h, lo, c, vol, tb, lsr, tilt):
     return share
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def entry_logs(entries, h, lo, c):
     """Logs of the entry prices: equal-probability strata of a triangular distribution over
     ``[lo, h]`` with its mode at the typical price (all at ``c`` for a flat candle)."""
@@ -313,30 +341,33 @@ def entry_logs(entries, h, lo, c):
         entries[e] = math.log(entries[e])
 
 
-@njit(cache=True, inline="always")
-def deposit_side(side, flog, w, entries, side_mass, inv_s, inv_logb, k0, bins, mass):
-    """Step 3 on one side: ``side_mass`` (real) spread over leverages ``w`` and ``entries`` (log
-    prices), each landing at its liquidation bin; the deposits are recorded in ``bins`` /
-    ``mass`` (the cohort's slots for this side)."""
+@njit(cache=True, inline="always", error_model="numpy")
+def deposit_side(side, flog, weights, entries, side_mass, coh, at):
+    """Step 3 on one side: ``side_mass`` (real) spread over the leverages (log liquidation
+    factors ``flog``, weights ``weights[at.wrow]``) and ``entries`` (log prices), each landing
+    at its liquidation bin; the deposits are recorded as cohort ``at.slot``'s entries
+    ``at.d0, at.d0 + 1, ...`` (see :class:`Deposit`)."""
     n_e = entries.shape[0]
     acc = side.acc[0]
-    empty = side.sign * NONE
-    d = 0
+    book, sign = side.book, side.sign
+    empty = sign * NONE
+    k0, inv_s, inv_logb, slot = at.k0, at.inv_s, at.inv_logb, at.slot
+    d = at.d0
     for j in range(flog.shape[0]):
-        m = side_mass * w[j] / n_e * inv_s
+        m = side_mass * weights[at.wrow, j] / n_e * inv_s
         for e in range(n_e):
             k = np.int64(math.floor((entries[e] + flog[j]) * inv_logb))
-            side.book[k - k0] += m
-            if side.sign * (k - acc.edge) < 0 or acc.edge == empty:
+            book[k - k0] += m
+            if sign * (k - acc.edge) < 0 or acc.edge == empty:
                 acc.edge = k
-            bins[d] = k
-            mass[d] = m
+            coh.bin[slot, d] = k
+            coh.mass[slot, d] = m
             d += 1
     acc.total += side_mass * inv_s
     acc.opened += side_mass
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def opened_notional(h, lo, c, vol, oi_t, oi_prev, have_doi, participation):
     """Step 3's notional opened: the open-interest rise at the typical price, else a share of
     the candle's quote volume."""
@@ -346,31 +377,7 @@ def opened_notional(h, lo, c, vol, oi_t, oi_prev, have_doi, participation):
     return participation * vol * typical
 
 
-@njit(cache=True, inline="always")
-def open_positions(cd, t, st, long, short, coh, prm, mix, entries, have_doi):
-    """Step 3: new positions of candle ``t`` into the cohort slot after the live ones.
-    Returns the real long and short notional opened."""
-    slot = (st.head + st.size) % coh.date.shape[0]
-    coh.n[slot] = 0
-    h, lo, c, vol = cd.high[t], cd.low[t], cd.close[t], cd.volume[t]
-    notional = opened_notional(h, lo, c, vol, cd.oi[t], st.prev_oi, have_doi, prm.participation)
-    share = long_share(cd.open[t], h, lo, c, vol, cd.taker_buy[t], cd.ls_ratio[t], prm.tilt)
-    opened_long = notional * share
-    opened_short = notional - opened_long
-    if notional > 0.0:
-        entry_logs(entries, h, lo, c)
-        inv_s = 1.0 / st.scale
-        w = mix.weights[t if mix.weights.shape[0] == cd.dates.shape[0] else 0]
-        half = mix.f_long_log.shape[0] * entries.shape[0]
-        b, m, k0, inv_logb = coh.bin[slot], coh.mass[slot], st.k0, prm.inv_logb
-        fl, fs = mix.f_long_log, mix.f_short_log
-        deposit_side(long, fl, w, entries, opened_long, inv_s, inv_logb, k0, b[:half], m[:half])
-        deposit_side(short, fs, w, entries, opened_short, inv_s, inv_logb, k0, b[half:], m[half:])
-        coh.n[slot] = 2 * half
-    return opened_long, opened_short
-
-
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def finish_candle(st, coh, date, oi_t, close, filler):
     """Close the candle: its cohort joins the ring; remember date, close and open interest."""
     slot = (st.head + st.size) % coh.date.shape[0]
@@ -387,45 +394,8 @@ def finish_candle(st, coh, date, oi_t, close, filler):
     st.seq += 1
 
 
-@njit(cache=True, inline="always")
-def advance_candle(cd, t, st, long, short, coh, prm, mix, entries, row):
-    """Advance the state by candle ``t``; writes its six core outputs into ``row``."""
-    date = cd.dates[t]
-    filler = cd.volume[t] <= 0.0  # freqtrade's gap fillers: no trading, time still passes
-    has_prev = st.has_prev == 1
-    dt = float(date - st.prev_date) if has_prev else 0.0
-    expire_cohorts(
-        date, st, long, short, coh, mix.f_long_log.shape[0] * mix.n_entries, prm.window_ns
-    )
-    liq_long = liq_short = 0.0
-    if not filler:
-        p_lo, p_hi = path_range(cd.low[t], cd.high[t], st.prev_close, has_prev)
-        kl = np.int64(math.ceil(math.log(p_lo) * prm.inv_logb - 0.5))
-        kh = np.int64(math.floor(math.log(p_hi) * prm.inv_logb - 0.5))
-        liq_long = consume_side(long, kl, st.seq, st.k0, st.scale)
-        liq_short = consume_side(short, kh, st.seq, st.k0, st.scale)
-    have_doi, frac = close_fraction(cd.oi[t], st.prev_oi, dt, prm)
-    if frac > 0.0:
-        close_positions(st, long, short, coh, frac)
-    opened_long = opened_short = 0.0
-    if filler:
-        coh.n[(st.head + st.size) % coh.date.shape[0]] = 0
-    else:
-        opened_long, opened_short = open_positions(
-            cd, t, st, long, short, coh, prm, mix, entries, have_doi
-        )
-    finish_candle(st, coh, date, cd.oi[t], cd.close[t], filler)
-    s = st.scale
-    row[O_LONG_LIQ] = liq_long
-    row[O_SHORT_LIQ] = liq_short
-    row[O_LONG_TOTAL] = long.acc[0].total * s
-    row[O_SHORT_TOTAL] = short.acc[0].total * s
-    row[O_LONG_OPENED] = opened_long
-    row[O_SHORT_OPENED] = opened_short
-
-
 # ----------------------------------------------------------------------------- book readout
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def range_sum(book, a, b):
     """Sum of ``book[a..b]`` (inclusive), in index order."""
     total = 0.0
@@ -434,25 +404,13 @@ def range_sum(book, a, b):
     return total
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def floored(mass, min_mass):
     """``mass``, or 0 below the significance floor (rounding dust of an emptied book)."""
     return mass if mass >= min_mass else 0.0
 
 
-@njit(cache=True, inline="always")
-def emit_cluster(work, n, first, last, run_sum, run_wk, min_mass):
-    """Keep the run as cluster ``n`` if it is heavy enough; returns the new cluster count."""
-    if run_sum >= min_mass and run_sum > 0.0:
-        work.lo[n] = min(first, last)
-        work.hi[n] = max(first, last)
-        work.sum[n] = run_sum
-        work.wk[n] = run_wk / run_sum
-        return n + 1
-    return n
-
-
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def scan_clusters(book, s, start, stop, step, thr, max_gap, min_mass, k0, work):
     """Clusters on one side, scanning from ``start`` toward ``stop`` (exclusive) by ``step``.
 
@@ -467,9 +425,16 @@ def scan_clusters(book, s, start, stop, step, thr, max_gap, min_mass, k0, work):
     run_sum = run_wk = gap_sum = gap_wk = 0.0
     run_first = run_last = gap = 0
     i = start
-    while i != stop:
-        m = book[i] * s
-        if m > 0.0 and m >= thr:
+    # one past the last bin: the run still open at the end is kept like any other
+    end = stop + step
+    while i != end:
+        if i != stop:
+            m = book[i] * s
+            dense = m > 0.0 and m >= thr
+        else:
+            m = 0.0
+            dense = False
+        if dense:
             if not in_run:
                 in_run = True
                 run_sum = run_wk = 0.0
@@ -483,35 +448,39 @@ def scan_clusters(book, s, start, stop, step, thr, max_gap, min_mass, k0, work):
             run_wk += m * (i + k0 + 0.5)
             run_last = i
         elif in_run:
-            gap += 1
-            gap_sum += m
-            gap_wk += m * (i + k0 + 0.5)
-            if gap > max_gap:
-                n = emit_cluster(work, n, run_first, run_last, run_sum, run_wk, min_mass)
+            if i != stop:
+                gap += 1
+                gap_sum += m
+                gap_wk += m * (i + k0 + 0.5)
+            if gap > max_gap or i == stop:
+                if run_sum >= min_mass and run_sum > 0.0:
+                    work.lo[n] = min(run_first, run_last)
+                    work.hi[n] = max(run_first, run_last)
+                    work.sum[n] = run_sum
+                    work.wk[n] = run_wk / run_sum
+                    n += 1
                 in_run = False
                 gap = 0
                 gap_sum = gap_wk = 0.0
         i += step
-    if in_run:
-        n = emit_cluster(work, n, run_first, run_last, run_sum, run_wk, min_mass)
     return n
 
 
-@njit(cache=True, inline="always")
-def side_clusters(side, kc, k_end, side_total, ctx, prm, work, row, base):
-    """Clusters of one side between the close's bin ``kc`` and ``k_end`` (inclusive): the
+@njit(cache=True, inline="always", error_model="numpy")
+def cluster_threshold(side_total, nbins, prm):
+    """Dense-bin threshold and minimum cluster mass of one side (``nbins`` bins scanned)."""
+    thr = prm.dense * (side_total / nbins)
+    min_mass = max(prm.min_share * side_total, prm.min_mass)
+    return thr, min_mass
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def cluster_outputs(work, n, ctx, prm, row, base):
+    """The ``n`` clusters of one side found by :func:`scan_clusters` (nearest first): the
     nearest goes to ``row[base : base + 4]`` (price, low, high, size). Returns the best magnet
     ``(score, price)`` of the side (score -1 without clusters)."""
     for j in range(4):
         row[base + j] = np.nan
-    nbins = (k_end - kc) * side.sign + 1
-    if side_total <= 0.0 or nbins <= 0:
-        return -1.0, np.nan
-    thr = prm.dense * (side_total / nbins)
-    max_gap = np.int64(prm.max_gap_bins)
-    stop = k_end + side.sign
-    min_mass = max(prm.min_share * side_total, prm.min_mass)
-    n = scan_clusters(side.book, ctx.s, kc, stop, side.sign, thr, max_gap, min_mass, ctx.k0, work)
     logb = prm.logb
     min_dist = 100.0 * (math.exp(logb) - 1.0)  # one bin, in %
     best_score = -1.0
@@ -531,7 +500,7 @@ def side_clusters(side, kc, k_end, side_total, ctx, prm, work, row, base):
     return best_score, best_price
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def pick_magnet(row, long_best, short_best):
     """The cluster with the highest share-over-distance score (longs win ties)."""
     score, price = long_best
@@ -544,65 +513,47 @@ def pick_magnet(row, long_best, short_best):
     row[O_MAG_SCORE] = score if score >= 0.0 else np.nan
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def first_dense(long, short, start, stop, step, thr, s):
     """First array position from ``start`` toward ``stop`` (exclusive) whose combined real
     mass reaches ``thr``; -1 if none."""
+    lb, sb = long.book, short.book
     i = start
     while i != stop:
-        m = (long.book[i] + short.book[i]) * s
+        m = (lb[i] + sb[i]) * s
         if m > 0.0 and m >= thr:
             return i
         i += step
     return -1
 
 
-@njit(cache=True, inline="always")
-def liquidity_gaps(long, short, kc, kr_lo, kr_hi, ctx, prm, row):
-    """Liquidity gaps: distance from the close to the first bin of meaningful combined mass
-    above (lower edge of that bin) and below (its upper edge), in %."""
-    row[O_GAP_ABOVE] = np.nan
-    row[O_GAP_BELOW] = np.nan
-    n_all = kr_hi - kr_lo + 1
+@njit(cache=True, inline="always", error_model="numpy")
+def gap_threshold(ctx, n_all, prm):
+    """Combined mass a bin needs to end a liquidity gap (``n_all`` bins in the cluster range);
+    -1 when the range holds no mass (no gaps then)."""
     if ctx.total <= 0.0 or n_all <= 0:
-        return
-    thr = max(prm.gap_factor * ctx.total / n_all, prm.min_mass)
-    i = first_dense(long, short, kc + 1, kr_hi + 1, 1, thr, ctx.s)
-    if i >= 0:
-        row[O_GAP_ABOVE] = (math.exp((i + ctx.k0) * prm.logb) / ctx.close - 1.0) * 100.0
-    i = first_dense(long, short, kc - 1, kr_lo - 1, -1, thr, ctx.s)
-    if i >= 0:
-        row[O_GAP_BELOW] = (1.0 - math.exp((i + ctx.k0 + 1) * prm.logb) / ctx.close) * 100.0
+        return -1.0
+    return max(prm.gap_factor * ctx.total / n_all, prm.min_mass)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
+def gap_pct(i, above, ctx, prm):
+    """Distance in % from the close to the first dense bin ``i`` (array position; -1: none)
+    above (its lower edge) or below (its upper edge)."""
+    if i < 0:
+        return np.nan
+    if above:
+        return (math.exp((i + ctx.k0) * prm.logb) / ctx.close - 1.0) * 100.0
+    return (1.0 - math.exp((i + ctx.k0 + 1) * prm.logb) / ctx.close) * 100.0
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def clip_bin(price, k0, nb, inv_logb, lowest, highest):
     """Array position of ``price``'s bin, clipped to ``[lowest, highest]``."""
     return min(max(bin_of(price, inv_logb) - k0, lowest), highest)
 
 
-@njit(cache=True, inline="always")
-def book_readout(close, st, long, short, prm, row, work):
-    """Book readout after a candle: band masses, clusters, magnet and gaps into ``row``."""
-    nb = long.book.shape[0]
-    k0, s, inv = st.k0, st.scale, prm.inv_logb
-    kc = clip_bin(close, k0, nb, inv, 0, nb - 1)
-    kb_lo = clip_bin(close * (1.0 - prm.band), k0, nb, inv, 0, 2**62)
-    kb_hi = clip_bin(close * (1.0 + prm.band), k0, nb, inv, -(2**62), nb - 1)
-    kr_lo = clip_bin(close * (1.0 - prm.range), k0, nb, inv, 0, 2**62)
-    kr_hi = clip_bin(close * (1.0 + prm.range), k0, nb, inv, -(2**62), nb - 1)
-    row[O_LONG_BAND] = floored(range_sum(long.book, kb_lo, kc) * s, prm.min_mass)
-    row[O_SHORT_BAND] = floored(range_sum(short.book, kc, kb_hi) * s, prm.min_mass)
-    long_range = range_sum(long.book, kr_lo, kc) * s
-    short_range = range_sum(short.book, kc, kr_hi) * s
-    ctx = Ctx(close, s, k0, long_range + short_range)
-    long_best = side_clusters(long, kc, kr_lo, long_range, ctx, prm, work, row, O_LC_PRICE)
-    short_best = side_clusters(short, kc, kr_hi, short_range, ctx, prm, work, row, O_SC_PRICE)
-    pick_magnet(row, long_best, short_best)
-    liquidity_gaps(long, short, kc, kr_lo, kr_hi, ctx, prm, row)
-
-
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def copy_bins(book, dest, base, s):
     """``dest[j] = book[base + j] * s`` (zero outside the book)."""
     nb = book.shape[0]
@@ -611,7 +562,8 @@ def copy_bins(book, dest, base, s):
         dest[j] = book[i] * s if 0 <= i < nb else 0.0
 
 
-@njit(cache=True, inline="always")
+# ----------------------------------------------------------------------------- the steps
+@njit(cache=True, inline="always", error_model="numpy")
 def copy_snapshots(snap, pos, t, st, long, short):
     """Copy the book into every snapshot row that asks for candle ``t``; returns the next
     snapshot position."""
@@ -624,30 +576,134 @@ def copy_snapshots(snap, pos, t, st, long, short):
 
 
 # ----------------------------------------------------------------------------- the driver
-@njit(cache=True)
-def run_candles(cd, state, long, short, coh, prm, mix, out, summaries, snap):
+@njit(cache=True, inline="always", error_model="numpy")
+def has_room(cd, t, st, nb, cap, prm):
+    """Whether candle ``t`` fits the arrays: the bins its steps may touch lie in the book (two
+    bins to spare) and the cohort ring has a free slot."""
+    k_lo = np.int64(math.floor(math.log(cd.low[t] * prm.reach_lo) * prm.inv_logb)) - 1
+    k_hi = np.int64(math.floor(math.log(cd.high[t] * prm.reach_hi) * prm.inv_logb)) + 1
+    return k_lo >= st.k0 and k_hi < st.k0 + nb and st.size + 1 <= cap
+
+
+@njit(cache=True, error_model="numpy")
+def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
     """Advance the state over candles ``0..n-1`` of ``cd``; row ``t`` of ``out`` gets candle
-    ``t``'s values (:data:`N_OUT` columns, ``O_*`` order).
+    ``t``'s values (:data:`N_OUT` columns, ``O_*`` order; the book readout only with
+    ``prm.summaries``). Returns the number of candles processed: all of them, or fewer when a
+    candle does not fit the arrays (:func:`has_room`; the caller grows them and resumes), or
+    -1 when the first candle is not newer than the last one processed (nothing done).
 
     ``mix.weights`` holds the leverage weights: one row for all candles, or one row per candle
     (several exchanges, each with its own margin tiers, weighted by their share of the candle's
-    volume). ``snap.rows`` (sorted candle indices) selects candles whose book, bins ``snap.k_lo
-    .. snap.k_lo + snap.long.shape[1] - 1`` (absolute), is copied into ``snap.long`` /
-    ``snap.short`` (real mass, float32) for heatmaps.
+    volume). ``work`` is scratch (:func:`new_work`, sized for the book). ``snap.rows`` (sorted
+    candle indices) selects candles whose book, bins ``snap.k_lo .. snap.k_lo +
+    snap.long.shape[1] - 1`` (absolute), is copied into ``snap.long`` / ``snap.short`` (real
+    mass, float32) for heatmaps.
     """
     st = state[0]
-    max_runs = long.book.shape[0] // 2 + 2
-    work = Work(
-        np.empty(max_runs, dtype=np.int64),
-        np.empty(max_runs, dtype=np.int64),
-        np.empty(max_runs, dtype=np.float64),
-        np.empty(max_runs, dtype=np.float64),
-    )
-    entries = np.empty(mix.n_entries, dtype=np.float64)
+    n = cd.dates.shape[0]
+    if n and st.has_prev == 1 and cd.dates[0] <= st.prev_date:
+        return -1
+    summaries = prm.summaries > 0.0
+    nb = long.book.shape[0]
+    cap = coh.date.shape[0]
     pos = 0
-    for t in range(cd.dates.shape[0]):
+    entries = work.entries
+    n_half = mix.f_long_log.shape[0] * mix.n_entries
+    max_gap = np.int64(prm.max_gap_bins)
+    for t in range(n):
+        if not has_room(cd, t, st, nb, cap, prm):
+            return t
         row = out[t]
-        advance_candle(cd, t, st, long, short, coh, prm, mix, entries, row)
-        if summaries:
-            book_readout(cd.close[t], st, long, short, prm, row, work)
-        pos = copy_snapshots(snap, pos, t, st, long, short)
+        # ---- the candle's four steps (written out here: see the note on leaf helpers)
+        date = cd.dates[t]
+        filler = cd.volume[t] <= 0.0  # freqtrade's gap fillers: no trading, time still passes
+        has_prev = st.has_prev == 1
+        dt = float(date - st.prev_date) if has_prev else 0.0
+        # step 0: cohorts opened a window or more before the candle leave the book
+        h = expiring(st, coh.date, date, prm.window_ns)
+        while h >= 0:
+            nd = coh.n[h]
+            expire_side(long, coh, h, 0, min(nd, n_half), st.k0, st.scale)
+            expire_side(short, coh, h, n_half, nd, st.k0, st.scale)
+            st.head = (h + 1) % cap
+            st.size -= 1
+            h = expiring(st, coh.date, date, prm.window_ns)
+        clamp_total(long.acc[0])
+        clamp_total(short.acc[0])
+        liq_long = liq_short = 0.0
+        if not filler:
+            p_lo, p_hi = path_range(cd.low[t], cd.high[t], st.prev_close, has_prev)
+            kl = np.int64(math.ceil(math.log(p_lo) * prm.inv_logb - 0.5))
+            kh = np.int64(math.floor(math.log(p_hi) * prm.inv_logb - 0.5))
+            liq_long = consume_side(long, kl, st.seq, st.k0, st.scale)
+            liq_short = consume_side(short, kh, st.seq, st.k0, st.scale)
+        oi_t = cd.oi[t]
+        have_doi, frac = close_fraction(oi_t, st.prev_oi, dt, prm)
+        if frac > 0.0:
+            if close_positions(st, long.acc[0], short.acc[0], frac):
+                renormalise(st, long, short, coh)
+        # step 3: new positions of the candle into the cohort slot after the live ones
+        slot = (st.head + st.size) % coh.date.shape[0]
+        coh.n[slot] = 0
+        opened_long = opened_short = 0.0
+        if not filler:
+            h, lo, c, vol = cd.high[t], cd.low[t], cd.close[t], cd.volume[t]
+            notional = opened_notional(h, lo, c, vol, oi_t, st.prev_oi, have_doi, prm.participation)
+            share = long_share(cd.open[t], h, lo, c, vol, cd.taker_buy[t], cd.ls_ratio[t], prm.tilt)
+            opened_long = notional * share
+            opened_short = notional - opened_long
+            if notional > 0.0:
+                entry_logs(entries, h, lo, c)
+                wrow = t if mix.weights.shape[0] == cd.dates.shape[0] else 0
+                at = Deposit(st.k0, 1.0 / st.scale, prm.inv_logb, slot, wrow, 0)
+                deposit_side(long, mix.f_long_log, mix.weights, entries, opened_long, coh, at)
+                at = Deposit(st.k0, at.inv_s, at.inv_logb, slot, wrow, n_half)
+                deposit_side(short, mix.f_short_log, mix.weights, entries, opened_short, coh, at)
+                coh.n[slot] = 2 * n_half
+        finish_candle(st, coh, date, oi_t, cd.close[t], filler)
+        s = st.scale
+        row[O_LONG_LIQ] = liq_long
+        row[O_SHORT_LIQ] = liq_short
+        row[O_LONG_TOTAL] = long.acc[0].total * s
+        row[O_SHORT_TOTAL] = short.acc[0].total * s
+        row[O_LONG_OPENED] = opened_long
+        row[O_SHORT_OPENED] = opened_short
+        if not summaries:
+            pos = copy_snapshots(snap, pos, t, st, long, short)
+            continue
+        # ---- the book readout: band masses, clusters, magnet and gaps
+        close, k0 = cd.close[t], st.k0
+        kc = clip_bin(close, k0, nb, prm.inv_logb, 0, nb - 1)
+        kb_lo = clip_bin(close * (1.0 - prm.band), k0, nb, prm.inv_logb, 0, 2**62)
+        kb_hi = clip_bin(close * (1.0 + prm.band), k0, nb, prm.inv_logb, -(2**62), nb - 1)
+        kr_lo = clip_bin(close * (1.0 - prm.range), k0, nb, prm.inv_logb, 0, 2**62)
+        kr_hi = clip_bin(close * (1.0 + prm.range), k0, nb, prm.inv_logb, -(2**62), nb - 1)
+        row[O_LONG_BAND] = floored(range_sum(long.book, kb_lo, kc) * s, prm.min_mass)
+        row[O_SHORT_BAND] = floored(range_sum(short.book, kc, kb_hi) * s, prm.min_mass)
+        long_range = range_sum(long.book, kr_lo, kc) * s
+        short_range = range_sum(short.book, kc, kr_hi) * s
+        ctx = Ctx(close, s, k0, long_range + short_range)
+        # clusters: longs from the close down to the range's low end, shorts up to its high end
+        n_c = 0
+        nbins = kc - kr_lo + 1
+        if long_range > 0.0 and nbins > 0:
+            thr, min_mass = cluster_threshold(long_range, nbins, prm)
+            n_c = scan_clusters(long.book, s, kc, kr_lo - 1, -1, thr, max_gap, min_mass, k0, work)
+        long_best = cluster_outputs(work, n_c, ctx, prm, row, O_LC_PRICE)
+        n_c = 0
+        nbins = kr_hi - kc + 1
+        if short_range > 0.0 and nbins > 0:
+            thr, min_mass = cluster_threshold(short_range, nbins, prm)
+            n_c = scan_clusters(short.book, s, kc, kr_hi + 1, 1, thr, max_gap, min_mass, k0, work)
+        short_best = cluster_outputs(work, n_c, ctx, prm, row, O_SC_PRICE)
+        pick_magnet(row, long_best, short_best)
+        # liquidity gaps: the first bin of meaningful combined mass above and below the close
+        thr = gap_threshold(ctx, kr_hi - kr_lo + 1, prm)
+        above = first_dense(long, short, kc + 1, kr_hi + 1, 1, thr, s) if thr >= 0.0 else -1
+        row[O_GAP_ABOVE] = gap_pct(above, True, ctx, prm)
+        below = first_dense(long, short, kc - 1, kr_lo - 1, -1, thr, s) if thr >= 0.0 else -1
+        row[O_GAP_BELOW] = gap_pct(below, False, ctx, prm)
+        if snap.rows.shape[0]:
+            pos = copy_snapshots(snap, pos, t, st, long, short)
+    return n

@@ -238,6 +238,11 @@ class LiquidationEngine:
         self._k = _kernels()
         self._set_mix(np.log(self.mix.long_factors), np.log(self.mix.short_factors))
         self._logb = self.model.bin_log_width()
+        # the price range a candle's steps may touch, as factors of its low and high
+        # (deposits at the extreme leverages, the readout's band and cluster range)
+        reach = max(self.model.cluster_range_pct, self.model.band_pct) / 100.0
+        self._reach_lo = min(float(self.mix.long_factors.min()), 1 - reach)
+        self._reach_hi = max(float(self.mix.short_factors.max()), 1 + reach)
         self._prm = self._params()
         self._window_ns = int(self.model.window_td.value)
         self._cols: tuple[str, ...] = LEVEL_COLUMNS if summaries else LEVEL_COLUMNS[:_N_CORE]
@@ -248,14 +253,12 @@ class LiquidationEngine:
         )
         self._one = SingleBuffers()
         self._one_cd = self._candles(self._one.inputs)
-        reach = max(self.model.cluster_range_pct, self.model.band_pct) / 100.0
-        self._reach_lo = min(float(self.mix.long_factors.min()), 1 - reach)
-        self._reach_hi = max(float(self.mix.short_factors.max()), 1 + reach)
         self._first_date: int | None = None
         self._state = self._k.new_state()
         self._long = self._side(self._k.LONG, np.zeros(0), np.zeros(0, np.int64))
         self._short = self._side(self._k.SHORT, np.zeros(0), np.zeros(0, np.int64))
         self._coh = self._cohorts(0)
+        self._work = self._k.new_work(0, int(self.model.entry_samples))
         self._last_close = math.nan
         self._entry: Any = None  # see _call_one
 
@@ -307,6 +310,9 @@ class LiquidationEngine:
             mag_power=float(m.magnet_distance_power),
             max_gap_bins=float(m.cluster_max_gap_bins),
             min_mass=float(m.cluster_min_mass),
+            summaries=1.0 if self.summaries else 0.0,
+            reach_lo=self._reach_lo,
+            reach_hi=self._reach_hi,
         )
 
     @property
@@ -347,6 +353,7 @@ class LiquidationEngine:
             sides.append(self._side(side.sign, book, wipe, side.acc))
         self._long, self._short = sides
         self._state[0]["k0"] = new_k0
+        self._work = self._k.new_work(new_nb, int(self.model.entry_samples))
 
     def _live_slots(self) -> np.ndarray:
         cap = self._coh.date.shape[0]
@@ -374,27 +381,31 @@ class LiquidationEngine:
         self._state[0]["head"] = 0
 
     def _call(self, cd: Any, mix: Any, out: np.ndarray, snap: Any) -> None:
-        self._k.run_candles(
+        done = self._k.run_candles(
             cd, self._state, self._long, self._short, self._coh, self._prm, mix, out,
-            self.summaries, snap,
+            self._work, snap,
         )  # fmt: skip
+        if done != cd.dates.shape[0]:  # the arrays were sized for these candles beforehand
+            raise RuntimeError(f"engine arrays too small after {done} of {cd.dates.shape[0]}")
 
-    def _call_one(self) -> None:
+    def _call_one(self) -> int:
         """The kernel on the one-candle buffers through its compiled entry point: numba's
         dispatcher types every argument on each call (tens of microseconds for the named
-        tuples); the types of these arguments never change, so they are resolved once."""
+        tuples); the types of these arguments never change, so they are resolved once.
+        Returns the kernel's count: 1 done, 0 the arrays must grow first, -1 not newer than
+        the last candle (nothing done either way)."""
         args = (
             self._one_cd, self._state, self._long, self._short, self._coh, self._prm,
-            self._kmix, self._out1, self.summaries, self._no_snap,
+            self._kmix, self._out1, self._work, self._no_snap,
         )  # fmt: skip
         if self._entry is None:
             from numba import typeof
 
             run = self._k.run_candles
-            run(*args)
+            done = run(*args)
             self._entry = run.overloads[tuple(typeof(a) for a in args)].entry_point
-            return
-        self._entry(*args)
+            return int(done)
+        return int(self._entry(*args))
 
     # ------------------------------------------------------------------ running
     def run(
@@ -492,26 +503,16 @@ class LiquidationEngine:
 
     def _row(self, candle: Mapping[str, Any] | pd.Series) -> np.ndarray:
         inp = single_inputs(candle, self._one)
-        st = self._st
-        date = int(inp.dates[0])
-        self._check_order(date)
-        lo = float(inp.low[0]) * self._reach_lo
-        hi = float(inp.high[0]) * self._reach_hi
-        k0 = int(st["k0"])
-        nb = self._long.book.shape[0]
-        if (
-            not nb
-            or math.floor(math.log(lo) / self._logb) - 2 < k0
-            or math.floor(math.log(hi) / self._logb) + 2 >= k0 + nb
-            or int(st["size"]) + 1 > self._coh.date.shape[0]
-            or self._first_date is None
-        ):
+        if self._first_date is None:
             return self._advance(inp, None, None)[0][0]
+        # the kernel checks order and room itself (a few Python checks less per candle)
+        done = self._call_one()
+        if done != 1:
+            self._check_order(int(inp.dates[0]))  # raises when that was the reason
+            return self._advance(inp, None, None)[0][0]  # grows the arrays first
         out = self._out1
-        out.fill(np.nan)
-        self._call_one()
         self._last_close = float(inp.close[0])
-        if date < self._first_date + self._window_ns:
+        if inp.dates[0] < self._first_date + self._window_ns:
             out.fill(np.nan)
         return out[0]
 
@@ -608,6 +609,7 @@ class LiquidationEngine:
         eng._long = eng._side(k.LONG, arr["long_book"], arr["long_wipe"], arr["long_acc"])
         eng._short = eng._side(k.SHORT, arr["short_book"], arr["short_wipe"], arr["short_acc"])
         eng._coh = k.Cohorts(*(arr[f"coh_{name}"] for name in k.Cohorts._fields))
+        eng._work = k.new_work(eng._long.book.shape[0], int(eng.model.entry_samples))
         fd = state.get("first_date")
         eng._first_date = None if fd is None else int(fd)
         eng._last_close = float(state.get("last_close", math.nan))

@@ -33,7 +33,8 @@ def params(**kw):
     base = dict(
         inv_logb=INV, logb=LOGB, window_ns=86_400e9, half_life_ns=0.0, participation=0.1,
         tilt=0.5, decay_with_oi=0.0, band=0.02, range=0.05, dense=1.5, min_share=0.02,
-        gap_factor=0.5, mag_power=1.0, max_gap_bins=1.0, min_mass=0.0,
+        gap_factor=0.5, mag_power=1.0, max_gap_bins=1.0, min_mass=0.0, summaries=1.0,
+        reach_lo=0.5, reach_hi=1.5,
     )  # fmt: skip
     base.update(kw)
     return k.Params(**base)
@@ -43,12 +44,43 @@ def params(**kw):
 # one-record state array and hand its record (a reference) to the kernel
 @njit
 def _expire_cohorts(date, state, long, short, coh, n_half, window_ns):
-    k.expire_cohorts(date, state[0], long, short, coh, n_half, window_ns)
+    """Step 0 as ``run_candles`` runs it: the expiring cohorts, each side's deposits out."""
+    st = state[0]
+    h = k.expiring(st, coh.date, date, window_ns)
+    while h >= 0:
+        nd = coh.n[h]
+        k.expire_side(long, coh, h, 0, min(nd, n_half), st.k0, st.scale)
+        k.expire_side(short, coh, h, n_half, nd, st.k0, st.scale)
+        st.head = (h + 1) % coh.date.shape[0]
+        st.size -= 1
+        h = k.expiring(st, coh.date, date, window_ns)
+
+
+def side_clusters(sd, kc, k_end, side_total, ctx, prm, work, row, base):
+    """One side's cluster readout as ``run_candles`` composes it from the kernels."""
+    n = 0
+    nbins = (k_end - kc) * sd.sign + 1
+    if side_total > 0.0 and nbins > 0:
+        thr, min_mass = k.cluster_threshold(side_total, nbins, prm)
+        stop = k_end + sd.sign
+        gap = int(prm.max_gap_bins)
+        n = k.scan_clusters(sd.book, ctx.s, kc, stop, sd.sign, thr, gap, min_mass, ctx.k0, work)
+    return k.cluster_outputs(work, n, ctx, prm, row, base)
+
+
+def liquidity_gaps(long, short, kc, kr_lo, kr_hi, ctx, prm, row):
+    """The liquidity gaps as ``run_candles`` composes them from the kernels."""
+    thr = k.gap_threshold(ctx, kr_hi - kr_lo + 1, prm)
+    above = k.first_dense(long, short, kc + 1, kr_hi + 1, 1, thr, ctx.s) if thr >= 0 else -1
+    row[k.O_GAP_ABOVE] = k.gap_pct(above, True, ctx, prm)
+    below = k.first_dense(long, short, kc - 1, kr_lo - 1, -1, thr, ctx.s) if thr >= 0 else -1
+    row[k.O_GAP_BELOW] = k.gap_pct(below, False, ctx, prm)
 
 
 @njit
 def _close_positions(state, long, short, coh, frac):
-    k.close_positions(state[0], long, short, coh, frac)
+    if k.close_positions(state[0], long.acc[0], short.acc[0], frac):
+        k.renormalise(state[0], long, short, coh)
 
 
 @njit
@@ -111,7 +143,11 @@ def test_expire_side_skips_bins_wiped_after_the_deposit():
     sd = side(k.LONG, [5.0, 5.0, 5.0, 5.0], wipe=[-1, 9, 3, -1], total=20.0)
     bins = np.array([10, 11, 12, 13, 13], np.int64)  # k0 = 10
     mass = np.array([1.0, 2.0, 3.0, 9.0, 0.5])
-    k.expire_side(sd, bins, mass, 0, 4, 5, 10, 2.0)  # cohort made at candle 5; d = 4 not ours
+    # cohort 1 of a ring of two, made at candle 5; its deposit d = 4 is not this side's
+    coh = k.Cohorts(np.zeros(2, np.int64), np.array([0, 5], np.int64),
+                    np.stack([bins * 0, bins]), np.stack([mass * 0, mass]),
+                    np.array([0, 5], np.int64))  # fmt: skip
+    k.expire_side(sd, coh, 1, 0, 4, 10, 2.0)
     # reference: deposit d leaves unless its bin was wiped after candle 5; never below zero
     want = [5.0, 5.0, 5.0, 5.0]
     gone = 0.0
@@ -225,8 +261,13 @@ def test_deposit_side_places_each_leverage_and_entry_at_its_bin():
     w = np.array([0.25, 0.75])
     k0 = 2200
     sd = side(k.LONG, np.zeros(200))
-    bins, mass = np.zeros(4, np.int64), np.zeros(4)
-    k.deposit_side(sd, flog, w, entries, 8.0, 0.5, INV, k0, bins, mass)
+    # cohort slot 1 of a ring of two; the long deposits first, the short ones after them
+    coh = k.Cohorts(*(np.zeros(2, np.int64) for _ in range(2)), np.zeros((2, 8), np.int64),
+                    np.zeros((2, 8)), np.zeros(2, np.int64))  # fmt: skip
+    weights = np.stack([w * 0, w])  # the weights of row 1
+    at = k.Deposit(k0, 0.5, INV, 1, 1, 0)
+    k.deposit_side(sd, flog, weights, entries, 8.0, coh, at)
+    bins, mass = coh.bin[1, :4], coh.mass[1, :4]
     want_book = np.zeros(200)
     want = []
     for j, f in enumerate((0.9, 0.95)):
@@ -240,9 +281,11 @@ def test_deposit_side_places_each_leverage_and_entry_at_its_bin():
     np.testing.assert_allclose(sd.book, want_book, rtol=1e-15)
     assert sd.acc[0]["edge"] == max(b for b, _ in want)  # longs: the highest bin
     assert sd.acc[0]["total"] == 4.0 and sd.acc[0]["opened"] == 8.0
+    assert coh.bin[0].tolist() == [0] * 8 and coh.mass[1, 4:].tolist() == [0.0] * 4
     short = side(k.SHORT, np.zeros(300))
-    k.deposit_side(short, -flog, w, entries, 8.0, 0.5, INV, k0, bins, mass)
-    assert short.acc[0]["edge"] == min(bins)  # shorts: the lowest
+    k.deposit_side(short, -flog, weights, entries, 8.0, coh, k.Deposit(k0, 0.5, INV, 1, 1, 4))
+    assert coh.bin[1, :4].tolist() == [b for b, _ in want]  # the long ones stay
+    assert short.acc[0]["edge"] == min(coh.bin[1, 4:])  # shorts: the lowest
 
 
 def test_opened_notional_by_hand():
@@ -308,7 +351,7 @@ def test_scan_clusters_matches_reference(max_gap, step):
     book = np.array([0, 5, 6, 0, 1, 7, 0, 0, 0, 4, 0.5, 9, 0, 3, 8], dtype=np.float64)
     start, stop = (0, len(book)) if step == 1 else (len(book) - 1, -1)
     positions = list(range(start, stop, step))
-    work = k.Work(np.zeros(10, np.int64), np.zeros(10, np.int64), np.zeros(10), np.zeros(10))
+    work = k.new_work(20, 1)
     n = k.scan_clusters(book, 2.0, start, stop, step, 8.0, max_gap, 15.0, 100, work)
     want = ref_clusters([book[p] * 2.0 for p in positions], positions, 8.0, max_gap, 15.0, 100)
     assert n == len(want) and n > 0
@@ -337,7 +380,7 @@ def test_first_dense_and_liquidity_gaps():
     row = np.zeros(k.N_OUT)
     close = math.exp((1000 + 4.5) * LOGB)
     ctx = k.Ctx(close, 1.0, 1000, 7.1)
-    k.liquidity_gaps(long, short, 4, 0, 9, ctx, params(gap_factor=1.0), row)
+    liquidity_gaps(long, short, 4, 0, 9, ctx, params(gap_factor=1.0), row)
     # threshold 7.1 / 10 bins: above, bin 8's lower edge; below, bin 1's upper edge
     assert row[k.O_GAP_ABOVE] == pytest.approx((math.exp(1008 * LOGB) / close - 1) * 100)
     assert row[k.O_GAP_BELOW] == pytest.approx((1 - math.exp(1002 * LOGB) / close) * 100)
@@ -367,9 +410,9 @@ def test_side_clusters_nearest_cluster_and_magnet():
     row = np.full(k.N_OUT, -7.0)
     total = book[20:40].sum()
     ctx = k.Ctx(math.exp((1000 + 20.5) * LOGB), 1.0, 1000, total)
-    work = k.Work(np.zeros(30, np.int64), np.zeros(30, np.int64), np.zeros(30), np.zeros(30))
+    work = k.new_work(60, 1)
     p = params(dense=1.0, min_share=0.1, max_gap_bins=0.0)
-    score, price = k.side_clusters(short, 20, 39, total, ctx, p, work, row, k.O_SC_PRICE)
+    score, price = side_clusters(short, 20, 39, total, ctx, p, work, row, k.O_SC_PRICE)
     near = math.exp((1000 + 31.0) * LOGB)  # mass-weighted centre of bins 30, 31
     assert row[k.O_SC_PRICE] == pytest.approx(near)
     assert row[k.O_SC_LO] == pytest.approx(math.exp(1030 * LOGB))
@@ -382,7 +425,7 @@ def test_side_clusters_nearest_cluster_and_magnet():
     best = max(scores, key=lambda c: scores[c])
     assert price == pytest.approx(best) and score == pytest.approx(scores[best])
     empty = side(k.SHORT, np.zeros(40))
-    score, price = k.side_clusters(empty, 20, 39, 0.0, ctx, p, work, row, k.O_SC_PRICE)
+    score, price = side_clusters(empty, 20, 39, 0.0, ctx, p, work, row, k.O_SC_PRICE)
     assert score == -1.0 and math.isnan(price)
     assert np.isnan(row[k.O_SC_PRICE : k.O_SC_SIZE + 1]).all()
 
@@ -397,13 +440,13 @@ def test_side_clusters_ignore_dust_below_the_absolute_floor():
     book[[30, 31]] = 5e-12  # rounding dust: a "cluster" by share alone
     dust = side(k.SHORT, book)
     ctx = k.Ctx(math.exp((1000 + 20.5) * LOGB), 1.0, 1000, 1e-11)
-    work = k.Work(np.zeros(30, np.int64), np.zeros(30, np.int64), np.zeros(30), np.zeros(30))
+    work = k.new_work(60, 1)
     row = np.zeros(k.N_OUT)
     no_floor = params(dense=1.0, min_share=0.1, max_gap_bins=0.0)
-    assert k.side_clusters(dust, 20, 39, 1e-11, ctx, no_floor, work, row, k.O_SC_PRICE)[0] > 0
+    assert side_clusters(dust, 20, 39, 1e-11, ctx, no_floor, work, row, k.O_SC_PRICE)[0] > 0
     floor = params(dense=1.0, min_share=0.1, max_gap_bins=0.0, min_mass=1.0)
-    score, _ = k.side_clusters(dust, 20, 39, 1e-11, ctx, floor, work, row, k.O_SC_PRICE)
+    score, _ = side_clusters(dust, 20, 39, 1e-11, ctx, floor, work, row, k.O_SC_PRICE)
     assert score == -1.0 and np.isnan(row[k.O_SC_PRICE])
     empty = side(k.LONG, np.zeros(40))
-    k.liquidity_gaps(empty, dust, 20, 0, 39, ctx, params(gap_factor=1.0, min_mass=1.0), row)
+    liquidity_gaps(empty, dust, 20, 0, 39, ctx, params(gap_factor=1.0, min_mass=1.0), row)
     assert np.isnan(row[k.O_GAP_ABOVE]) and np.isnan(row[k.O_GAP_BELOW])
