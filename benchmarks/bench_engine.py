@@ -1,6 +1,15 @@
 """Engine and feature speed, incremental cost, memory, and published peers on the same data.
 
-Run: ``python benchmarks/bench_engine.py`` (``make bench`` runs every benchmark). Targets:
+Run: ``python benchmarks/bench_engine.py`` (``make bench`` runs every benchmark).
+
+First, side by side in one process over the same 100,000 seeded synthetic 1m candles
+(``--side-rows``), five alternating runs of each side (``--runs``), medians printed:
+liqsignals batch (``liquidation_levels``, default model, 1w window, all book summaries) and
+incremental (``LiquidationEngine.update`` with a dict per candle, over the last 20,000 of them
+after the rest went through ``update_many``) in microseconds per candle, the peer
+``wickra-radar`` (the ``bench`` extra) fed the same closes bar by bar through its public Python
+API, both ratios (peer time over ours), and the engine state in bytes per pair. Then the
+year-long figures. Targets:
 
 * one year of 1m candles (525,600 rows, synthetic) with default settings and the 1w window in
   under 1.0 s on one core;
@@ -17,9 +26,11 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -131,6 +142,101 @@ def bench_memory() -> list[dict[str, float]]:
     return out
 
 
+def _radar_spec() -> str:
+    return json.dumps(
+        {
+            "signals": [
+                {"kind": "oi_delta", "params": [2.0, 0.1]},
+                {"kind": "oi_price_divergence", "params": [2.0, 0.1]},
+                {"kind": "funding_flip", "params": [0.0005]},
+            ],
+            "threshold": 0.0,
+        }
+    )
+
+
+def radar_us_per_bar(closes: np.ndarray) -> float:
+    """wickra-radar fed one derivatives event per bar and asked for its alerts, per bar."""
+    from wickra_radar import Radar
+
+    radar = Radar(_radar_spec())
+    n = closes.shape[0]
+    oi = 1e5 * np.exp(np.cumsum(np.random.default_rng(1).normal(0, 1e-3, n)))
+    t = time.perf_counter()
+    for i in range(n):
+        event = {
+            "kind": "derivatives",
+            "ts": i,
+            "open_interest": float(oi[i]),
+            "funding_rate": 0.0001,
+            "mark_price": float(closes[i]),
+        }
+        radar.command(json.dumps({"cmd": "feed", "symbol": "BTCUSDT", "event": event}))
+        radar.command('{"cmd":"alerts"}')
+    return (time.perf_counter() - t) / n * 1e6
+
+
+def side_by_side(n: int, runs: int, n_inc: int = 20_000) -> dict[str, Any]:
+    """Alternating runs of liqsignals batch, liqsignals incremental and the peer on the same
+    ``n`` candles; medians in microseconds per candle, ratios and the state bytes per pair."""
+    from liqsignals import LiquidationEngine, LiquidationModel, liquidation_levels
+
+    df = synthetic_1m(n)
+    model = LiquidationModel(window="1w")
+    liquidation_levels(df.iloc[:20_000], model)  # compile / load the numba cache
+    n_inc = min(n_inc, n // 2)
+    records = df.iloc[n - n_inc :].to_dict("records")
+    try:
+        import wickra_radar  # noqa: F401
+    except ImportError:
+        have_peer = False
+    else:
+        have_peer = True
+    closes = df["close"].to_numpy()
+    res: dict[str, list[float]] = {"batch": [], "update": [], "peer": []}
+    state = 0
+    for _ in range(runs):
+        t = time.perf_counter()
+        liquidation_levels(df, model)
+        res["batch"].append((time.perf_counter() - t) / n * 1e6)
+        eng = LiquidationEngine(model)
+        eng.update_many(df.iloc[: n - n_inc])
+        t = time.perf_counter()
+        for r in records:
+            eng.update(r)
+        res["update"].append((time.perf_counter() - t) / n_inc * 1e6)
+        state = eng.state_nbytes
+        if have_peer:
+            res["peer"].append(radar_us_per_bar(closes[:n_inc]))
+    out: dict[str, Any] = {k: statistics.median(v) if v else None for k, v in res.items()}
+    out.update(runs=runs, rows=n, incremental_rows=n_inc, state_bytes=state)
+    return out
+
+
+def print_side_by_side(r: dict[str, Any]) -> None:
+    print(
+        f"side by side, {r['rows']:,} seeded synthetic 1m candles, default model, 1w window, "
+        f"median of {r['runs']} alternating runs of each side:"
+    )
+    print(f"  liqsignals batch (liquidation_levels, all summaries): {r['batch']:.3f} us/candle")
+    print(
+        f"  liqsignals incremental (LiquidationEngine.update, dict, last "
+        f"{r['incremental_rows']:,} candles): {r['update']:.2f} us/candle"
+    )
+    if r["peer"] is None:
+        print("  peer wickra-radar: not installed (pip install '.[bench]')")
+    else:
+        print(f"  peer wickra-radar 0.2 (bar by bar, public Python API): {r['peer']:.2f} us/candle")
+        print(
+            f"  ratios (peer time / ours): batch {r['peer'] / r['batch']:.1f}x  [target >= 20x], "
+            f"incremental {r['peer'] / r['update']:.2f}x  [target >= 2x]"
+        )
+    print(
+        f"  engine state per pair, 1w window of 1m candles: {r['state_bytes']:,} bytes "
+        f"({r['state_bytes'] / 2**20:.2f} MB)  [target <= 2 MB]"
+    )
+
+
 def bench_peers(df: pd.DataFrame) -> dict[str, float | str]:
     """Per-bar streaming cost of published peers fed the same candles."""
     res: dict[str, float | str] = {}
@@ -139,15 +245,7 @@ def bench_peers(df: pd.DataFrame) -> dict[str, float | str]:
     except ImportError:
         res["wickra_radar"] = "not installed (pip install wickra-radar)"
     else:
-        spec = {
-            "signals": [
-                {"kind": "oi_delta", "params": [2.0, 0.1]},
-                {"kind": "oi_price_divergence", "params": [2.0, 0.1]},
-                {"kind": "funding_flip", "params": [0.0005]},
-            ],
-            "threshold": 0.0,
-        }
-        radar = Radar(json.dumps(spec))
+        radar = Radar(_radar_spec())
         n = 20_000
         oi = 1e5 * np.exp(np.cumsum(np.random.default_rng(1).normal(0, 1e-3, n)))
         closes = df["close"].to_numpy()[:n]
@@ -194,11 +292,17 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=N_YEAR_1M)
     ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--side-rows", type=int, default=100_000, help="candles side by side")
+    ap.add_argument("--runs", type=int, default=5, help="alternating runs side by side")
+    ap.add_argument("--side-only", action="store_true", help="only the side-by-side figures")
     args = ap.parse_args()
     if args.memory_child:
         _memory_child(args.memory_child)
         return
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    print_side_by_side(side_by_side(args.side_rows, args.runs))
+    if args.side_only:
+        return
     print(f"building {args.rows:,} synthetic 1m candles ...", flush=True)
     df = synthetic_1m(args.rows)
     batch = bench_batch(df)
