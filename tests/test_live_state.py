@@ -157,3 +157,123 @@ def test_a_gap_after_the_state_is_rebuilt_not_bridged(
     assert "does not continue into the bot's candles" in caplog.text
     assert "candle(s) before the bot's first candle" in caplog.text
     np.testing.assert_array_equal(out, batch(g, candles.iloc[7000:7400], 400))
+
+
+# ----------------------------------------------------------------------------- dry-run on the replay
+
+
+def _candles(bot: Any, pair: str) -> dict[str, Any] | None:
+    got = bot.try_api(f"pair_candles?pair={pair}&timeframe=15m", timeout=30)
+    return got if got and got.get("data") else None
+
+
+def _frame(got: dict[str, Any]) -> pd.DataFrame:
+    df = pd.DataFrame(got["data"], columns=got["columns"])
+    df["date"] = pd.to_datetime(df["date"], utc=True)
+    return df
+
+
+def _assert_frame_is_batch(
+    frame: pd.DataFrame, stored: pd.DataFrame, offset_ms: int, model: Any
+) -> int:
+    """Every row of the bot's frame against the batch columns over the stored history up to the
+    frame's last candle (the bot's dates are the stored ones shifted by ``offset_ms``)."""
+    from liqsignals.strategy.live_cache import ns_dates
+
+    dates = ns_dates(frame["date"]) - offset_ms * 1_000_000
+    stored_ns = ns_dates(stored["date"])
+    end = int(np.searchsorted(stored_ns, dates[-1])) + 1
+    assert stored_ns[end - 1] == dates[-1]
+    history = stored.iloc[:end]
+    want = liquidation_features(history, model.liq_model(PAIR), **model.liq_feature_kwargs())
+    want = want.iloc[-len(frame) :]
+    np.testing.assert_array_equal(dates, stored_ns[end - len(frame) : end])
+    cols = [c for c in want.columns]
+    got = frame[cols].astype(float).to_numpy()
+    assert np.isfinite(want["liq_long_total"].to_numpy()).all()  # warm on every row
+    np.testing.assert_array_equal(got, want.to_numpy(dtype=float))
+    return len(frame)
+
+
+@pytest.mark.slow
+def test_dry_run_bot_with_a_1M_window_equals_the_batch_before_and_after_restart(
+    tmp_path: Path,
+) -> None:
+    """freqtrade trade --dry-run on the replay, 1M window on 15m: the first start builds from the
+    datadir, a restart restores the saved state, a corrupt state file is rebuilt; every row of the
+    bot's frame equals the batch value over the full stored history each time."""
+    from _dryrun_support import Bot, write_strategy
+
+    from liqsignals.replay import ReplayExchange
+    from liqsignals.replay.clock import HOUR_MS, LiveClock
+
+    stored = sample.load_candles(PAIR, "15m")
+    start_ms = int(stored["date"].iloc[8000].value // 1_000_000)
+    clock = LiveClock(start_ms, align_ms=HOUR_MS)
+    offset = pd.Timedelta(milliseconds=clock.offset_ms)
+    datadir = tmp_path / "user_data" / "data" / "binance"  # the bot's default datadir
+    cut = pd.Timestamp(start_ms, unit="ms", tz="UTC") - pd.Timedelta(minutes=15 * 300)
+    for pair in ("BTC/USDT:USDT", "ETH/USDT:USDT"):  # what download-data fetched: up to 300 ago
+        df = sample.load_candles(pair, "15m")
+        df = df.loc[df["date"] <= cut].assign(date=lambda d: d["date"] + offset)
+        write_frame(df.reset_index(drop=True), data_path(datadir, pair, "15m", "futures"))
+    model = strategy({"user_data": tmp_path / "model-ud", "datadir": datadir}, live=False)
+    exchange = ReplayExchange(sample.datadir(), clock=clock)
+    config = {"liqsignals": {"window": "1M"}}
+    bot = Bot(tmp_path, exchange, write_strategy(tmp_path / "strategies"), config=config)
+    logs: list[str] = []
+    # freqtrade cleans up on SIGTERM, and exits with 130 when the signal lands in its throttle
+    # sleep (seen right after a start); the log must still show the clean-up and no traceback
+    try:
+        exchange.start()
+
+        def run(marker: str) -> pd.DataFrame:
+            bot.start()
+            bot.wait_ready(timeout=240)
+            bot.wait_for(marker, lambda: marker in bot.log(), 240)
+            frame = _frame(bot.wait_for("the analysed frame", lambda: _candles(bot, PAIR), 60))
+            logs.append(bot.log())
+            assert "Traceback" not in logs[-1], logs[-1][-3000:]
+            return frame
+
+        first = run(f"liqsignals: {PAIR} engine built from")
+        assert "from the datadir" in logs[-1] and "(0 from the datadir" not in logs[-1]
+        assert "Strategy using startup_candle_count: 566" in logs[-1]
+        _assert_frame_is_batch(first, stored, clock.offset_ms, model)
+        assert bot.stop() in (0, 130)
+
+        second = run(f"liqsignals: {PAIR} engine restored from saved state")
+        assert f"liqsignals: {PAIR} engine built from" not in logs[-1]
+        _assert_frame_is_batch(second, stored, clock.offset_ms, model)
+        assert bot.stop() in (0, 130)
+
+        engine_file = bot.userdir / "liqsignals_state" / "BTC_USDT_USDT-15m.engine.npz"
+        raw = engine_file.read_bytes()
+        engine_file.write_bytes(raw[:100] + b"\0" * 64 + raw[164:])
+        third = run(f"liqsignals: {PAIR} engine built from")
+        assert f"liqsignals: saved state of {PAIR} is unusable" in logs[-1]
+        _assert_frame_is_batch(third, stored, clock.offset_ms, model)
+        assert bot.stop() in (0, 130)
+    finally:
+        if bot.proc is not None:
+            bot.stop()
+        exchange.stop()
+
+
+def test_a_failed_save_is_logged_and_the_columns_still_come(
+    userdir: dict[str, Path],
+    candles: pd.DataFrame,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from liqsignals.strategy.live_state import StateStore
+
+    def full_disk(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(StateStore, "save", full_disk)
+    caplog.set_level(logging.INFO, logger="liqsignals")
+    s = strategy(userdir)
+    out = populate(s, candles.iloc[5800:6800])
+    assert f"could not save the state of {PAIR}" in caplog.text
+    np.testing.assert_array_equal(out, batch(s, candles.iloc[:6800], 1000))

@@ -234,7 +234,10 @@ class LiveFeatureCache:
         stats.candles_fed += stats.last_fed
         cache.dates, cache.values = stamps, values
         if state is not None and stats.last_fed and isinstance(cache.stream, StateStream):
-            state.store.save(pair, cache.stream, cache.features, stamps, values, columns)
+            try:
+                state.store.save(pair, cache.stream, cache.features, stamps, values, columns)
+            except OSError as exc:  # the columns are right; only the restart would rebuild
+                logger.warning("liqsignals: could not save the state of %s: %s", pair, exc)
         # the caller gets a copy: the cache must not change when the caller's frame does
         return cache.names, cache.features.copy()
 
