@@ -30,6 +30,7 @@ EXTRAS: dict[str, str] = {
     "websockets": "data",
     "lightgbm": "freqai",
     "datasieve": "freqai",
+    "xgboost": "freqai",
     "matplotlib": "plot",
     "plotly": "plot",
     "sklearn": "evaluate",
