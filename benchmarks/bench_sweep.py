@@ -1,6 +1,7 @@
 """Serial vs Ray for one CPU-bound sweep on this machine: speedup and per-task overhead.
 
     python benchmarks/bench_sweep.py [--cells 16] [--timerange 20240801-20250531] [--workers 2]
+        [--boot 1000]   (bootstrap resamples per task: larger makes each task heavier)
 
 The script re-runs itself inside a private, loopback-only network namespace (``unshare -n``,
 needs root) so Ray binds and connects on 127.0.0.1 only, then runs the same sweep (``evaluate
@@ -41,7 +42,7 @@ WINDOWS = ["1d", "2d", "3d", "1w", "10d", "2w", "3w", "4w"]
 HORIZONS = ["4h", "1d"]
 
 
-def _spec(cells: int, timerange: str, datadir: Path) -> str:
+def _spec(cells: int, timerange: str, datadir: Path, boot: int = 1000) -> str:
     windows = WINDOWS[: max(1, cells // len(HORIZONS))]
     return (
         "[sweep]\n"
@@ -50,7 +51,7 @@ def _spec(cells: int, timerange: str, datadir: Path) -> str:
         'pairs = ["BTC/USDT:USDT", "ETH/USDT:USDT"]\n'
         'timeframe = "15m"\n'
         f'timerange = "{timerange}"\n'
-        "[options]\nboot = 1000\nstep = 2\n"
+        f"[options]\nboot = {boot}\nstep = 2\n"
         f"[grid]\nwindow = {json.dumps(windows)}\nhorizon = {json.dumps(HORIZONS)}\n"
     )
 
@@ -64,7 +65,7 @@ def _inside(args: argparse.Namespace) -> dict:
     load = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     spec = work / "spec.toml"
-    spec.write_text(_spec(args.cells, args.timerange, sample.datadir()))
+    spec.write_text(_spec(args.cells, args.timerange, sample.datadir(), args.boot))
     t0 = time.perf_counter()
     run_sweep(spec, work / "serial", serial=True, progress=False)
     serial_s = time.perf_counter() - t0
@@ -83,6 +84,7 @@ def _inside(args: argparse.Namespace) -> dict:
         "tasks": n,
         "workers": args.workers,
         "timerange": args.timerange,
+        "boot": args.boot,
         "load_before": round(load, 2),
         "serial_s": round(serial_s, 2),
         "ray_s": round(ray_s, 2),
@@ -112,13 +114,17 @@ def main() -> int:
     ap.add_argument("--cells", type=int, default=16, help="grid cells (x 2 pairs = tasks)")
     ap.add_argument("--timerange", default="20240801-20250531")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--boot", type=int, default=1000, help="bootstrap resamples per task (heavier tasks)"
+    )
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.inside:
         print(json.dumps(_inside(args), indent=1))
         return 0
     inner = [sys.executable, str(Path(__file__).resolve()), "--inside", "--cells",
-             str(args.cells), "--timerange", args.timerange, "--workers", str(args.workers)]  # fmt: skip
+             str(args.cells), "--timerange", args.timerange, "--workers", str(args.workers),
+             "--boot", str(args.boot)]  # fmt: skip
     quoted = " ".join(f"'{a}'" for a in inner)
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     return subprocess.run(
