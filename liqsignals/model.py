@@ -36,12 +36,14 @@ import pandas as pd
 
 # parse_duration and timeframe_to_timedelta live in liqsignals._time (re-exported here)
 from liqsignals._time import NAMED_DURATIONS, parse_duration, timeframe_to_timedelta
+from liqsignals.grid import PriceGrid
 
 __all__ = [
     "LEVERAGE_PRESETS",
     "WINDOWS",
     "LiquidationModel",
     "MarginTier",
+    "PriceGrid",
     "liquidation_price",
     "load_margin_tiers",
     "parse_duration",
@@ -424,17 +426,22 @@ class LiquidationModel:
         w = np.asarray(self.leverage_weights, dtype=np.float64)
         return f_long, f_short, w / w.sum()
 
+    @property
+    def grid(self) -> PriceGrid:
+        """The model's log price grid (:class:`liqsignals.grid.PriceGrid` of ``bin_bp``)."""
+        return PriceGrid(self.bin_bp)
+
     def bin_log_width(self) -> float:
-        """Natural log of the ratio between neighbouring bin edges."""
-        return math.log1p(self.bin_bp / 10_000.0)
+        """Natural log of the ratio between neighbouring bin edges (``grid.log_base``)."""
+        return self.grid.log_base
 
     def price_to_bin(self, price: float | np.ndarray) -> np.ndarray:
         """Absolute bin index of a price: bin ``k`` covers ``[B**k, B**(k+1))``."""
-        return np.floor(np.log(price) / self.bin_log_width()).astype(np.int64)
+        return self.grid.price_to_bin(price)
 
     def bin_to_price(self, k: np.ndarray | int, where: float = 0.5) -> np.ndarray:
         """Price of bin ``k`` (``where=0``: lower edge, ``0.5``: geometric centre, ``1``: upper)."""
-        return np.exp((np.asarray(k, dtype=np.float64) + where) * self.bin_log_width())
+        return self.grid.bin_to_price(k, where)
 
 
 def _format_duration(td: pd.Timedelta) -> str:

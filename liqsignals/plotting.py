@@ -415,7 +415,7 @@ def _display(hm: Heatmap, smooth: bool | float) -> Heatmap:
 
 
 def _row_bp(hm: Heatmap, factor: int = 1) -> float:
-    return float(((1 + hm.model.bin_bp / 1e4) ** (hm.bins_per_row * factor) - 1) * 1e4)
+    return hm.model.grid.span_bp(hm.bins_per_row * factor)
 
 
 def _colorbar_label(row_bp: float, quote: str, scale: str, sep: str = " ") -> str:
