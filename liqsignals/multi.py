@@ -23,6 +23,9 @@ engine input:
 
 >>> frames = {"binance": binance_15m, "bybit": bybit_15m}              # doctest: +SKIP
 >>> feats = liquidation_features_multi(frames, symbol="BTC/USDT:USDT")  # doctest: +SKIP
+
+:class:`MultiFeatureStream` is the incremental path for live bots: candle by candle, the same
+values as :func:`liquidation_features_multi` bit for bit.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from liqsignals.columns import FEATURE_COLUMNS
 from liqsignals.engine import LeverageMix, LiquidationEngine
 from liqsignals.features import derive_features
 from liqsignals.inputs import prepare_inputs
@@ -42,6 +46,7 @@ from liqsignals.readout import LOOKBACK_FIELDS, ReadoutParams, split_readout
 
 __all__ = [
     "CombinedInputs",
+    "MultiFeatureStream",
     "combined_engine",
     "combine_exchanges",
     "liquidation_features_multi",
@@ -245,3 +250,123 @@ def liquidation_features_multi(
     res = eng.run(prepare_inputs(combined.frame), weights=combined.weights)
     levels = res.to_frame(combined.frame.index)
     return derive_features(combined.frame, levels, readout)
+
+
+class MultiFeatureStream:
+    """Candle-by-candle ``liq_*`` features of a combined book (several exchanges, one market):
+    the values of :func:`liquidation_features_multi` over the same candles, bit for bit.
+
+    Each :meth:`update_many` takes the reference exchange's new candles (newer than any seen)
+    and, per other exchange, its candles for those dates (extra rows are ignored; a date an
+    exchange has no candle for counts as no trading there, as in the batch path). The combined
+    inputs of a candle depend on that candle's rows only, so the stream combines the new
+    candles alone, advances one engine by them (per-candle venue weights) and derives the
+    features from a bounded tail of candles and engine rows: the cost of a candle does not
+    grow with the history.
+
+    >>> stream = MultiFeatureStream(model, exchanges=["binance", "bybit"])   # doctest: +SKIP
+    >>> rows = stream.update_many({"binance": new_15m, "bybit": bybit_15m})   # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: LiquidationModel | None = None,
+        *,
+        exchanges: Sequence[str],
+        models: Mapping[str, LiquidationModel] | None = None,
+        reference: str | None = None,
+        readout: ReadoutParams | None = None,
+        **params: Any,
+    ) -> None:
+        look = {k: params.pop(k) for k in LOOKBACK_FIELDS if k in params}
+        self.model, self.readout = split_readout(resolve_model(model, params), readout, look)
+        self.exchanges, self.reference = _select(
+            {e: pd.DataFrame() for e in exchanges}, None, reference
+        )
+        self.models = dict(models or {})
+        r = self.readout
+        # derive_features looks back at most this many rows before a candle
+        self._keep = max(r.atr_period, r.intensity_lookback, r.drift_lookback) + 1
+        self.engine: LiquidationEngine | None = None
+        self._candles: pd.DataFrame | None = None
+        self._levels: pd.DataFrame | None = None
+        self._failed: str | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """Names of the feature columns, in the order of :meth:`update_many`'s output."""
+        return list(FEATURE_COLUMNS)
+
+    @property
+    def last_date(self) -> pd.Timestamp | None:
+        """Date of the last reference candle processed (``None`` before the first)."""
+        return None if self.engine is None else self.engine.last_date
+
+    def update_many(self, frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        """Process the reference exchange's new candles ``frames[reference]`` with the other
+        exchanges' candles for the same dates; returns the feature rows of the new candles
+        (index: the reference frame's). An exchange of the stream missing from ``frames``
+        raises ``ValueError``; an invalid candle raises and spends the stream (build a new one)."""
+        if self._failed is not None:
+            raise RuntimeError(
+                f"this MultiFeatureStream stopped at an invalid candle ({self._failed}); "
+                "build a new one from valid history"
+            )
+        missing = [e for e in self.exchanges if e not in frames]
+        if missing:
+            raise ValueError(f"no candles given for exchange(s) {missing} of this stream")
+        ref = frames[self.reference]
+        if len(ref) == 0:
+            return pd.DataFrame(columns=self.columns, index=ref.index, dtype=float)
+        try:
+            return self._advance(frames, ref)
+        except Exception as exc:
+            self._failed = str(exc)
+            raise
+
+    def _advance(self, frames: Mapping[str, pd.DataFrame], ref: pd.DataFrame) -> pd.DataFrame:
+        dates = pd.to_datetime(ref["date"], utc=True)
+        block: dict[str, pd.DataFrame] = {self.reference: ref}
+        for name in self.exchanges[1:]:
+            df = frames[name]
+            keep = pd.to_datetime(df["date"], utc=True).isin(dates).to_numpy()
+            block[name] = df.loc[keep]
+        combined = combine_exchanges(
+            block, self.model, models=self.models, exchanges=self.exchanges
+        )
+        if self.engine is None:
+            self.engine = combined_engine(combined, self.model)
+        res = self.engine.run(prepare_inputs(combined.frame), weights=combined.weights)
+        levels = res.to_frame(combined.frame.index)
+        candles = combined.frame[["high", "low", "close"]]
+        if self._candles is not None and self._levels is not None:
+            candles = pd.concat([self._candles, candles], ignore_index=True)
+            levels = pd.concat([self._levels, levels], ignore_index=True)
+        else:
+            candles = candles.reset_index(drop=True)
+            levels = levels.reset_index(drop=True)
+        feats = derive_features(candles, levels, self.readout)
+        n = len(ref)
+        self._candles = candles.iloc[-self._keep :].reset_index(drop=True)
+        self._levels = levels.iloc[-self._keep :].reset_index(drop=True)
+        out = feats.iloc[-n:][self.columns]
+        out.index = ref.index
+        return out
+
+    def update(self, candles: Mapping[str, Mapping[str, Any] | None]) -> dict[str, float]:
+        """One closed reference candle ``candles[reference]`` and the other exchanges' candles of
+        the same date (``None`` where an exchange has none); returns ``{column: value}``."""
+        frames = {}
+        for name in self.exchanges:
+            c = candles.get(name) if name != self.reference else candles[name]
+            if name not in candles:
+                raise ValueError(f"no candle given for exchange {name!r} of this stream")
+            row = (
+                pd.DataFrame([dict(c)])
+                if c is not None
+                else pd.DataFrame(columns=["date", "open", "high", "low", "close", "volume"])
+            )
+            row["date"] = pd.to_datetime(row["date"], utc=True)
+            frames[name] = row
+        feats = self.update_many(frames)
+        return {c: float(v) for c, v in feats.iloc[0].items()}
