@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "liqsignals.web.cli",
     "liqsignals.sweep.cli",
     "liqsignals.walkforward.cli",
+    "liqsignals.live.cli",
 )
 
 
