@@ -37,7 +37,8 @@ __all__ = ["PollStatus", "PollVenue", "poll_candles", "poll_round", "run_poller"
 
 logger = logging.getLogger(__name__)
 
-_MS = pd.Timedelta(milliseconds=1)
+#: how far back a new file starts
+DEFAULT_HISTORY = pd.Timedelta(days=30)
 _COLUMNS = ["date", "open", "high", "low", "close", "volume"]
 
 
@@ -115,7 +116,7 @@ def poll_candles(
     datadir: str | Path,
     *,
     now: pd.Timestamp | None = None,
-    history: pd.Timedelta = pd.Timedelta(days=30),
+    history: pd.Timedelta = DEFAULT_HISTORY,
     limit: int = 500,
 ) -> tuple[int, pd.Timestamp | None]:
     """Fetch ``pair``'s closed ``timeframe`` candles missing from its file in ``datadir``
@@ -158,7 +159,7 @@ def poll_round(
     status: PollStatus,
     *,
     stopping: Callable[[], bool] = lambda: False,
-    history: pd.Timedelta = pd.Timedelta(days=30),
+    history: pd.Timedelta = DEFAULT_HISTORY,
 ) -> None:
     """One round over every (venue, exchange object) pair, pair and timeframe."""
     import ccxt
@@ -192,7 +193,7 @@ def run_poller(
     rounds: int | None = None,
     stop: threading.Event | None = None,
     status: Callable[[PollStatus], None] | None = None,
-    history: pd.Timedelta = pd.Timedelta(days=30),
+    history: pd.Timedelta = DEFAULT_HISTORY,
 ) -> PollStatus:
     """Keep every venue's candles current until ``stop`` is set (or ``rounds`` rounds ran);
     see the module docstring. Returns the final :class:`PollStatus`."""
