@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import math
 from collections import namedtuple
+from typing import Any
 
 import numpy as np
-from numba import njit
+from numba import carray, from_dtype, njit, types
+from numba.extending import intrinsic
 
 STATE_DTYPE = np.dtype(
     [
@@ -707,3 +709,128 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
         if snap.rows.shape[0]:
             pos = copy_snapshots(snap, pos, t, st, long, short)
     return n
+
+
+# ----------------------------------------------------------------------------- one candle
+# The per-candle entry point of the live path. Called with the state as named tuples of arrays,
+# numba unboxes some thirty arrays per call (microseconds, more than the candle's own work);
+# :func:`run_one` receives their addresses in one int64 table instead (:func:`one_table`) and
+# views them with ``carray``, then runs :func:`run_candles` on them: the same code, the same
+# values. The caller owns the arrays and rebuilds the table whenever one of them is replaced.
+def _pointer_to(nbtype: Any) -> Any:
+    ptype = types.CPointer(nbtype)
+
+    @intrinsic
+    def as_pointer(typingctx: Any, addr: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.inttoptr(args[0], context.get_value_type(ptype))
+
+        return ptype(types.int64), codegen
+
+    return as_pointer
+
+
+_P_F64 = _pointer_to(types.float64)
+_P_I64 = _pointer_to(types.int64)
+_P_F32 = _pointer_to(types.float32)
+_P_STATE = _pointer_to(from_dtype(STATE_DTYPE))
+_P_SIDE = _pointer_to(from_dtype(SIDE_DTYPE))
+N_TABLE = 42
+
+
+def one_table(
+    cd: Candles, state: np.ndarray, long: Side, short: Side, coh: Cohorts, prm_values: np.ndarray,
+    mix: Mix, out: np.ndarray, work: Work, snap: Snap,
+) -> np.ndarray:  # fmt: skip
+    """The addresses and shapes :func:`run_one` views (``prm_values``: the :class:`Params`
+    values as a float64 array). The arrays must be C-contiguous, of the kernel's dtypes, with
+    one candle in ``cd`` and one row in ``out``, and must outlive every call with the table."""
+    arrays = (
+        (state, STATE_DTYPE, 1), (long.book, np.float64, 1), (long.wipe, np.int64, 1),
+        (long.acc, SIDE_DTYPE, 1), (short.book, np.float64, 1), (short.wipe, np.int64, 1),
+        (short.acc, SIDE_DTYPE, 1), (coh.date, np.int64, 1), (coh.seq, np.int64, 1),
+        (coh.bin, np.int64, 2), (coh.mass, np.float64, 2), (coh.n, np.int64, 1),
+        (mix.f_long_log, np.float64, 1), (mix.f_short_log, np.float64, 1),
+        (mix.weights, np.float64, 2), (out, np.float64, 2), (work.lo, np.int64, 1),
+        (work.hi, np.int64, 1), (work.sum, np.float64, 1), (work.wk, np.float64, 1),
+        (work.entries, np.float64, 1), (prm_values, np.float64, 1),
+        *((a, np.int64 if i == 0 else np.float64, 1) for i, a in enumerate(cd)),
+        (snap.rows, np.int64, 1), (snap.long, np.float32, 2), (snap.short, np.float32, 2),
+    )  # fmt: skip
+    tab = np.zeros(N_TABLE, dtype=np.int64)
+    for i, (a, dtype, ndim) in enumerate(arrays):
+        if a.dtype != dtype or a.ndim != ndim or not a.flags.c_contiguous:
+            raise ValueError(f"one_table: array {i} is not a C-contiguous {ndim}-d {dtype}")
+        tab[i] = a.ctypes.data
+    if cd.dates.shape[0] != 1 or out.shape != (1, N_OUT) or len(prm_values) != len(Params._fields):
+        raise ValueError("one_table: one candle, one output row and every parameter")
+    tab[34:42] = (
+        long.book.shape[0], coh.date.shape[0], coh.bin.shape[1], mix.weights.shape[1],
+        mix.f_long_log.shape[0], mix.n_entries, work.lo.shape[0], work.entries.shape[0],
+    )  # fmt: skip
+    if short.book.shape[0] != tab[34] or mix.f_short_log.shape[0] != tab[38]:
+        raise ValueError("one_table: the sides' arrays differ in size")
+    return tab
+
+
+@njit(cache=True, error_model="numpy")
+def run_one(tab, date, o, h, lo, c, vol, oi, tb, lsr, warm_until):
+    """One candle through :func:`run_candles` on the arrays of ``tab`` (:func:`one_table`):
+    the candle's values are written into its one-candle buffers first, and the output row is
+    NaN while ``date < warm_until``. Returns :func:`run_candles`' count."""
+    nb, cap, n_dep, n_lev = tab[34], tab[35], tab[36], tab[37]
+    n_fac, n_work, n_ent = tab[38], tab[40], tab[41]
+    state = carray(_P_STATE(tab[0]), (1,))
+    long = Side(
+        carray(_P_F64(tab[1]), (nb,)), carray(_P_I64(tab[2]), (nb,)),
+        carray(_P_SIDE(tab[3]), (1,)), LONG,
+    )  # fmt: skip
+    short = Side(
+        carray(_P_F64(tab[4]), (nb,)), carray(_P_I64(tab[5]), (nb,)),
+        carray(_P_SIDE(tab[6]), (1,)), SHORT,
+    )  # fmt: skip
+    coh = Cohorts(
+        carray(_P_I64(tab[7]), (cap,)), carray(_P_I64(tab[8]), (cap,)),
+        carray(_P_I64(tab[9]), (cap, n_dep)), carray(_P_F64(tab[10]), (cap, n_dep)),
+        carray(_P_I64(tab[11]), (cap,)),
+    )  # fmt: skip
+    mix = Mix(
+        carray(_P_F64(tab[12]), (n_fac,)), carray(_P_F64(tab[13]), (n_fac,)),
+        carray(_P_F64(tab[14]), (1, n_lev)), tab[39],
+    )  # fmt: skip
+    out = carray(_P_F64(tab[15]), (1, N_OUT))
+    work = Work(
+        carray(_P_I64(tab[16]), (n_work,)), carray(_P_I64(tab[17]), (n_work,)),
+        carray(_P_F64(tab[18]), (n_work,)), carray(_P_F64(tab[19]), (n_work,)),
+        carray(_P_F64(tab[20]), (n_ent,)),
+    )  # fmt: skip
+    p = carray(_P_F64(tab[21]), (18,))
+    prm = Params(
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13],
+        p[14], p[15], p[16], p[17],
+    )  # fmt: skip
+    cd = Candles(
+        carray(_P_I64(tab[22]), (1,)), carray(_P_F64(tab[23]), (1,)),
+        carray(_P_F64(tab[24]), (1,)), carray(_P_F64(tab[25]), (1,)),
+        carray(_P_F64(tab[26]), (1,)), carray(_P_F64(tab[27]), (1,)),
+        carray(_P_F64(tab[28]), (1,)), carray(_P_F64(tab[29]), (1,)),
+        carray(_P_F64(tab[30]), (1,)),
+    )  # fmt: skip
+    cd.dates[0] = date
+    cd.open[0] = o
+    cd.high[0] = h
+    cd.low[0] = lo
+    cd.close[0] = c
+    cd.volume[0] = vol
+    cd.oi[0] = oi
+    cd.taker_buy[0] = tb
+    cd.ls_ratio[0] = lsr
+    snap = Snap(
+        carray(_P_I64(tab[31]), (0,)), 0, carray(_P_F32(tab[32]), (0, 0)),
+        carray(_P_F32(tab[33]), (0, 0)),
+    )  # fmt: skip
+    done = run_candles(cd, state, long, short, coh, prm, mix, out, work, snap)
+    if done == 1 and date < warm_until:
+        for j in range(N_OUT):
+            out[0, j] = np.nan
+    return done

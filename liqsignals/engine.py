@@ -56,7 +56,7 @@ import pandas as pd
 
 from liqsignals import inputs as _inputs
 from liqsignals.columns import LEVEL_COLUMNS
-from liqsignals.inputs import Inputs, SingleBuffers, single_inputs
+from liqsignals.inputs import Inputs, SingleBuffers, SingleValues, single_values
 from liqsignals.model import LiquidationModel, resolve_model
 
 __all__ = [
@@ -260,7 +260,11 @@ class LiquidationEngine:
         self._coh = self._cohorts(0)
         self._work = self._k.new_work(0, int(self.model.entry_samples))
         self._last_close = math.nan
-        self._entry: Any = None  # see _call_one
+        self._run_one: Any = None  # see _table
+        # run_one's address table and the objects it points into (see _table)
+        self._tab: np.ndarray | None = None
+        self._tab_of: tuple[Any, ...] = ()
+        self._prm_values = np.array(self._prm, dtype=np.float64)
 
     # ------------------------------------------------------------------ internals
     def _set_mix(self, f_long_log: np.ndarray, f_short_log: np.ndarray) -> None:
@@ -370,8 +374,9 @@ class LiquidationEngine:
             int(np.max(np.arange(first_new, all_dates.shape[0]) - start + 1)) if len(dates) else 0
         )
         cap = self._coh.date.shape[0]
-        # one spare slot: a candle is added before the next update's expiry runs
-        if need + 1 <= cap:
+        # one spare slot: a candle is added before the next update's expiry runs; the kernel
+        # asks for it before the first candle's expiry too (a full ring must grow)
+        if need + 1 <= cap and first_new + 1 <= cap:
             return
         idx = self._live_slots()
         grown = self._cohorts(max(need + 1, 2 * cap, 8))
@@ -387,25 +392,6 @@ class LiquidationEngine:
         )  # fmt: skip
         if done != cd.dates.shape[0]:  # the arrays were sized for these candles beforehand
             raise RuntimeError(f"engine arrays too small after {done} of {cd.dates.shape[0]}")
-
-    def _call_one(self) -> int:
-        """The kernel on the one-candle buffers through its compiled entry point: numba's
-        dispatcher types every argument on each call (tens of microseconds for the named
-        tuples); the types of these arguments never change, so they are resolved once.
-        Returns the kernel's count: 1 done, 0 the arrays must grow first, -1 not newer than
-        the last candle (nothing done either way)."""
-        args = (
-            self._one_cd, self._state, self._long, self._short, self._coh, self._prm,
-            self._kmix, self._out1, self._work, self._no_snap,
-        )  # fmt: skip
-        if self._entry is None:
-            from numba import typeof
-
-            run = self._k.run_candles
-            done = run(*args)
-            self._entry = run.overloads[tuple(typeof(a) for a in args)].entry_point
-            return int(done)
-        return int(self._entry(*args))
 
     # ------------------------------------------------------------------ running
     def run(
@@ -502,19 +488,67 @@ class LiquidationEngine:
         return self._row(candle)[: len(self._cols)]
 
     def _row(self, candle: Mapping[str, Any] | pd.Series) -> np.ndarray:
-        inp = single_inputs(candle, self._one)
-        if self._first_date is None:
-            return self._advance(inp, None, None)[0][0]
-        # the kernel checks order and room itself (a few Python checks less per candle)
-        done = self._call_one()
-        if done != 1:
-            self._check_order(int(inp.dates[0]))  # raises when that was the reason
-            return self._advance(inp, None, None)[0][0]  # grows the arrays first
-        out = self._out1
-        self._last_close = float(inp.close[0])
-        if inp.dates[0] < self._first_date + self._window_ns:
-            out.fill(np.nan)
-        return out[0]
+        return self._row_values(single_values(candle))
+
+    def update_values(self, values: SingleValues) -> np.ndarray:
+        """:meth:`update_row` for a candle validated by :func:`liqsignals.inputs.single_values`
+        (``FeatureStream`` validates once and hands the tuple on)."""
+        return self._row_values(values)[: len(self._cols)]
+
+    def _row_values(self, vals: SingleValues) -> np.ndarray:
+        fd = self._first_date
+        if fd is not None:
+            # the kernel checks order and room itself (a few Python checks less per candle)
+            tab = self._tab
+            of = self._tab_of
+            if (
+                tab is None
+                or of[0] is not self._state
+                or of[1] is not self._long
+                or of[2] is not self._short
+                or of[3] is not self._coh
+                or of[4] is not self._work
+                or of[5] is not self._kmix
+            ):
+                tab = self._table()
+            done = self._run_one(tab, *vals, fd + self._window_ns)
+            if done == 1:
+                self._last_close = vals[4]
+                return self._out1[0]
+        inp = self._one.inputs
+        inp.dates[0] = vals[0]
+        for arr, v in zip(
+            (inp.open, inp.high, inp.low, inp.close, inp.volume, inp.oi, inp.taker_buy),
+            vals[1:8],
+            strict=True,
+        ):
+            arr[0] = v
+        inp.ls_ratio[0] = vals[8]
+        # the first candle, or one the arrays must grow for, or one not newer (this raises)
+        return self._advance(inp, None, None)[0][0]
+
+    def _table(self) -> np.ndarray:
+        """The address table of :func:`_kernels.run_one` for the current arrays; kept with
+        the objects it points into, so they live as long as it does and a replaced one (grown
+        arrays, a restored state) is noticed by identity before the next call."""
+        k = self._k
+        of = (self._state, self._long, self._short, self._coh, self._work, self._kmix)
+        tab = k.one_table(
+            self._one_cd, self._state, self._long, self._short, self._coh, self._prm_values,
+            self._kmix, self._out1, self._work, self._no_snap,
+        )  # fmt: skip
+        if self._run_one is None:
+            run = k.run_one
+            args = (tab, 0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0)
+            from numba import typeof
+
+            sig = tuple(typeof(a) for a in args)
+            if sig not in run.overloads:
+                run.compile(sig)
+            # the compiled entry point: the dispatcher's typing of every call is skipped
+            self._run_one = run.overloads[sig].entry_point
+        self._tab, self._tab_of = tab, of
+        return tab
 
     @property
     def state_nbytes(self) -> int:

@@ -24,7 +24,7 @@ Rules (``MAX_VALUE`` is the magnitude bound):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ __all__ = [
     "SingleBuffers",
     "prepare_inputs",
     "single_inputs",
+    "single_values",
     "to_ns",
 ]
 
@@ -263,6 +264,112 @@ def _float(name: str, v: Any) -> float:
         return float(pd.to_numeric(v))
     except (TypeError, ValueError):
         raise ValueError(_message(name, _NOT_NUMERIC)) from None
+
+
+_TS = pd.Timestamp
+_DT64 = np.datetime64
+_F64 = np.float64
+_NS_DT64 = np.dtype("datetime64[ns]")
+_NAT_NS = np.iinfo(np.int64).min
+_HI_TOL = 1 + _TOL
+_LO_TOL = 1 - _TOL
+# plausible epoch dates (1990..2100) in nanoseconds and in milliseconds (ccxt's format): the
+# ranges liqsignals._time.to_utc_ns reads as those units
+_NS_MIN, _NS_MAX = 631_152_000 * 10**9, 4_102_444_800 * 10**9
+_MS_MIN, _MS_MAX = 631_152_000 * 10**3, 4_102_444_800 * 10**3
+
+#: One validated candle: date (int ns UTC), open, high, low, close, volume, open interest
+#: (coins), taker buy volume, long/short ratio (NaN: unknown), as Python numbers.
+SingleValues = tuple[int, float, float, float, float, float, float, float, float]
+
+
+def _fast_values(candle: dict[str, Any]) -> SingleValues | None:
+    """The common live candle (a dict of floats, the date a Timestamp, a datetime64[ns] or an
+    epoch number in ms or ns) accepted with scalar checks only; ``None`` for anything else,
+    including every invalid candle (:func:`single_values` then applies the full rules, so the
+    messages stay those of :func:`single_inputs`). Accepts exactly what the full rules accept,
+    with the same values."""
+    get: Callable[[str], Any] = candle.get
+    d = get("date")
+    td = type(d)
+    if td is _TS:
+        ns = d.value  # NaT is not a Timestamp instance of this type
+    elif td is int:
+        if _NS_MIN <= d <= _NS_MAX:
+            ns = d
+        elif _MS_MIN <= d <= _MS_MAX:
+            ns = d * 1_000_000
+        else:
+            return None
+    elif td is _DT64 and d.dtype == _NS_DT64:
+        ns = int(d.view("i8"))
+        if ns == _NAT_NS:
+            return None
+    else:
+        return None
+    o = get("open")
+    h = get("high")
+    lo = get("low")
+    c = get("close")
+    v = get("volume")
+    t = type(o)
+    if (t is not float and t is not _F64) or type(h) is not t or type(lo) is not t:
+        return None
+    if type(c) is not t or type(v) is not t:
+        return None
+    if t is _F64:
+        o, h, lo, c, v = float(o), float(h), float(lo), float(c), float(v)
+    # finite, positive, bounded, low <= high, open and close inside [low, high]; NaN fails
+    if not (0.0 < lo <= h <= MAX_VALUE and 0.0 <= v <= MAX_VALUE):
+        return None
+    lo_tol = lo * _LO_TOL
+    hi_tol = h * _HI_TOL
+    if not (lo_tol <= o <= hi_tol and 0.0 < o <= MAX_VALUE):
+        return None
+    if not (lo_tol <= c <= hi_tol and 0.0 < c <= MAX_VALUE):
+        return None
+    oi = get("open_interest")
+    oiv = get("open_interest_value")
+    tb = get("taker_buy_volume")
+    lsr = get("long_short_ratio")
+    if oi is None and oiv is None and tb is None and lsr is None:
+        return ns, o, h, lo, c, v, math.nan, math.nan, math.nan
+    opt = []
+    for x in (oi, oiv, tb, lsr):
+        if x is None:
+            opt.append(math.nan)
+            continue
+        tx = type(x)
+        if tx is not float and tx is not _F64:
+            return None
+        x = float(x)
+        if x == x and not 0.0 <= x <= MAX_VALUE:
+            return None
+        opt.append(x)
+    oi_f, oiv_f, tb_f, lsr_f = opt
+    if tb_f > v * _HI_TOL:
+        return None
+    if oi is None and oiv is not None:
+        oi_f = oiv_f / c
+    return ns, o, h, lo, c, v, oi_f, tb_f, lsr_f
+
+
+def single_values(candle: Mapping[str, Any] | pd.Series) -> SingleValues:
+    """One candle validated as :func:`single_inputs` does (the same rules and messages) and
+    returned as a tuple of Python numbers (:data:`SingleValues`); the common dict of floats
+    takes a scalar fast path."""
+    if type(candle) is dict:
+        fast = _fast_values(candle)
+        if fast is not None:
+            return fast
+    inp = single_inputs(candle, SingleBuffers())
+    return (
+        int(inp.dates[0]),
+        *(float(a[0]) for a in (inp.open, inp.high, inp.low, inp.close, inp.volume)),
+        float(inp.oi[0]),
+        float(inp.taker_buy[0]),
+        float(inp.ls_ratio[0]),
+    )  # type: ignore[return-value]
 
 
 def single_inputs(
