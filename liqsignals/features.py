@@ -33,7 +33,7 @@ import pandas as pd
 
 from liqsignals.columns import FEATURE_COLUMNS, rename_prefix
 from liqsignals.engine import liquidation_levels
-from liqsignals.inputs import prepare_inputs
+from liqsignals.inputs import prepare_inputs, single_values
 from liqsignals.model import LiquidationModel, resolve_model, timeframe_to_timedelta
 from liqsignals.readout import LOOKBACK_FIELDS, ReadoutParams, split_readout
 
@@ -392,7 +392,6 @@ class FeatureStream:
 
     def _advance(self, dates: np.ndarray, values: Mapping[str, np.ndarray]) -> np.ndarray:
         n = dates.shape[0]
-        width = len(FEATURE_COLUMNS)
         if n <= self._LEAN_ROWS:
             # the engine's lean per-candle path (same values as a block, bit for bit)
             names = list(values)
@@ -409,7 +408,13 @@ class FeatureStream:
                 {"date": pd.to_datetime(dates, utc=True), **{c: values[c] for c in values}}
             )
             levels = self.engine.update_many(frame)[self._levels].to_numpy(dtype=np.float64)
-        new = {c: np.asarray(values[c], dtype=np.float64) for c in ("high", "low", "close")}
+        hlc = [np.asarray(values[c], dtype=np.float64) for c in ("high", "low", "close")]
+        return self._derive(n, hlc, levels)
+
+    def _derive(self, n: int, hlc: list[np.ndarray], levels: np.ndarray) -> np.ndarray:
+        """The feature rows of ``n`` new candles from their high, low, close and engine rows."""
+        width = len(FEATURE_COLUMNS)
+        new = dict(zip(("high", "low", "close"), hlc, strict=True))
         for c, i in self._level_pos.items():
             new[c] = levels[:, i]
         if self._tail is None:
@@ -434,11 +439,26 @@ class FeatureStream:
         return result
 
     def update(self, candle: Mapping[str, Any]) -> dict[str, float]:
-        """Process one closed candle; returns ``{column: value}``."""
-        row = pd.DataFrame([dict(candle)])
-        row["date"] = pd.to_datetime(row["date"], utc=True)
-        feats = self.update_many(row)
-        return {c: float(v) for c, v in feats.iloc[0].items()}
+        """Process one closed candle; returns ``{column: value}``.
+
+        The engine's per-candle path (:meth:`LiquidationEngine.update`): the candle is
+        validated by :func:`liqsignals.inputs.single_values` (the rules and messages of the
+        single-candle check; an invalid candle raises ``ValueError`` and leaves the stream
+        usable), then advances the engine and the derived features."""
+        vals = single_values(candle)
+        if self._failed is not None:
+            raise RuntimeError(
+                f"this FeatureStream stopped at an invalid candle ({self._failed}); "
+                "build a new one from valid history"
+            )
+        try:
+            levels = self.engine.update_values(vals)[None, : len(self._levels)].copy()
+            hlc = [np.array([vals[2]]), np.array([vals[3]]), np.array([vals[4]])]
+            row = self._derive(1, hlc, levels)
+        except Exception as exc:
+            self._failed = str(exc)
+            raise
+        return dict(zip(FEATURE_COLUMNS, row[0].tolist(), strict=True))
 
 
 # ----------------------------------------------------------------------------- multi-timeframe
