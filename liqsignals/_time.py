@@ -8,7 +8,10 @@
   :func:`dates_to_ns` turns a date column (datetimes, strings or epoch numbers) into int64
   nanoseconds UTC; :func:`to_utc_ns` does the same for one date.
 - :func:`utc_timestamp` turns nanoseconds (or any date) back into a ``pd.Timestamp`` in UTC and
-  :func:`format_utc` formats one as ``2025-01-01 00:00:00+00:00``.
+  :func:`format_utc` formats one as ``2025-01-01 00:00:00+00:00``; :func:`utc_index` turns an
+  array of nanoseconds into a ``DatetimeIndex`` in UTC.
+- :func:`to_utc_datetime` reads a date column as tz-aware UTC datetimes, :func:`utc_dates` as
+  naive ``datetime64[ns]`` in UTC.
 
 Epoch units by magnitude: a date between 1990-01-01 and 2100-01-01 is, in seconds, between
 6.3e8 and 4.1e9; in milliseconds (ccxt's format) between 6.3e11 and 4.1e12; in microseconds
@@ -38,6 +41,9 @@ __all__ = [
     "parse_duration",
     "timeframe_to_timedelta",
     "to_utc_ns",
+    "to_utc_datetime",
+    "utc_dates",
+    "utc_index",
     "utc_timestamp",
 ]
 
@@ -189,42 +195,44 @@ def dates_to_ns(raw: Any, name: str = "date") -> np.ndarray:
     return out
 
 
-def to_utc_ns(value: Any, name: str = "date") -> int:
+def to_utc_ns(value: Any, name: str = "date", *, what: str = "column") -> int:
     """One date (``Timestamp``, ``datetime``, ``datetime64``, ISO string or epoch number of any
-    unit in the module docstring) as int nanoseconds UTC; ``ValueError`` naming ``name``."""
+    unit in the module docstring) as int nanoseconds UTC; ``ValueError`` naming ``name``
+    (``what`` says what it is: ``"column"`` or, for a function argument, ``"parameter"``)."""
+    label = f"{what} {name!r}"
     if isinstance(value, pd.Timestamp):
         if value is pd.NaT:
-            raise ValueError(f"column {name!r} has NaT")
+            raise ValueError(f"{label} has NaT")
         return int(value.value)  # ns since the epoch (UTC, or naive read as UTC), any unit
     if isinstance(value, bool | np.bool_):
-        raise ValueError(f"column {name!r} holds a boolean, not a date")
+        raise ValueError(f"{label} holds a boolean, not a date")
     if isinstance(value, int | np.integer):
         v = int(value)
         unit = _unit_of(v)
         if unit is None:
             raise ValueError(
-                f"column {name!r} has an epoch number of no plausible unit (s, ms, us, ns for "
+                f"{label} has an epoch number of no plausible unit (s, ms, us, ns for "
                 f"1990..2100): {v!r}"
             )
         return v * _UNIT_SCALE[unit]
     if isinstance(value, float | np.floating):
         if not math.isfinite(value):
-            raise ValueError(f"column {name!r} has NaT")
+            raise ValueError(f"{label} has NaT")
         if value != math.floor(value):
-            raise ValueError(f"column {name!r} has a non-integral epoch number: {value!r}")
-        return to_utc_ns(int(value), name)
+            raise ValueError(f"{label} has a non-integral epoch number: {value!r}")
+        return to_utc_ns(int(value), name, what=what)
     if isinstance(value, pd.Timedelta | _dt.timedelta | np.timedelta64):
-        raise ValueError(f"column {name!r} holds a Timedelta, not a date")
+        raise ValueError(f"{label} holds a Timedelta, not a date")
     if value is None:
-        raise ValueError(f"column {name!r} has NaT")
+        raise ValueError(f"{label} has NaT")
     if not isinstance(value, str | _dt.datetime | _dt.date | np.datetime64):
-        raise ValueError(f"column {name!r} holds a {type(value).__name__}, not a date")
+        raise ValueError(f"{label} holds a {type(value).__name__}, not a date")
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise ValueError(f"column {name!r} is not a date: {value!r}") from exc
+        raise ValueError(f"{label} is not a date: {value!r}") from exc
     if ts is pd.NaT:
-        raise ValueError(f"column {name!r} has NaT")
+        raise ValueError(f"{label} has NaT")
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
     return int(ts.as_unit("ns").value)
@@ -235,6 +243,25 @@ def utc_timestamp(value: Any) -> pd.Timestamp:
     if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
         return pd.Timestamp(int(value), unit="ns", tz="UTC")
     return pd.Timestamp(to_utc_ns(value), unit="ns", tz="UTC")
+
+
+def to_utc_datetime(values: Any, unit: str | None = None) -> Any:
+    """Dates (a column, an index, an array or one value) as timezone-aware UTC datetimes, the
+    way the data modules read a ``date`` column: naive values are taken as UTC, aware ones
+    converted, numbers read in ``unit`` (e.g. ``"ms"``). A thin, single home for
+    ``pd.to_datetime(values, unit=unit, utc=True)``; the resolution of datetime input is kept."""
+    return pd.to_datetime(values, unit=unit, utc=True)
+
+
+def utc_dates(values: Any) -> np.ndarray:
+    """Dates as naive ``datetime64[ns]`` in UTC (naive input is taken as UTC)."""
+    idx = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
+    return idx.tz_convert("UTC").tz_localize(None).as_unit("ns").to_numpy()
+
+
+def utc_index(ns: Any) -> pd.DatetimeIndex:
+    """Int64 nanoseconds UTC (an array) as a ``DatetimeIndex`` in UTC."""
+    return pd.DatetimeIndex(pd.to_datetime(np.asarray(ns, dtype=np.int64), utc=True))
 
 
 def format_utc(value: Any) -> str:

@@ -47,7 +47,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from liqsignals._time import to_utc_ns, utc_index, utc_timestamp
 from liqsignals.engine import LiquidationEngine, LiquidationMap, Snapshots
+from liqsignals.grid import PriceGrid
 from liqsignals.inputs import prepare_inputs
 from liqsignals.model import LiquidationModel, resolve_model
 
@@ -80,21 +82,6 @@ Progress = Callable[[int, int], Any]
 
 
 # ----------------------------------------------------------------------------- helpers
-def _ns(value: Any, name: str) -> int:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: cannot read {value!r} as a date/time") from exc
-    if ts is pd.NaT:
-        raise ValueError(f"{name}: NaT is not a date")
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.as_unit("ns").value)
-
-
-def _utc(ns: int | np.integer) -> pd.Timestamp:
-    return pd.Timestamp(int(ns), tz="UTC")
-
-
 def _warmup_start(dates: np.ndarray, first_ns: int, window_ns: int) -> int:
     """First candle the engine must see so the book at ``first_ns`` is complete.
 
@@ -107,8 +94,8 @@ def _warmup_start(dates: np.ndarray, first_ns: int, window_ns: int) -> int:
 def _check_warm(dates: np.ndarray, first_snap_ns: int, window_ns: int, what: str) -> None:
     if first_snap_ns < int(dates[0]) + window_ns:
         warnings.warn(
-            f"{what} at {_utc(first_snap_ns)} is less than one window after the first candle "
-            f"({_utc(dates[0])}): the book there is still filling (incomplete)",
+            f"{what} at {utc_timestamp(first_snap_ns)} is less than one window after the first candle "
+            f"({utc_timestamp(dates[0])}): the book there is still filling (incomplete)",
             stacklevel=3,
         )
 
@@ -212,7 +199,7 @@ class Heatmap:
     @property
     def row_bp(self) -> float:
         """Height of a price row in basis points of price."""
-        return float(((1 + self.model.bin_bp / 1e4) ** self.bins_per_row - 1) * 1e4)
+        return self.model.grid.span_bp(self.bins_per_row)
 
     def candles(self) -> pd.DataFrame:
         """One candle per column.
@@ -276,23 +263,23 @@ def _snapshot_rows(
         auto = int(dates[0]) + window_ns
         s_ns = auto if auto <= int(dates[-1]) else int(dates[0])
     else:
-        s_ns = _ns(start, "start")
-    e_ns = int(dates[-1]) if end is None else _ns(end, "end")
+        s_ns = to_utc_ns(start, "start", what="parameter")
+    e_ns = int(dates[-1]) if end is None else to_utc_ns(end, "end", what="parameter")
     if start is None and s_ns > e_ns:
         raise ValueError(
-            f"end {_utc(e_ns)} is before {_utc(s_ns)}, where the default start puts the first "
+            f"end {utc_timestamp(e_ns)} is before {utc_timestamp(s_ns)}, where the default start puts the first "
             f"column: one window ({pd.Timedelta(window_ns, unit='ns')}) of warm-up after the "
-            f"first candle {_utc(dates[0])}; give an end after it, or a start (the book is then "
+            f"first candle {utc_timestamp(dates[0])}; give an end after it, or a start (the book is then "
             f"still filling)"
         )
     if s_ns > e_ns:
-        raise ValueError(f"start {_utc(s_ns)} is after end {_utc(e_ns)}")
+        raise ValueError(f"start {utc_timestamp(s_ns)} is after end {utc_timestamp(e_ns)}")
     i0 = int(np.searchsorted(dates, s_ns, side="left"))
     i1 = int(np.searchsorted(dates, e_ns, side="right")) - 1
     if i0 >= n or i1 < i0:
         raise ValueError(
-            f"no candles between {_utc(s_ns)} and {_utc(e_ns)} "
-            f"(the data span {_utc(dates[0])} .. {_utc(dates[-1])})"
+            f"no candles between {utc_timestamp(s_ns)} and {utc_timestamp(e_ns)} "
+            f"(the data span {utc_timestamp(dates[0])} .. {utc_timestamp(dates[-1])})"
         )
     if max_times is not None:
         if not isinstance(max_times, int) or max_times < 1:
@@ -465,7 +452,7 @@ def liquidation_heatmap(
         times = like.times
 
     if times is not None:
-        t_ns = np.array([_ns(t, "times") for t in times], dtype=np.int64)
+        t_ns = np.array([to_utc_ns(t, "times", what="parameter") for t in times], dtype=np.int64)
         if t_ns.size == 0:
             raise ValueError("times is empty")
         if np.any(np.diff(t_ns) < 0):
@@ -473,13 +460,15 @@ def liquidation_heatmap(
         rows = np.searchsorted(dates, t_ns, side="right").astype(np.int64) - 1
         valid = rows >= 0
         if not valid.any():
-            raise ValueError(f"every time in times is before the first candle {_utc(dates[0])}")
+            raise ValueError(
+                f"every time in times is before the first candle {utc_timestamp(dates[0])}"
+            )
         every_out = 0
-        out_times = pd.DatetimeIndex(pd.to_datetime(t_ns, utc=True))
+        out_times = utc_index(t_ns)
     else:
         rows, every_out = _snapshot_rows(dates, start, end, every, max_times, window_ns)
         valid = np.ones(len(rows), dtype=bool)
-        out_times = pd.DatetimeIndex(pd.to_datetime(dates[rows], utc=True))
+        out_times = utc_index(dates[rows])
 
     vrows = rows[valid]
     r0, r1 = int(vrows[0]), int(vrows[-1])
@@ -529,10 +518,8 @@ def liquidation_heatmap(
                 short[j] = short[src]
 
     o, h, low, c = _interval_ohlc(inp, rows, valid, every_out or 1)
-    logb = m.bin_log_width()
-    row = np.arange(n_bins + 1, dtype=np.float64)
-    edges = np.exp((k_lo + factor * row) * logb)
-    prices = np.exp((k_lo + factor * (row[:-1] + 0.5)) * logb)
+    edges = m.grid.edges(k_lo, n_bins, factor)
+    prices = m.grid.centres(k_lo, n_bins, factor)
     return Heatmap(
         times=out_times,
         prices=prices,
@@ -691,15 +678,17 @@ def liquidation_map(
     if at is None:
         last = len(inp) - 1
     else:
-        at_ns = _ns(at, "at")
+        at_ns = to_utc_ns(at, "at", what="parameter")
         last = int(np.searchsorted(dates, at_ns, side="right")) - 1
         if last < 0:
-            raise ValueError(f"at={_utc(at_ns)} is before the first candle {_utc(dates[0])}")
+            raise ValueError(
+                f"at={utc_timestamp(at_ns)} is before the first candle {utc_timestamp(dates[0])}"
+            )
         step = int(np.median(np.diff(dates))) if len(dates) > 1 else 0
         if at_ns > int(dates[-1]) + step:
             raise ValueError(
-                f"at={_utc(at_ns)} is after the data: the candles span {_utc(dates[0])} .. "
-                f"{_utc(int(dates[-1]) + step)} (close of the last candle)"
+                f"at={utc_timestamp(at_ns)} is after the data: the candles span {utc_timestamp(dates[0])} .. "
+                f"{utc_timestamp(int(dates[-1]) + step)} (close of the last candle)"
             )
     window_ns = int(m.window_td.value)
     _check_window(dates, window_ns, m)
@@ -715,8 +704,7 @@ def liquidation_map(
 
 
 def _map_bins(lmap: LiquidationMap) -> np.ndarray:
-    logb = math.log1p(lmap.bin_bp / 1e4)
-    return np.rint(np.log(lmap.prices) / logb - 0.5).astype(np.int64)
+    return PriceGrid(lmap.bin_bp).centre_to_bin(lmap.prices)
 
 
 def combine_maps(maps: Sequence[LiquidationMap]) -> LiquidationMap:
@@ -745,11 +733,10 @@ def combine_maps(maps: Sequence[LiquidationMap]) -> LiquidationMap:
     for mp, b in zip(maps, bins, strict=True):
         np.add.at(long, b - k0, mp.long)
         np.add.at(short, b - k0, mp.short)
-    logb = math.log1p(bp / 1e4)
     return LiquidationMap(
         time=maps[0].time,
         price=maps[0].price,
-        prices=np.exp((np.arange(k0, k1 + 1) + 0.5) * logb),
+        prices=PriceGrid(bp).bin_to_price(np.arange(k0, k1 + 1)),
         long=long,
         short=short,
         bin_bp=bp,
@@ -814,8 +801,8 @@ def map_buckets(
     """
     if not bucket_pct > 0:
         raise ValueError(f"bucket_pct must be > 0, got {bucket_pct!r}")
-    logb = math.log1p(lmap.bin_bp / 1e4)
-    factor = max(1, round(math.log1p(bucket_pct / 100) / logb))
+    grid = PriceGrid(lmap.bin_bp)
+    factor = max(1, round(math.log1p(bucket_pct / 100) / grid.log_base))
     cols = ["price", "low", "high", "long", "short"]
     if len(lmap.prices) == 0:
         return pd.DataFrame({c: np.zeros(0) for c in cols})
@@ -828,12 +815,12 @@ def map_buckets(
     n = int(group[-1]) - g0 + 1
     gl = np.bincount(group - g0, weights=long, minlength=n)
     gs = np.bincount(group - g0, weights=short, minlength=n)
-    g = np.arange(g0, g0 + n)
+    edges = grid.edges(g0 * factor, n, factor)
     out = pd.DataFrame(
         {
-            "price": np.exp((g * factor + factor / 2) * logb),
-            "low": np.exp(g * factor * logb),
-            "high": np.exp((g + 1) * factor * logb),
+            "price": grid.centres(g0 * factor, n, factor),
+            "low": edges[:-1],
+            "high": edges[1:],
             "long": gl,
             "short": gs,
         }
