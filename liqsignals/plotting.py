@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from liqsignals._time import to_utc_datetime
 from liqsignals.extras import ensure
 from liqsignals.fileio import atomic_path, atomic_write_text
 from liqsignals.heatmap import (
@@ -360,8 +361,8 @@ def load_trades(
     base = ["pair", "open_date", "close_date", "open_rate", "close_rate", "is_short"]
     if df.empty:
         return pd.DataFrame(columns=[*base, "profit_ratio", "stop_loss_abs"])
-    df["open_date"] = pd.to_datetime(df["open_date"], utc=True)
-    df["close_date"] = pd.to_datetime(df["close_date"], utc=True)
+    df["open_date"] = to_utc_datetime(df["open_date"])
+    df["close_date"] = to_utc_datetime(df["close_date"])
     if "is_short" not in df.columns:
         df["is_short"] = False
     df["is_short"] = df["is_short"].fillna(False).astype(bool)

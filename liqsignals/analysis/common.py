@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from liqsignals._time import utc_dates
 from liqsignals.features import timeframe_to_timedelta
 from liqsignals.model import parse_duration
 
@@ -54,12 +55,6 @@ def candle_spacing(dates: Any) -> pd.Timedelta:
     if d.empty:
         raise ValueError("need at least two candles to know their timeframe")
     return pd.Timedelta(d.mode().iloc[0])
-
-
-def utc_dates(values: Any) -> np.ndarray:
-    """Dates as naive ``datetime64[ns]`` in UTC (naive input is taken as UTC)."""
-    idx = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
-    return idx.tz_convert("UTC").tz_localize(None).as_unit("ns").to_numpy()
 
 
 def candle_dates(df: pd.DataFrame) -> np.ndarray:

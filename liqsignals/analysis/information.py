@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from liqsignals._time import to_utc_datetime
 from liqsignals.analysis.common import candle_dates, future_extremes
 from liqsignals.analysis.intervals import Interval, holm, paired_block_bootstrap
 from liqsignals.extras import require
@@ -173,8 +174,8 @@ def price_features(
         if "funding_rate" not in funding.columns or "date" not in funding.columns:
             raise ValueError("funding needs the columns 'date' and 'funding_rate'")
         f = funding[["date", "funding_rate"]].dropna().sort_values("date")
-        f = f.assign(date=pd.to_datetime(f["date"], utc=True).astype("datetime64[ns, UTC]"))
-        left = pd.DataFrame({"date": pd.to_datetime(candles["date"], utc=True)
+        f = f.assign(date=to_utc_datetime(f["date"]).astype("datetime64[ns, UTC]"))
+        left = pd.DataFrame({"date": to_utc_datetime(candles["date"])
                              .astype("datetime64[ns, UTC]")})  # fmt: skip
         merged = pd.merge_asof(left, f, on="date", direction="backward")
         out["funding"] = pd.Series(merged["funding_rate"].to_numpy(), index=candles.index)

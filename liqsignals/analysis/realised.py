@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from liqsignals._time import to_utc_datetime
 from liqsignals.analysis.common import (
     candle_dates,
     candle_spacing,
@@ -97,7 +98,7 @@ def read_realised(source: str | Path | pd.DataFrame) -> pd.DataFrame:
         )
     out = raw.loc[:, list(REALISED_COLUMNS)].reset_index(drop=True)
     try:
-        out["date"] = pd.to_datetime(out["date"], utc=True)
+        out["date"] = to_utc_datetime(out["date"])
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{name}: column 'date' has values that are not dates: {exc}") from exc
     if out["date"].isna().any():

@@ -34,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from liqsignals._time import to_utc_datetime, utc_timestamp
 from liqsignals.fileio import atomic_path
 from liqsignals.model import timeframe_to_timedelta
 
@@ -209,7 +210,7 @@ def parse_timerange(text: str | TimeRange | tuple | None) -> TimeRange:
     if text is None or text == "":
         return TimeRange(None, None)
     if isinstance(text, tuple):
-        start, stop = (None if v is None else _utc(pd.Timestamp(v)) for v in text)
+        start, stop = (None if v is None else utc_timestamp(v) for v in text)
     else:
         parts = str(text).split("-")
         if len(parts) != 2 or not any(parts):
@@ -223,10 +224,6 @@ def parse_timerange(text: str | TimeRange | tuple | None) -> TimeRange:
     if start is not None and stop is not None and start > stop:
         raise ValueError(f"invalid timerange {text!r}: start is after stop")
     return TimeRange(start, stop)
-
-
-def _utc(ts: pd.Timestamp) -> pd.Timestamp:
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _trim(df: pd.DataFrame, timerange: str | TimeRange | tuple | None) -> pd.DataFrame:
@@ -247,9 +244,9 @@ def _normalise_dates(df: pd.DataFrame, path: Path | str) -> pd.DataFrame:
         raise ValueError(f"{path}: no 'date' column (columns: {list(df.columns)})")
     date = df["date"]
     if pd.api.types.is_numeric_dtype(date):
-        date = pd.to_datetime(date, unit="ms", utc=True)
+        date = to_utc_datetime(date, unit="ms")
     elif not isinstance(date.dtype, pd.DatetimeTZDtype):
-        date = pd.to_datetime(date, utc=True)
+        date = to_utc_datetime(date)
     df = df.copy()
     df["date"] = date.dt.tz_convert("UTC").dt.as_unit("ms")
     return df
@@ -751,7 +748,7 @@ def attach_market_data(
     unknown = [k for k in wanted if k not in _ATTACH]
     if unknown:
         raise ValueError(f"cannot attach {unknown}; known kinds: {sorted(_ATTACH)}")
-    dates = pd.to_datetime(candles["date"], utc=True).dt.as_unit("ms").reset_index(drop=True)
+    dates = to_utc_datetime(candles["date"]).dt.as_unit("ms").reset_index(drop=True)
     if not dates.is_monotonic_increasing:
         raise ValueError("candles must be sorted by date before attaching market data")
     available = list_data(datadir)

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from liqsignals._time import to_utc_datetime
 from liqsignals.data.datadir import (
     TimeRange,
     append_frame,
@@ -587,9 +588,7 @@ def download(
                     rows = _call(exchange, request, sleep=sleep)
                     frame = pd.DataFrame(rows)
                     if not frame.empty:
-                        frame["date"] = pd.to_datetime(
-                            frame["date"].astype("int64"), unit="ms", utc=True
-                        )
+                        frame["date"] = to_utc_datetime(frame["date"].astype("int64"), unit="ms")
                         frame = frame.loc[(frame["date"] >= cursor) & (frame["date"] <= until)]
                     if frame.empty:
                         if until < clock - max(_SETTLED, 2 * period):

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from liqsignals._time import to_utc_datetime
 from liqsignals.data.datadir import OHLCV_COLUMNS, append_frame, data_path
 from liqsignals.data.liquidations import LONG, SHORT, events_frame, save_liquidation_events
 
@@ -156,7 +157,7 @@ def _read_table(path: str | os.PathLike[str], columns: Sequence[str]) -> pd.Data
 def _epoch(values: pd.Series) -> pd.Series:
     ints = pd.to_numeric(values, errors="raise").astype("int64")
     unit = "us" if len(ints) and ints.iloc[0] >= 10**15 else "ms"
-    return pd.to_datetime(ints, unit=unit, utc=True).dt.as_unit("ms")
+    return to_utc_datetime(ints, unit=unit).dt.as_unit("ms")
 
 
 def _float(values: pd.Series) -> pd.Series:
@@ -175,7 +176,7 @@ def read_binance_klines(path: str | os.PathLike[str]) -> pd.DataFrame:
 def read_binance_metrics(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Metrics dump with ``date`` (``create_time`` as UTC) and the numeric columns as floats."""
     raw = _read_table(path, METRICS_COLUMNS)
-    out = pd.DataFrame({"date": pd.to_datetime(raw["create_time"], utc=True).dt.as_unit("ms")})
+    out = pd.DataFrame({"date": to_utc_datetime(raw["create_time"]).dt.as_unit("ms")})
     for col in METRICS_COLUMNS[2:]:
         out[col] = _float(raw[col])
     out["symbol"] = raw["symbol"].to_numpy()

@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from liqsignals._time import to_utc_datetime
 from liqsignals.data.datadir import OHLCV_COLUMNS, timeframe_to_timedelta
 
 __all__ = ["CandleReport", "check_candles", "clean_candles", "filler_mask", "find_gaps"]
@@ -52,7 +53,7 @@ def find_gaps(df: pd.DataFrame, timeframe: str) -> pd.DataFrame:
         date) and ``missing`` (number of bars).
     """
     tf = timeframe_to_timedelta(timeframe)
-    dates = pd.to_datetime(df["date"], utc=True).reset_index(drop=True)
+    dates = to_utc_datetime(df["date"]).reset_index(drop=True)
     step = dates.diff()
     after = step > tf
     before = after.shift(-1, fill_value=False)
@@ -132,7 +133,7 @@ def _prepare(df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"candles lack column(s) {missing} (found {list(df.columns)})")
     out = df.copy()
-    out["date"] = pd.to_datetime(out["date"], utc=True)
+    out["date"] = to_utc_datetime(out["date"])
     return out
 
 

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from liqsignals._time import to_utc_datetime, utc_timestamp
 from liqsignals.data.datadir import (
     append_frame,
     data_path,
@@ -212,7 +213,7 @@ def _contract_size_of(exchange: Any, symbol: Any) -> float | None:
 def events_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Liquidation events (mappings with ``EVENT_COLUMNS``) as a frame with the stored dtypes."""
     df = pd.DataFrame(list(rows), columns=list(EVENT_COLUMNS))
-    df["date"] = pd.to_datetime(df["date"], utc=True).dt.as_unit("ms")
+    df["date"] = to_utc_datetime(df["date"]).dt.as_unit("ms")
     for col in ("price", "amount", "value"):
         df[col] = df[col].astype("float64")
     for col in ("exchange", "symbol", "side"):
@@ -293,7 +294,7 @@ def read_liquidation_events_csv(
     symbol = np.where(base.str.contains("/"), base, base + f"/{quote}:{quote}")
     out = pd.DataFrame(
         {
-            "date": pd.to_datetime(raw["trade_time_ms"].astype("int64"), unit="ms", utc=True),
+            "date": to_utc_datetime(raw["trade_time_ms"].astype("int64"), unit="ms"),
             "exchange": exchange,
             "symbol": symbol,
             "side": sides,
@@ -322,7 +323,7 @@ def read_liquidation_totals_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing} (found {list(raw.columns)})")
     out = raw.loc[:, need].copy()
-    out["date"] = pd.to_datetime(out["date"], utc=True)
+    out["date"] = to_utc_datetime(out["date"])
     for col in need[1:]:
         out[col] = pd.to_numeric(out[col], errors="raise").astype("float64")
         if (out[col] < 0).any():
@@ -383,7 +384,7 @@ def events_to_bars(
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in columns}).astype(
             {"date": "datetime64[ms, UTC]"}
         )
-    dates = pd.to_datetime(events["date"], utc=True)
+    dates = to_utc_datetime(events["date"])
     first = pd.Timestamp(start).tz_convert("UTC") if start is not None else dates.min()
     last = pd.Timestamp(stop).tz_convert("UTC") if stop is not None else dates.max()
     grid = pd.date_range(first.floor(tf), last.floor(tf), freq=tf)
@@ -674,11 +675,6 @@ def record_coverage(datadir: str | os.PathLike[str], pair: str, start_ms: int, e
 REALISED_EVENT_BAR = "1h"
 
 
-def _utc(value: pd.Timestamp | str) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def recorded_bars(
     events: pd.DataFrame,
     spans: Sequence[tuple[int, int]],
@@ -700,9 +696,9 @@ def recorded_bars(
     lo = pd.Timestamp(spans[0][0], unit="ms", tz="UTC").floor(step)
     hi = pd.Timestamp(spans[-1][1], unit="ms", tz="UTC").floor(step)
     if start is not None:
-        lo = max(lo, _utc(start))
+        lo = max(lo, utc_timestamp(start))
     if stop is not None:
-        hi = min(hi, _utc(stop))
+        hi = min(hi, utc_timestamp(stop))
     if lo > hi:
         return empty
     bars = events_to_bars(events, timeframe, start=lo, stop=hi)
