@@ -176,14 +176,27 @@ def radar_us_per_bar(closes: np.ndarray) -> float:
     return (time.perf_counter() - t) / n * 1e6
 
 
+def _timed(fn: Any) -> tuple[float, float]:
+    """Wall (``perf_counter``) and CPU (``process_time``) seconds of ``fn()``."""
+    t, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t, time.process_time() - c
+
+
 def side_by_side(n: int, runs: int, n_inc: int = 20_000) -> dict[str, Any]:
     """Alternating runs of liqsignals batch, liqsignals incremental and the peer on the same
-    ``n`` candles; medians in microseconds per candle, ratios and the state bytes per pair."""
+    ``n`` candles; medians in microseconds per candle (wall clock, and CPU time of the process
+    under ``cpu_*``), ratios and the state bytes per pair."""
+    import liqsignals
     from liqsignals import LiquidationEngine, LiquidationModel, liquidation_levels
 
     df = synthetic_1m(n)
     model = LiquidationModel(window="1w")
     liquidation_levels(df.iloc[:20_000], model)  # compile / load the numba cache
+    warm = LiquidationEngine(model)  # and the per-candle path's entry points
+    warm.update_many(df.iloc[:1_000])
+    for r in df.iloc[1_000:1_100].to_dict("records"):
+        warm.update(r)
     n_inc = min(n_inc, n // 2)
     records = df.iloc[n - n_inc :].to_dict("records")
     try:
@@ -193,43 +206,65 @@ def side_by_side(n: int, runs: int, n_inc: int = 20_000) -> dict[str, Any]:
     else:
         have_peer = True
     closes = df["close"].to_numpy()
-    res: dict[str, list[float]] = {"batch": [], "update": [], "peer": []}
+    res: dict[str, list[float]] = {k: [] for k in ("batch", "update", "peer")}
+    cpu: dict[str, list[float]] = {k: [] for k in ("batch", "update", "peer")}
     state = 0
+
+    def peer() -> None:
+        radar_us_per_bar(closes[:n_inc])
+
     for _ in range(runs):
-        t = time.perf_counter()
-        liquidation_levels(df, model)
-        res["batch"].append((time.perf_counter() - t) / n * 1e6)
+        wall, proc = _timed(lambda: liquidation_levels(df, model))
+        res["batch"].append(wall / n * 1e6)
+        cpu["batch"].append(proc / n * 1e6)
         eng = LiquidationEngine(model)
         eng.update_many(df.iloc[: n - n_inc])
-        t = time.perf_counter()
-        for r in records:
-            eng.update(r)
-        res["update"].append((time.perf_counter() - t) / n_inc * 1e6)
+
+        def incremental(update: Any = eng.update) -> None:
+            for r in records:
+                update(r)
+
+        wall, proc = _timed(incremental)
+        res["update"].append(wall / n_inc * 1e6)
+        cpu["update"].append(proc / n_inc * 1e6)
         state = eng.state_nbytes
         if have_peer:
-            res["peer"].append(radar_us_per_bar(closes[:n_inc]))
+            wall, proc = _timed(peer)
+            res["peer"].append(wall / n_inc * 1e6)
+            cpu["peer"].append(proc / n_inc * 1e6)
     out: dict[str, Any] = {k: statistics.median(v) if v else None for k, v in res.items()}
+    out.update({f"cpu_{k}": statistics.median(v) if v else None for k, v in cpu.items()})
     out.update(runs=runs, rows=n, incremental_rows=n_inc, state_bytes=state)
+    out["package"] = os.path.dirname(liqsignals.__file__)
     return out
 
 
 def print_side_by_side(r: dict[str, Any]) -> None:
     print(
         f"side by side, {r['rows']:,} seeded synthetic 1m candles, default model, 1w window, "
-        f"median of {r['runs']} alternating runs of each side:"
+        f"median of {r['runs']} alternating runs of each side (wall clock; CPU time of the "
+        f"process in brackets):"
     )
-    print(f"  liqsignals batch (liquidation_levels, all summaries): {r['batch']:.3f} us/candle")
+    print(
+        f"  liqsignals batch (liquidation_levels, all summaries): {r['batch']:.3f} us/candle "
+        f"[{r['cpu_batch']:.3f}]"
+    )
     print(
         f"  liqsignals incremental (LiquidationEngine.update, dict, last "
-        f"{r['incremental_rows']:,} candles): {r['update']:.2f} us/candle"
+        f"{r['incremental_rows']:,} candles): {r['update']:.2f} us/candle [{r['cpu_update']:.2f}]"
     )
     if r["peer"] is None:
         print("  peer wickra-radar: not installed (pip install '.[bench]')")
     else:
-        print(f"  peer wickra-radar 0.2 (bar by bar, public Python API): {r['peer']:.2f} us/candle")
         print(
-            f"  ratios (peer time / ours): batch {r['peer'] / r['batch']:.1f}x  [target >= 20x], "
-            f"incremental {r['peer'] / r['update']:.2f}x  [target >= 2x]"
+            f"  peer wickra-radar 0.2 (bar by bar, public Python API): {r['peer']:.2f} us/candle "
+            f"[{r['cpu_peer']:.2f}]"
+        )
+        print(
+            f"  ratios (peer time / ours): batch {r['peer'] / r['batch']:.1f}x "
+            f"[{r['cpu_peer'] / r['cpu_batch']:.1f}x]  (target >= 20x), "
+            f"incremental {r['peer'] / r['update']:.2f}x [{r['cpu_peer'] / r['cpu_update']:.2f}x]"
+            f"  (target >= 2x)"
         )
     print(
         f"  engine state per pair, 1w window of 1m candles: {r['state_bytes']:,} bytes "
@@ -295,12 +330,17 @@ def main() -> None:
     ap.add_argument("--side-rows", type=int, default=100_000, help="candles side by side")
     ap.add_argument("--runs", type=int, default=5, help="alternating runs side by side")
     ap.add_argument("--side-only", action="store_true", help="only the side-by-side figures")
+    ap.add_argument("--json", action="store_true", help="the side-by-side figures as JSON")
     args = ap.parse_args()
     if args.memory_child:
         _memory_child(args.memory_child)
         return
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-    print_side_by_side(side_by_side(args.side_rows, args.runs))
+    side = side_by_side(args.side_rows, args.runs)
+    if args.json:
+        print(json.dumps(side))
+    else:
+        print_side_by_side(side)
     if args.side_only:
         return
     print(f"building {args.rows:,} synthetic 1m candles ...", flush=True)
