@@ -306,3 +306,27 @@ def test_venue_populate_live_frames_equal_the_batch_and_ignore_later_venue_candl
     np.testing.assert_array_equal(bt[cols].to_numpy(float), ref.to_numpy(float))
     with pytest.raises(ValueError, match="bot's own exchange"):
         venue_populate(_FakeStrategy({"binance": str(venue)}, True), frame, {"pair": PAIR})
+
+
+def test_poll_command_one_round_and_clear_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from liqsignals.cli import main
+    from liqsignals.replay import ReplayExchange
+    from liqsignals.replay.clock import HOUR_MS, LiveClock
+
+    clock = LiveClock(_clock_start(), align_ms=HOUR_MS)
+    source = _bybit_replay_datadir(tmp_path / "replay")
+    with ReplayExchange(source, clock=clock) as server:
+        cfg = tmp_path / "bybit.json"
+        cfg.write_text(json.dumps({"exchange": {"ccxt_config": server.ccxt_config()}}))
+        root = tmp_path / "data"
+        argv = ["poll", "--venue", "bybit=binance", "--venue-config", f"bybit={cfg}", "-p", PAIR,
+                "--data-root", str(root), "--rounds", "1", "--history-days", "1", "--json"]  # fmt: skip
+        assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rounds"] == 1 and 90 <= out["added"][f"bybit {PAIR} 15m"] <= 97
+    assert len(load_candles(root / "bybit", PAIR, "15m")) == out["added"][f"bybit {PAIR} 15m"]
+    assert main(["poll", "--venue", "bybit", "-p", PAIR, "--venue-config", f"okx={cfg}"]) == 2
+    assert "not in --venue" in capsys.readouterr().err
+    assert main(["poll", "--venue", "bybit", "-p", PAIR, "--rounds", "0"]) == 2
