@@ -280,8 +280,11 @@ class MultiFeatureStream:
     ) -> None:
         look = {k: params.pop(k) for k in LOOKBACK_FIELDS if k in params}
         self.model, self.readout = split_readout(resolve_model(model, params), readout, look)
+        names = list(exchanges)
+        if len(set(names)) != len(names):
+            raise ValueError(f"exchanges must be distinct, got {names}")
         self.exchanges, self.reference = _select(
-            {e: pd.DataFrame() for e in exchanges}, None, reference
+            {e: pd.DataFrame() for e in names}, None, reference
         )
         self.models = dict(models or {})
         r = self.readout

@@ -116,3 +116,5 @@ def test_errors_are_clear_and_spend_the_stream():
         stream.update_many({"a": a.iloc[40:], "b": a.iloc[:0]})
     with pytest.raises(ValueError, match="reference exchange"):
         MultiFeatureStream(exchanges=["a"], reference="z")
+    with pytest.raises(ValueError, match="distinct"):
+        MultiFeatureStream(exchanges=["a", "a"])
