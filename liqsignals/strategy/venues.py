@@ -25,7 +25,8 @@ opts in with a class setting (or the config's ``"liqsignals": {"venues": {...}}`
   venue whose file exists but lacks the newest candle yet.
 
 The prices are the bot's exchange's (the reference); the engine runs on candles (open interest
-and the other market-data inputs are not combined here). Rows of the frame older than the
+and the other market-data inputs are not combined here). Alerts and the realised-liquidation
+columns work as with ``LiqStrategy.liq_populate``; the saved pair state does not apply. Rows of the frame older than the
 stream's first candle (after a restart, say) keep the stream's values when it has them, else NaN.
 """
 
@@ -193,4 +194,11 @@ def venue_populate(
     else:
         frames = {reference: candles, **others}
         feats = liquidation_features_multi(frames, model, exchanges=exchanges, **kwargs)
-    return join_columns(dataframe, list(feats.columns), feats.to_numpy(dtype=np.float64))
+    out = join_columns(dataframe, list(feats.columns), feats.to_numpy(dtype=np.float64))
+    book_alerts = getattr(strategy, "liq_alerts", None)
+    if live and book_alerts is not None and book_alerts.settings.enabled:
+        for message in book_alerts.check(pair, out):  # the same alerts as the single venue
+            strategy.dp.send_msg(message, always_send=True)
+    if getattr(strategy, "liq_use_market_data", False):
+        out = md.attach_realised(out, strategy.config, pair, timeframe)  # liq_realised_*
+    return out
