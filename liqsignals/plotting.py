@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from liqsignals._time import to_utc_datetime
+from liqsignals._time import to_utc_datetime, utc_dates
 from liqsignals.extras import ensure
 from liqsignals.fileio import atomic_path, atomic_write_text
 from liqsignals.heatmap import (
@@ -192,13 +192,6 @@ def _quote(meta: dict[str, Any]) -> str:
     if "/" in pair:
         return pair.split("/", 1)[1].split(":", 1)[0]
     return str(meta.get("quote") or "quote")
-
-
-def _naive_utc(times: pd.DatetimeIndex) -> np.ndarray:
-    idx = pd.DatetimeIndex(times)
-    if idx.tz is not None:
-        idx = idx.tz_convert("UTC").tz_localize(None)
-    return idx.to_numpy(dtype="datetime64[ns]")
 
 
 def _time_edges(t: np.ndarray) -> np.ndarray:
@@ -522,7 +515,7 @@ def plot_heatmap(
     _style_axes(ax)
     _style_axes(cax)
 
-    t = mdates.date2num(_naive_utc(hm.times))
+    t = mdates.date2num(utc_dates(hm.times))
     xe = _time_edges(t)
     data = np.ma.masked_less_equal(z.T, 0) if scale == "log" else z.T
     mesh = ax.pcolorfast(xe, hm.edges, data, cmap=cmap, norm=norm)
@@ -604,8 +597,8 @@ def _date_axis(ax: Any) -> None:
 def _draw_trades_mpl(ax: Any, tr: pd.DataFrame) -> None:
     import matplotlib.dates as mdates
 
-    t_in = mdates.date2num(_naive_utc(pd.DatetimeIndex(tr["open_date"])))
-    t_out = mdates.date2num(_naive_utc(pd.DatetimeIndex(tr["close_date"])))
+    t_in = mdates.date2num(utc_dates(pd.DatetimeIndex(tr["open_date"])))
+    t_out = mdates.date2num(utc_dates(pd.DatetimeIndex(tr["close_date"])))
     short = tr["is_short"].to_numpy(dtype=bool)
     win = tr["profit_ratio"].fillna(0).to_numpy() > 0
     for a, b, p0, p1 in zip(t_in, t_out, tr["open_rate"], tr["close_rate"], strict=True):
@@ -735,7 +728,7 @@ def heatmap_figure(
     z = d["z"]
     vmin, vmax = color_limits(z, scale, clip_pct)
     quote = _quote(hm.meta)
-    x = _naive_utc(d["times"])
+    x = utc_dates(d["times"])
     row_bp = d["row_bp"]
     fig = go.Figure()
     fig.add_trace(
@@ -839,8 +832,8 @@ def _write_html(fig: Any, path: Path, plotlyjs: str | bool, title: str) -> Path:
 def _draw_trades_plotly(fig: Any, tr: pd.DataFrame) -> None:
     import plotly.graph_objects as go
 
-    t_in = _naive_utc(pd.DatetimeIndex(tr["open_date"]))
-    t_out = _naive_utc(pd.DatetimeIndex(tr["close_date"]))
+    t_in = utc_dates(pd.DatetimeIndex(tr["open_date"]))
+    t_out = utc_dates(pd.DatetimeIndex(tr["close_date"]))
     short = tr["is_short"].to_numpy(dtype=bool)
     profit = tr["profit_ratio"].fillna(0).to_numpy() * 100
     reason = tr["exit_reason"].astype(str).to_numpy() if "exit_reason" in tr else [""] * len(tr)

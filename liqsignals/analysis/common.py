@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from liqsignals._time import utc_dates
+from liqsignals._time import to_utc_ns, utc_dates
+from liqsignals._time import utc_timestamp as time_utc_timestamp
 from liqsignals.features import timeframe_to_timedelta
 from liqsignals.model import parse_duration
 
@@ -67,18 +68,14 @@ def candle_dates(df: pd.DataFrame) -> np.ndarray:
 
 
 def utc_datetime64(value: Any) -> np.datetime64:
-    """Anything ``pd.Timestamp`` reads as a naive UTC ``datetime64[ns]`` (naive input is UTC)."""
-    ts = utc_timestamp(value)
-    assert ts is not None
-    return ts.tz_localize(None).as_unit("ns").to_datetime64()
+    """A date (see :func:`liqsignals._time.to_utc_ns`) as a naive UTC ``datetime64[ns]``."""
+    return np.datetime64(to_utc_ns(value, what="parameter"), "ns")
 
 
 def utc_timestamp(value: Any) -> pd.Timestamp | None:
-    """``value`` as a UTC ``pd.Timestamp`` (naive input is UTC); ``None`` stays ``None``."""
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    """``value`` as a UTC ``pd.Timestamp`` (:func:`liqsignals._time.utc_timestamp`); ``None``
+    stays ``None``."""
+    return None if value is None else time_utc_timestamp(value)
 
 
 def spearman(x: np.ndarray | pd.Series, y: np.ndarray | pd.Series) -> float:
