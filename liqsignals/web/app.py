@@ -65,13 +65,7 @@ __all__ = [
 STATIC = Path(__file__).resolve().parent / "static"
 #: shown time ranges (ending at the last candle); "all" is the whole file
 SPANS: dict[str, pd.Timedelta | None] = {
-    "1d": pd.Timedelta(days=1),
-    "3d": pd.Timedelta(days=3),
-    "1w": pd.Timedelta(weeks=1),
-    "1M": pd.Timedelta(days=30),
-    "3M": pd.Timedelta(days=90),
-    "6M": pd.Timedelta(days=180),
-    "1y": pd.Timedelta(days=365),
+    **{name: WINDOWS[name] for name in ("1d", "3d", "1w", "1M", "3M", "6M", "1y")},
     "all": None,
 }
 #: model presets: the default model, the leverage mixes and the calibrated presets
