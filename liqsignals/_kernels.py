@@ -774,10 +774,12 @@ def one_table(
 
 
 @njit(cache=True, error_model="numpy")
-def run_one(tab, date, o, h, lo, c, vol, oi, tb, lsr, warm_until):
+def run_one(tab, date, values, warm_until):
     """One candle through :func:`run_candles` on the arrays of ``tab`` (:func:`one_table`):
-    the candle's values are written into its one-candle buffers first, and the output row is
-    NaN while ``date < warm_until``. Returns :func:`run_candles`' count."""
+    the candle's date and ``values`` (open, high, low, close, volume, open interest, taker buy
+    volume, long/short ratio) are written into its one-candle buffers first, and the output row
+    is NaN while ``date < warm_until``. Returns :func:`run_candles`' count."""
+    o, h, lo, c, vol, oi, tb, lsr = values
     nb, cap, n_dep, n_lev = tab[34], tab[35], tab[36], tab[37]
     n_fac, n_work, n_ent = tab[38], tab[40], tab[41]
     state = carray(_P_STATE(tab[0]), (1,))

@@ -511,7 +511,7 @@ class LiquidationEngine:
                 or of[5] is not self._kmix
             ):
                 tab = self._table()
-            done = self._run_one(tab, *vals, fd + self._window_ns)
+            done = self._run_one(tab, vals[0], vals[1:], fd + self._window_ns)
             if done == 1:
                 self._last_close = vals[4]
                 return self._out1[0]
@@ -539,7 +539,7 @@ class LiquidationEngine:
         )  # fmt: skip
         if self._run_one is None:
             run = k.run_one
-            args = (tab, 0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0)
+            args = (tab, 0, (1.0,) * 8, 0)
             from numba import typeof
 
             sig = tuple(typeof(a) for a in args)
