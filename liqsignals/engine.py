@@ -478,7 +478,8 @@ class LiquidationEngine:
         columns) to values; a Series named by its date works too. Validation is the same as for
         frames.
         """
-        return dict(zip(self._cols, self.update_row(candle).tolist(), strict=True))
+        # the kernel's row holds every column; zip stops at the last of self._cols
+        return dict(zip(self._cols, self._row_values(single_values(candle)).tolist(), strict=False))
 
     def update_row(self, candle: Mapping[str, Any] | pd.Series) -> np.ndarray:
         """:meth:`update` returning the row as an array in :attr:`columns` order.
