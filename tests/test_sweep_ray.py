@@ -30,8 +30,8 @@ SPEC = """
 command = "evaluate magnets"
 datadir = "{datadir}"
 pairs = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
-timeframe = "1h"
-timerange = "20250101-20250301"
+timeframe = "15m"
+timerange = "20240801-20250531"
 [options]
 boot = 100
 [grid]
