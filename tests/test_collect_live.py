@@ -111,6 +111,8 @@ def test_collect_keeps_series_current_and_fills_the_gap_after_a_restart(
                       40, "three more candles", log)  # fmt: skip
             assert current()
             assert _rounds(log) >= 3
+            # the capture's liquidations stream in over the websocket while it runs
+            _wait_for(lambda: events_path(out, PAIR).exists(), 60, "liquidation events", log)
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(10)
