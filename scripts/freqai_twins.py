@@ -10,7 +10,9 @@ realised target recomputed from the candles of the datadir. Writes ``table.md`` 
     python scripts/freqai_twins.py --datadir ../shared/data/binance \\
         --timerange 20240101-20250531 --out build/freqai-twins
 
-``--report-only`` skips the backtests and tabulates what ``--out`` already holds.
+``--twins liq`` runs only that twin (default: both; the other twin's folder in ``--out`` is
+used by the report as it is). ``--report-only`` skips the backtests and tabulates what ``--out``
+already holds.
 """
 
 from __future__ import annotations
@@ -236,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timerange", default="20240101-20250531")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--twins",
+        default=",".join(TWINS),
+        help=f"comma-separated twins to backtest (default: all of {','.join(TWINS)})",
+    )
     parser.add_argument("--parallel", action="store_true", help="both twins at once")
     parser.add_argument(
         "--config",
@@ -245,20 +252,24 @@ def main(argv: list[str] | None = None) -> int:
         help="one more config overlay for both twins (e.g. shorter periods)",
     )
     args = parser.parse_args(argv)
+    run = [t.strip() for t in args.twins.split(",") if t.strip()]
+    unknown = [t for t in run if t not in TWINS]
+    if unknown or not run or len(set(run)) != len(run):
+        parser.error(f"--twins: give distinct names from {sorted(TWINS)}, got {args.twins!r}")
     from liqsignals.fileio import atomic_write_text
 
     datadir = args.datadir.resolve()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     runtimes: dict[str, float] = {}
+    if (out / "runtimes.json").exists():
+        runtimes = json.loads((out / "runtimes.json").read_text())
     if not args.report_only:
         with ThreadPoolExecutor(max_workers=2 if args.parallel else 1) as pool:
             extra = [a for c in args.config for a in ("-c", str(c.resolve()))]
-            jobs = {t: pool.submit(run_twin, t, datadir, args.timerange, out, extra) for t in TWINS}
-            runtimes = {t: j.result() for t, j in jobs.items()}
+            jobs = {t: pool.submit(run_twin, t, datadir, args.timerange, out, extra) for t in run}
+            runtimes.update({t: j.result() for t, j in jobs.items()})
         atomic_write_text(out / "runtimes.json", json.dumps(runtimes))
-    elif (out / "runtimes.json").exists():
-        runtimes = json.loads((out / "runtimes.json").read_text())
     results = report(out, datadir, runtimes)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=float))
     table = markdown(results)

@@ -5,7 +5,7 @@ the model learns, on a sliding training window that FreqAI retrains as the backt
 forward, the signed excursion of the next 4 hours (the rise of the highest high plus the fall
 of the lowest low, as fractions of the close). The strategy goes long when the prediction is a
 quarter of the training labels' standard deviation above their mean, short when as far below,
-leaves when the prediction crosses the mean or after 4 hours, and stops out two ATRs beyond
+leaves when the prediction crosses the mean or after 4 hours, and stops out four ATRs beyond
 the entry.
 
 Features: price and volume (both twins) and the liquidation book estimated by liqsignals, for

@@ -182,6 +182,50 @@ def test_the_twins_differ_only_in_features() -> None:
     assert liq == price  # the same FreqAI settings otherwise
 
 
+#: the liq twin's table columns as registered in docs/freqai.md ("Measurement"), written out
+REGISTERED = (
+    "liq_magnet_side", "liq_magnet_score", "liq_gap_above_pct", "liq_gap_below_pct",
+    "liq_imbalance", "liq_long_cluster_dist_pct", "liq_short_cluster_dist_pct",
+    "liq_long_cluster_dist_atr", "liq_short_cluster_dist_atr", "liq_magnet_dist_pct",
+    "liq_magnet_drift", "liq_intensity", "liq_intensity_bucket", "liq_sweep_long",
+    "liq_sweep_long_through", "liq_sweep_short", "liq_sweep_short_through",
+)  # fmt: skip
+
+
+def test_the_twins_features_are_the_frozen_registered_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sys.path.insert(0, str(ROOT / "strategies"))
+    try:
+        from LiqFreqAIExample import LiqFreqAIExample
+    finally:
+        sys.path.remove(str(ROOT / "strategies"))
+    import liqsignals.strategy.freqai as fa
+
+    assert fa.TWIN_COLUMNS == REGISTERED
+    assert LiqFreqAIExample.liq_columns == REGISTERED
+
+    class Twin:  # what the helpers read from the liq twin
+        timeframe = "15m"
+        liq_columns = LiqFreqAIExample.liq_columns
+        liq_freqai_cache = fa.LiqFeatureCache()
+
+    # a column picked by freqai_columns() after the table grows (stand-in: liq_long_total) is
+    # not a twin feature
+    monkeypatch.setattr(fa, "freqai_columns", lambda: (*REGISTERED, "liq_long_total"))
+    df = _candles(days=10)
+    meta = {"pair": "BTC/USDT:USDT", "tf": "15m"}
+    basic = fa.liq_expand_basic(df.copy(), meta, windows=("1d", "1w"), strategy=Twin)
+    added = sorted(c for c in basic.columns if c not in df.columns)
+    extra = ("liq_long_share", "liq_liquidated_share", "liq_has_long_cluster",
+             "liq_has_short_cluster", "liq_has_magnet")  # fmt: skip
+    want = sorted(f"%-liq_{w}_{n[4:]}" for w in ("1d", "1w") for n in (*REGISTERED, *extra))
+    assert added == want and len(added) == 44
+    # a strategy without liq_columns follows the table (here: the patched helper)
+    plain = fa.liq_expand_basic(df.copy(), meta, windows=("1d",), strategy=None)
+    assert "%-liq_long_total" in plain.columns
+
+
 # --- through FreqAI, offline ----------------------------------------------------------------
 
 

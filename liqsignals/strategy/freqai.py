@@ -58,6 +58,7 @@ __all__ = [
     "PERIOD_FEATURES",
     "PRESENCE_FLAGS",
     "SHARE_COLUMNS",
+    "TWIN_COLUMNS",
     "LiqFeatureCache",
     "LiqFreqAIStrategy",
     "atr_stoploss",
@@ -104,6 +105,29 @@ PERIOD_FEATURES: dict[str, tuple[str, str]] = {
     "liq_sweep_long_sum": ("liq_sweep_long", "sum"),
     "liq_sweep_short_sum": ("liq_sweep_short", "sum"),
 }
+
+#: the table columns of the shipped FreqAI twins, frozen as registered for the measurement in
+#: docs/freqai.md (the :func:`freqai_columns` of that day): new columns of the table do not
+#: change the twins' features (``LiqFreqAIStrategy.liq_columns``)
+TWIN_COLUMNS: tuple[str, ...] = (
+    "liq_magnet_side",
+    "liq_magnet_score",
+    "liq_gap_above_pct",
+    "liq_gap_below_pct",
+    "liq_imbalance",
+    "liq_long_cluster_dist_pct",
+    "liq_short_cluster_dist_pct",
+    "liq_long_cluster_dist_atr",
+    "liq_short_cluster_dist_atr",
+    "liq_magnet_dist_pct",
+    "liq_magnet_drift",
+    "liq_intensity",
+    "liq_intensity_bucket",
+    "liq_sweep_long",
+    "liq_sweep_long_through",
+    "liq_sweep_short",
+    "liq_sweep_short_through",
+)
 
 _WARM = "liq_long_total"  # NaN exactly during warm-up (column table: nan_when "warmup")
 
@@ -172,10 +196,16 @@ class LiqFeatureCache:
         self.misses = 0
 
     @staticmethod
-    def key(dataframe: pd.DataFrame, pair: str, tf: str, windows: Sequence[str]) -> tuple[Any, ...]:
+    def key(
+        dataframe: pd.DataFrame,
+        pair: str,
+        tf: str,
+        windows: Sequence[str],
+        columns: Sequence[str] = (),
+    ) -> tuple[Any, ...]:
         cols = [c for c in ("date", "open", "high", "low", "close", "volume") if c in dataframe]
         digest = int(pd.util.hash_pandas_object(dataframe[cols], index=False).sum())
-        return (pair, tf, tuple(windows), len(dataframe), digest)
+        return (pair, tf, tuple(windows), tuple(columns), len(dataframe), digest)
 
     def get(self, key: tuple[Any, ...]) -> pd.DataFrame | None:
         frame = self.entries.get(key)
@@ -218,18 +248,22 @@ def liq_feature_frame(
     One model per window (``windows``; one window keeps the ``liq_`` prefix, several give
     ``liq_<window>_``) with the pair's margin tiers; ``strategy`` (optional) supplies the
     DataProvider for open interest and the model settings ``liq_leverage``, ``liq_params`` and
-    ``liq_intensity_lookback`` when it has them. Columns: :func:`freqai_columns`,
+    ``liq_intensity_lookback`` when it has them. Columns: the strategy's ``liq_columns`` if it
+    has them (the twins: :data:`TWIN_COLUMNS`), else :func:`freqai_columns`; then
     :data:`SHARE_COLUMNS` and :data:`PRESENCE_FLAGS`, per window.
     """
     prefixes = _window_prefixes(windows)
-    key = LiqFeatureCache.key(dataframe, pair, tf, list(prefixes))
+    columns = tuple(getattr(strategy, "liq_columns", None) or freqai_columns())
+    unknown = [c for c in columns if c not in COLUMNS]
+    if unknown:
+        raise ValueError(f"liq_columns not in the column table: {unknown}")
+    key = LiqFeatureCache.key(dataframe, pair, tf, list(prefixes), columns)
     if cache is not None and (hit := cache.get(key)) is not None:
         return hit
     leverage = getattr(strategy, "liq_leverage", "all")
     params = getattr(strategy, "liq_params", {})
     lookback = getattr(strategy, "liq_intensity_lookback", DEFAULT_INTENSITY_LOOKBACK)
     inputs = _inputs(dataframe, strategy, pair, tf)
-    columns = freqai_columns()
     data: dict[str, Any] = {}
     for window, prefix in prefixes.items():
         model = settings.pair_model(pair, window, leverage, params)
@@ -429,6 +463,8 @@ class LiqFreqAIStrategy(IStrategy):
     }
 
     liq_windows: ClassVar[tuple[str, ...]] = ()
+    # frozen: the registered measurement's features, whatever columns the table gains later
+    liq_columns: ClassVar[tuple[str, ...]] = TWIN_COLUMNS
     liq_leverage: ClassVar[str] = "all"
     liq_params: ClassVar[dict[str, Any]] = {}
     liq_intensity_lookback: ClassVar[int] = DEFAULT_INTENSITY_LOOKBACK
