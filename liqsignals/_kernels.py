@@ -69,8 +69,12 @@ Side = namedtuple("Side", ["book", "wipe", "acc", "sign"])
 Cohorts = namedtuple("Cohorts", ["date", "seq", "bin", "mass", "n"])
 Candles = namedtuple(
     "Candles",
-    ["dates", "open", "high", "low", "close", "volume", "oi", "taker_buy", "ls_ratio"],
-)
+    [
+        "dates", "open", "high", "low", "close", "volume", "oi", "taker_buy", "ls_ratio",
+        "mark_high",  # mark-price high over the candle's span (NaN: unknown)
+        "mark_low",  # mark-price low (NaN: unknown)
+    ],
+)  # fmt: skip
 Params = namedtuple(
     "Params",
     [
@@ -92,7 +96,9 @@ Params = namedtuple(
         "summaries",  # 1.0: the book readout after every candle, 0.0: the core outputs only
         "reach_lo",  # lowest price a candle's steps touch, as a factor of its low
         "reach_hi",  # highest, as a factor of its high
+        "mark",  # 1.0: consume by the mark-price range where a candle has one, 0.0: last price
     ],
+    defaults=(0.0,),
 )
 # leverage mix: log liquidation factors per leverage, weights (one row, or one per candle)
 Mix = namedtuple("Mix", ["f_long_log", "f_short_log", "weights", "n_entries"])
@@ -271,6 +277,19 @@ def path_range(lo, hi, prev_close, has_prev):
         if prev_close > p_hi:
             p_hi = prev_close
     return p_lo, p_hi
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def trigger_range(lo, hi, mark_lo, mark_hi, prev_close, has_prev, use_mark):
+    """Price range that liquidates in step 1: with ``use_mark`` and a known mark range (both
+    values not NaN) the candle's mark low/high, else its last-price low/high; either joined
+    with the previous close (:func:`path_range`). The previous close is last price even on the
+    mark path: a mark range starts at its own open, which on a contiguous series lies within
+    the mark-last basis of that close (a few basis points, below a bin), and over a gap in the
+    candles the close is the last price known before it."""
+    if use_mark and mark_lo == mark_lo and mark_hi == mark_hi:
+        return path_range(mark_lo, mark_hi, prev_close, has_prev)
+    return path_range(lo, hi, prev_close, has_prev)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -607,6 +626,7 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
     if n and st.has_prev == 1 and cd.dates[0] <= st.prev_date:
         return -1
     summaries = prm.summaries > 0.0
+    use_mark = prm.mark > 0.0
     nb = long.book.shape[0]
     cap = coh.date.shape[0]
     pos = 0
@@ -635,7 +655,10 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
         clamp_total(short.acc[0])
         liq_long = liq_short = 0.0
         if not filler:
-            p_lo, p_hi = path_range(cd.low[t], cd.high[t], st.prev_close, has_prev)
+            p_lo, p_hi = trigger_range(
+                cd.low[t], cd.high[t], cd.mark_low[t], cd.mark_high[t], st.prev_close, has_prev,
+                use_mark,
+            )  # fmt: skip
             kl = np.int64(math.ceil(math.log(p_lo) * prm.inv_logb - 0.5))
             kh = np.int64(math.floor(math.log(p_hi) * prm.inv_logb - 0.5))
             liq_long = consume_side(long, kl, st.seq, st.k0, st.scale)
@@ -735,7 +758,7 @@ _P_I64 = _pointer_to(types.int64)
 _P_F32 = _pointer_to(types.float32)
 _P_STATE = _pointer_to(from_dtype(STATE_DTYPE))
 _P_SIDE = _pointer_to(from_dtype(SIDE_DTYPE))
-N_TABLE = 42
+N_TABLE = 44
 
 
 def one_table(
@@ -764,11 +787,11 @@ def one_table(
         tab[i] = a.ctypes.data
     if cd.dates.shape[0] != 1 or out.shape != (1, N_OUT) or len(prm_values) != len(Params._fields):
         raise ValueError("one_table: one candle, one output row and every parameter")
-    tab[34:42] = (
+    tab[36:44] = (
         long.book.shape[0], coh.date.shape[0], coh.bin.shape[1], mix.weights.shape[1],
         mix.f_long_log.shape[0], mix.n_entries, work.lo.shape[0], work.entries.shape[0],
     )  # fmt: skip
-    if short.book.shape[0] != tab[34] or mix.f_short_log.shape[0] != tab[38]:
+    if short.book.shape[0] != tab[36] or mix.f_short_log.shape[0] != tab[40]:
         raise ValueError("one_table: the sides' arrays differ in size")
     return tab
 
@@ -777,11 +800,11 @@ def one_table(
 def run_one(tab, date, values, warm_until):
     """One candle through :func:`run_candles` on the arrays of ``tab`` (:func:`one_table`):
     the candle's date and ``values`` (open, high, low, close, volume, open interest, taker buy
-    volume, long/short ratio) are written into its one-candle buffers first, and the output row
+    volume, long/short ratio, mark high, mark low) are written into its one-candle buffers first, and the output row
     is NaN while ``date < warm_until``. Returns :func:`run_candles`' count."""
-    o, h, lo, c, vol, oi, tb, lsr = values
-    nb, cap, n_dep, n_lev = tab[34], tab[35], tab[36], tab[37]
-    n_fac, n_work, n_ent = tab[38], tab[40], tab[41]
+    o, h, lo, c, vol, oi, tb, lsr, mh, ml = values
+    nb, cap, n_dep, n_lev = tab[36], tab[37], tab[38], tab[39]
+    n_fac, n_work, n_ent = tab[40], tab[42], tab[43]
     state = carray(_P_STATE(tab[0]), (1,))
     long = Side(
         carray(_P_F64(tab[1]), (nb,)), carray(_P_I64(tab[2]), (nb,)),
@@ -798,7 +821,7 @@ def run_one(tab, date, values, warm_until):
     )  # fmt: skip
     mix = Mix(
         carray(_P_F64(tab[12]), (n_fac,)), carray(_P_F64(tab[13]), (n_fac,)),
-        carray(_P_F64(tab[14]), (1, n_lev)), tab[39],
+        carray(_P_F64(tab[14]), (1, n_lev)), tab[41],
     )  # fmt: skip
     out = carray(_P_F64(tab[15]), (1, N_OUT))
     work = Work(
@@ -806,17 +829,18 @@ def run_one(tab, date, values, warm_until):
         carray(_P_F64(tab[18]), (n_work,)), carray(_P_F64(tab[19]), (n_work,)),
         carray(_P_F64(tab[20]), (n_ent,)),
     )  # fmt: skip
-    p = carray(_P_F64(tab[21]), (18,))
+    p = carray(_P_F64(tab[21]), (19,))
     prm = Params(
         p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13],
-        p[14], p[15], p[16], p[17],
+        p[14], p[15], p[16], p[17], p[18],
     )  # fmt: skip
     cd = Candles(
         carray(_P_I64(tab[22]), (1,)), carray(_P_F64(tab[23]), (1,)),
         carray(_P_F64(tab[24]), (1,)), carray(_P_F64(tab[25]), (1,)),
         carray(_P_F64(tab[26]), (1,)), carray(_P_F64(tab[27]), (1,)),
         carray(_P_F64(tab[28]), (1,)), carray(_P_F64(tab[29]), (1,)),
-        carray(_P_F64(tab[30]), (1,)),
+        carray(_P_F64(tab[30]), (1,)), carray(_P_F64(tab[31]), (1,)),
+        carray(_P_F64(tab[32]), (1,)),
     )  # fmt: skip
     cd.dates[0] = date
     cd.open[0] = o
@@ -827,9 +851,11 @@ def run_one(tab, date, values, warm_until):
     cd.oi[0] = oi
     cd.taker_buy[0] = tb
     cd.ls_ratio[0] = lsr
+    cd.mark_high[0] = mh
+    cd.mark_low[0] = ml
     snap = Snap(
-        carray(_P_I64(tab[31]), (0,)), 0, carray(_P_F32(tab[32]), (0, 0)),
-        carray(_P_F32(tab[33]), (0, 0)),
+        carray(_P_I64(tab[33]), (0,)), 0, carray(_P_F32(tab[34]), (0, 0)),
+        carray(_P_F32(tab[35]), (0, 0)),
     )  # fmt: skip
     done = run_candles(cd, state, long, short, coh, prm, mix, out, work, snap)
     if done == 1 and date < warm_until:

@@ -6,7 +6,13 @@ Candles are processed in time order; at candle ``t`` (known at its close):
 1. **Consume.** Long mass at price levels ``>= low`` and short mass at levels ``<= high`` of the
    price path (the previous close and this candle's range) is liquidated: it leaves the book and is
    reported as the candle's estimated long / short liquidations, in quote currency. A bin is
-   reached when its geometric centre lies inside the path.
+   reached when its geometric centre lies inside the path. Exchanges liquidate on the *mark*
+   price: with ``trigger="mark"`` (the model's default) and the optional ``mark_high`` /
+   ``mark_low`` inputs known for the candle, the candle's range here is the mark range (joined
+   with the previous close, which is last price: see :func:`liqsignals._kernels.trigger_range`);
+   a candle without them (columns absent, or NaN) uses its last-price range, and
+   ``trigger="last"`` always does. Only consumption reads the mark: entries, volume shares and
+   every read-out use last prices.
 2. **Close.** If open interest fell, every surviving position shrinks by the same share (owners
    closing). Without open interest, positions close at ``close_half_life`` (time based, so gaps in
    the data decay correctly).
@@ -25,6 +31,9 @@ Treatments of imperfect data, all documented and tested:
   but expiry and decay still run (time passes);
 * gaps in time need no filling: expiry and decay are time-based, and the next candle's path
   starts at the last known close;
+* NaN in ``mark_high`` / ``mark_low`` means "unknown": that candle liquidates by its last-price
+  range; an engine with ``trigger="mark"`` whose first block has no mark value at all logs that
+  once (logger ``liqsignals.engine``, INFO) and runs on last prices;
 * NaN in ``open_interest`` means "unknown": the candle uses the candles-only rules, and the next
   known value becomes the new baseline; NaN in ``taker_buy_volume`` / ``long_short_ratio`` falls
   back to the next signal in the order above;
@@ -45,6 +54,7 @@ pass.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -67,6 +77,8 @@ __all__ = [
     "Snapshots",
     "liquidation_levels",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: names that moved to another module: old name -> new home (importable here with a
 #: DeprecationWarning for one release)
@@ -292,7 +304,7 @@ class LiquidationEngine:
     def _candles(inp: Inputs) -> Any:
         return _kernels().Candles(
             inp.dates, inp.open, inp.high, inp.low, inp.close, inp.volume, inp.oi,
-            inp.taker_buy, inp.ls_ratio,
+            inp.taker_buy, inp.ls_ratio, inp.mark_high, inp.mark_low,
         )  # fmt: skip
 
     def _params(self) -> Any:
@@ -317,6 +329,7 @@ class LiquidationEngine:
             summaries=1.0 if self.summaries else 0.0,
             reach_lo=self._reach_lo,
             reach_hi=self._reach_hi,
+            mark=1.0 if m.trigger == "mark" else 0.0,
         )
 
     @property
@@ -452,12 +465,25 @@ class LiquidationEngine:
             self._ensure_cohorts(inp.dates)
         if self._first_date is None:
             self._first_date = int(inp.dates[0])
+            self._note_trigger(inp)
         snap = k.Snap(rows, snapshots.k_lo, snap_long, snap_short)
         self._call(self._candles(inp), mix, out, snap)
         self._last_close = float(inp.close[-1])
         warm = inp.dates < self._first_date + self._window_ns
         out[warm] = np.nan
         return out, snap_long, snap_short
+
+    def _note_trigger(self, inp: Inputs) -> None:
+        """Log once (the engine's first block) when the model asks for mark-price triggers but
+        the inputs carry no mark price: the engine then liquidates on last prices."""
+        if self.model.trigger != "mark":
+            return
+        if not (np.isfinite(inp.mark_low).any() and np.isfinite(inp.mark_high).any()):
+            logger.info(
+                "trigger='mark' but the candles carry no mark price (mark_high/mark_low absent "
+                "or NaN from %s): liquidations trigger on last-price highs/lows",
+                pd.Timestamp(int(inp.dates[0]), tz="UTC"),
+            )
 
     # ------------------------------------------------------------------ public API
     @property
@@ -525,6 +551,8 @@ class LiquidationEngine:
         ):
             arr[0] = v
         inp.ls_ratio[0] = vals[8]
+        inp.mark_high[0] = vals[9]
+        inp.mark_low[0] = vals[10]
         # the first candle, or one the arrays must grow for, or one not newer (this raises)
         return self._advance(inp, None, None)[0][0]
 
@@ -540,7 +568,7 @@ class LiquidationEngine:
         )  # fmt: skip
         if self._run_one is None:
             run = k.run_one
-            args = (tab, 0, (1.0,) * 8, 0)
+            args = (tab, 0, (1.0,) * 10, 0)
             from numba import typeof
 
             sig = tuple(typeof(a) for a in args)
@@ -685,7 +713,8 @@ def liquidation_levels(
     Parameters
     ----------
     df : candles with ``date, open, high, low, close, volume``; optional ``open_interest`` (coins)
-        or ``open_interest_value`` (quote), ``taker_buy_volume``, ``long_short_ratio``.
+        or ``open_interest_value`` (quote), ``taker_buy_volume``, ``long_short_ratio``,
+        ``mark_high`` and ``mark_low`` (mark-price range of each candle: see ``trigger``).
     model : a :class:`~liqsignals.LiquidationModel`; ``**params`` override its fields.
 
     Returns

@@ -363,6 +363,8 @@ class FeatureStream:
             "open_interest": inp.oi,
             "taker_buy_volume": inp.taker_buy,
             "long_short_ratio": inp.ls_ratio,
+            "mark_high": inp.mark_high,
+            "mark_low": inp.mark_low,
         }
         rows = self.update_arrays(inp.dates, values)
         return pd.DataFrame(rows, index=df.index, columns=list(FEATURE_COLUMNS))

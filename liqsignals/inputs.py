@@ -17,6 +17,11 @@ Rules (``MAX_VALUE`` is the magnitude bound):
 - optional ``open_interest`` (coins), ``open_interest_value`` (quote; converted to coins at the
   close), ``taker_buy_volume`` (base; ``<= volume``), ``long_short_ratio``: NaN means
   "unknown" (the model then does without it); otherwise finite, ``>= 0`` and ``<= MAX_VALUE``.
+- optional ``mark_high``, ``mark_low``: the mark price's high and low over the candle's own span
+  (aligned by the caller; a coarser mark series must not be spread over finer candles). Both
+  columns or neither; NaN means "unknown" (that candle then liquidates by last price) and must
+  be NaN in both at once; otherwise finite, ``> 0`` and ``<= MAX_VALUE``, with
+  ``mark_low <= mark_high``. The mark range need not lie inside ``[low, high]``.
 - every value numeric (booleans and strings rejected); frames without MultiIndex or duplicated
   columns.
 """
@@ -35,6 +40,7 @@ from liqsignals._time import dates_to_ns, format_utc, to_utc_ns
 
 __all__ = [
     "CHECKED_COLUMNS",
+    "MARK_COLUMNS",
     "MAX_VALUE",
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
@@ -47,11 +53,20 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS = ("date", "open", "high", "low", "close", "volume")
-OPTIONAL_COLUMNS = ("open_interest", "open_interest_value", "taker_buy_volume", "long_short_ratio")
+OPTIONAL_COLUMNS = (
+    "open_interest",
+    "open_interest_value",
+    "taker_buy_volume",
+    "long_short_ratio",
+    "mark_high",
+    "mark_low",
+)
+#: the mark-price columns: optional, but only as a pair (see the module docstring)
+MARK_COLUMNS = ("mark_high", "mark_low")
 #: The magnitude bound of every price, volume and optional input: larger values (1e300, say)
 #: would overflow the model's notionals (price * amount * leverage, summed over a window).
 MAX_VALUE = 1e15
-_PRICES = ("open", "high", "low", "close")
+_PRICES = ("open", "high", "low", "close", "mark_high", "mark_low")
 CHECKED_COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
 _TOL = 1e-9
 
@@ -65,6 +80,11 @@ _TOO_LARGE = f"exceeds the magnitude bound MAX_VALUE={MAX_VALUE:g}"
 _HIGH_LOW = "is below 'low' (high < low)"
 _OUTSIDE = "is outside [low, high]"
 _TAKER = "exceeds volume"
+_MARK_ORDER = "is below 'mark_low' (mark_high < mark_low)"
+_MARK_ALONE = "is given without 'mark_low' (give both mark columns or neither)"
+_LOW_ALONE = "is given without 'mark_high' (give both mark columns or neither)"
+_MARK_NAN = "is NaN where 'mark_low' is not (both or neither unknown)"
+_LOW_NAN = "is NaN where 'mark_high' is not (both or neither unknown)"
 
 
 def _message(name: str, problem: str, row: int | None = None) -> str:
@@ -88,6 +108,8 @@ class Inputs:
     oi: np.ndarray
     taker_buy: np.ndarray
     ls_ratio: np.ndarray
+    mark_high: np.ndarray
+    mark_low: np.ndarray
 
     def __len__(self) -> int:
         return int(self.dates.shape[0])
@@ -181,7 +203,8 @@ def prepare_inputs(df: pd.DataFrame) -> Inputs:
 
     Required: ``date`` (or a DatetimeIndex), ``open, high, low, close, volume`` (volume in base
     currency). Optional: ``open_interest`` (coins) or ``open_interest_value`` (quote),
-    ``taker_buy_volume`` (base), ``long_short_ratio`` (long accounts / short accounts). The rules
+    ``taker_buy_volume`` (base), ``long_short_ratio`` (long accounts / short accounts),
+    ``mark_high`` and ``mark_low`` (the mark price's range over the candle). The rules
     are in the module docstring; a violation raises ``ValueError`` naming the column and row.
     """
     if not isinstance(df, pd.DataFrame):
@@ -225,6 +248,7 @@ def prepare_inputs(df: pd.DataFrame) -> Inputs:
         over = tb > v * (1 + _TOL)
     if over.any():
         raise ValueError(_message("taker_buy_volume", _TAKER, _first_bad(over)))
+    _check_mark_columns(arrays)
     if "open_interest" in arrays:
         oi = arrays["open_interest"]
     elif "open_interest_value" in arrays:
@@ -232,13 +256,54 @@ def prepare_inputs(df: pd.DataFrame) -> Inputs:
     else:
         oi = nan
     lsr = arrays.get("long_short_ratio", nan)
+    mh = arrays.get("mark_high", nan)
+    ml = arrays.get("mark_low", nan)
     # one array layout for every caller, so numba compiles (and caches) a single signature
     if tb is nan:
         tb = nan.copy()
     if lsr is nan:
         lsr = nan.copy()
-    req = (np.require(a, requirements=("C", "W")) for a in (o, h, lo, c, v, oi, tb, lsr))
+    if mh is nan:
+        mh, ml = nan.copy(), nan.copy()
+    req = (np.require(a, requirements=("C", "W")) for a in (o, h, lo, c, v, oi, tb, lsr, mh, ml))
     return Inputs(np.require(dates, dtype=np.int64, requirements=("C", "W")), *req)
+
+
+def _check_mark_columns(arrays: Mapping[str, np.ndarray]) -> None:
+    """The pair rules of ``mark_high`` / ``mark_low`` on a frame's arrays."""
+    has_h, has_l = "mark_high" in arrays, "mark_low" in arrays
+    if has_h != has_l:
+        raise ValueError(
+            _message(*(("mark_high", _MARK_ALONE) if has_h else ("mark_low", _LOW_ALONE)))
+        )
+    if not has_h:
+        return
+    mh, ml = arrays["mark_high"], arrays["mark_low"]
+    nan_h, nan_l = np.isnan(mh), np.isnan(ml)
+    odd = nan_h != nan_l
+    if odd.any():
+        i = _first_bad(odd)
+        raise ValueError(
+            _message(*(("mark_high", _MARK_NAN) if nan_h[i] else ("mark_low", _LOW_NAN)), i)
+        )
+    with np.errstate(invalid="ignore"):
+        bad = mh < ml
+    if bad.any():
+        raise ValueError(_message("mark_high", _MARK_ORDER, _first_bad(bad)))
+
+
+def _check_mark_values(mh: float, ml: float, has_h: bool, has_l: bool) -> None:
+    """The same pair rules on one candle's values (``has_*``: the key was given)."""
+    if has_h != has_l:
+        raise ValueError(
+            _message(*(("mark_high", _MARK_ALONE) if has_h else ("mark_low", _LOW_ALONE)))
+        )
+    if (mh != mh) != (ml != ml):
+        raise ValueError(
+            _message(*(("mark_high", _MARK_NAN) if mh != mh else ("mark_low", _LOW_NAN)))
+        )
+    if mh < ml:
+        raise ValueError(_message("mark_high", _MARK_ORDER))
 
 
 def to_ns(value: Any) -> int:
@@ -250,7 +315,7 @@ class SingleBuffers:
     """Reused one-element input arrays for :meth:`LiquidationEngine.update`."""
 
     def __init__(self) -> None:
-        self.inputs = Inputs(np.zeros(1, dtype=np.int64), *(np.zeros(1) for _ in range(8)))
+        self.inputs = Inputs(np.zeros(1, dtype=np.int64), *(np.zeros(1) for _ in range(10)))
 
 
 def _float(name: str, v: Any) -> float:
@@ -279,8 +344,9 @@ _NS_MIN, _NS_MAX = 631_152_000 * 10**9, 4_102_444_800 * 10**9
 _MS_MIN, _MS_MAX = 631_152_000 * 10**3, 4_102_444_800 * 10**3
 
 #: One validated candle: date (int ns UTC), open, high, low, close, volume, open interest
-#: (coins), taker buy volume, long/short ratio (NaN: unknown), as Python numbers.
-SingleValues = tuple[int, float, float, float, float, float, float, float, float]
+#: (coins), taker buy volume, long/short ratio, mark high, mark low (NaN: unknown), as Python
+#: numbers.
+SingleValues = tuple[int, float, float, float, float, float, float, float, float, float, float]
 
 
 def _fast_values(candle: dict[str, Any]) -> SingleValues | None:
@@ -332,10 +398,14 @@ def _fast_values(candle: dict[str, Any]) -> SingleValues | None:
     oiv = get("open_interest_value")
     tb = get("taker_buy_volume")
     lsr = get("long_short_ratio")
-    if oi is None and oiv is None and tb is None and lsr is None:
-        return ns, o, h, lo, c, v, math.nan, math.nan, math.nan
+    mh = get("mark_high")
+    ml = get("mark_low")
+    if oi is None and oiv is None and tb is None and lsr is None and mh is None and ml is None:
+        return ns, o, h, lo, c, v, math.nan, math.nan, math.nan, math.nan, math.nan
+    if (mh is None) != (ml is None):
+        return None
     opt = []
-    for x in (oi, oiv, tb, lsr):
+    for x in (oi, oiv, tb, lsr, mh, ml):
         if x is None:
             opt.append(math.nan)
             continue
@@ -346,12 +416,18 @@ def _fast_values(candle: dict[str, Any]) -> SingleValues | None:
         if x == x and not 0.0 <= x <= MAX_VALUE:
             return None
         opt.append(x)
-    oi_f, oiv_f, tb_f, lsr_f = opt
+    oi_f, oiv_f, tb_f, lsr_f, mh_f, ml_f = opt
     if tb_f > v * _HI_TOL:
+        return None
+    if mh_f == mh_f:
+        # finite: a positive price, not below the mark low (a NaN mark low fails here too)
+        if not 0.0 < ml_f <= mh_f:
+            return None
+    elif ml_f == ml_f:
         return None
     if oi is None and oiv is not None:
         oi_f = oiv_f / c
-    return ns, o, h, lo, c, v, oi_f, tb_f, lsr_f
+    return ns, o, h, lo, c, v, oi_f, tb_f, lsr_f, mh_f, ml_f
 
 
 def single_values(candle: Mapping[str, Any] | pd.Series) -> SingleValues:
@@ -369,6 +445,8 @@ def single_values(candle: Mapping[str, Any] | pd.Series) -> SingleValues:
         float(inp.oi[0]),
         float(inp.taker_buy[0]),
         float(inp.ls_ratio[0]),
+        float(inp.mark_high[0]),
+        float(inp.mark_low[0]),
     )  # type: ignore[return-value]
 
 
@@ -404,7 +482,7 @@ def single_inputs(
         v = _float(name, v)
         _check_value(name, v, True)
         opt.append(v)
-    oi, oiv, tb, lsr = opt
+    oi, oiv, tb, lsr, mh, ml = opt
     if h < lo:
         raise ValueError(_message("high", _HIGH_LOW))
     if o > h * (1 + _TOL) or o < lo * (1 - _TOL):
@@ -413,6 +491,7 @@ def single_inputs(
         raise ValueError(_message("close", _OUTSIDE))
     if tb > vol * (1 + _TOL):
         raise ValueError(_message("taker_buy_volume", _TAKER))
+    _check_mark_values(mh, ml, get("mark_high") is not None, get("mark_low") is not None)
     if get("open_interest") is None and get("open_interest_value") is not None:
         oi = oiv / c
     inp = (buf or SingleBuffers()).inputs
@@ -425,4 +504,6 @@ def single_inputs(
     inp.oi[0] = oi
     inp.taker_buy[0] = tb
     inp.ls_ratio[0] = lsr
+    inp.mark_high[0] = mh
+    inp.mark_low[0] = ml
     return inp

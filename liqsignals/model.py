@@ -40,6 +40,7 @@ from liqsignals.grid import PriceGrid
 
 __all__ = [
     "LEVERAGE_PRESETS",
+    "TRIGGERS",
     "WINDOWS",
     "LiquidationModel",
     "MarginTier",
@@ -54,6 +55,9 @@ __all__ = [
 #: Window presets, as in the commercial heatmaps (1M = 30 days, 1y = 365 days): the one table of
 #: named durations, :data:`liqsignals._time.NAMED_DURATIONS`.
 WINDOWS: dict[str, pd.Timedelta] = NAMED_DURATIONS
+
+#: The prices that may trigger liquidations (:attr:`LiquidationModel.trigger`).
+TRIGGERS = ("mark", "last")
 
 #: Named leverage mixes: (leverages, weights). "all" spreads opened notional over the usual
 #: retail leverages; "high" keeps only the high-leverage crowd (the "high leverage" variant of
@@ -241,6 +245,10 @@ class LiquidationModel:
     cluster_min_mass : absolute floor, in quote currency, below which mass is not significant: a
         cluster, a band total or a liquidity-gap bin needs at least this much (rounding dust left
         in an emptied book is not a level). 0 disables it.
+    trigger : which price liquidates positions: ``"mark"`` (default; exchanges liquidate on the
+        mark price) uses each candle's ``mark_high`` / ``mark_low`` inputs where they are known
+        and its last-price high/low elsewhere (no mark columns: exactly the last-price model);
+        ``"last"`` always uses the last-price high/low. Only liquidation reads the mark.
     """
 
     window: str | pd.Timedelta = "1w"
@@ -264,6 +272,7 @@ class LiquidationModel:
     gap_factor: float = 1.0
     magnet_distance_power: float = 1.0
     cluster_min_mass: float = 1.0
+    trigger: str = "mark"
     _tiers: tuple[MarginTier, ...] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -315,6 +324,8 @@ class LiquidationModel:
         _check_positive("gap_factor", self.gap_factor, allow_zero=True)
         _check_positive("magnet_distance_power", self.magnet_distance_power, allow_zero=True)
         _check_positive("cluster_min_mass", self.cluster_min_mass, allow_zero=True)
+        if self.trigger not in TRIGGERS:
+            raise ValueError(f"trigger must be one of {TRIGGERS}, got {self.trigger!r}")
         tiers: tuple[MarginTier, ...] | None = None
         if self._tiers is not None:
             tiers = tuple(self._tiers)

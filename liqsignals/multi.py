@@ -12,6 +12,10 @@ engine input:
 * **open interest** is summed in coins (``open_interest``, or ``open_interest_value`` divided by
   the exchange's close) when every selected exchange has it; a candle where one of them is
   missing has no combined value (the engine then uses its candles-only rules);
+* **mark price** (``mark_high`` / ``mark_low``, the mark-price trigger) is the reference's,
+  like its prices: the reference's mark path liquidates every venue's positions (venues' mark
+  prices follow one index and differ by less than a bin); other venues' mark columns are
+  ignored;
 * **taker buy volume** is summed like volume, the **long/short ratio** averaged with volume
   weights, each only when every selected exchange has it;
 * **margin tiers**: each exchange keeps its own. The engine's leverage mix becomes the union of
@@ -58,8 +62,9 @@ __all__ = [
 class CombinedInputs:
     """Engine inputs for several exchanges (see :func:`combine_exchanges`).
 
-    ``frame`` has the reference's dates and OHLC and the combined ``volume`` (and optional
-    ``open_interest``, ``taker_buy_volume``, ``long_short_ratio``); ``weights`` (candles x
+    ``frame`` has the reference's dates and OHLC (and mark range, when it has one) and the
+    combined ``volume`` (and optional ``open_interest``, ``taker_buy_volume``,
+    ``long_short_ratio``); ``weights`` (candles x
     factors) gives each exchange's leverage-mix weights times its volume share; ``f_long`` /
     ``f_short`` are the matching liquidation-price factors; ``shares`` the volume share per exchange.
     """
@@ -151,6 +156,9 @@ def combine_exchanges(
     # with no volume anywhere nothing opens; the weights then only need to be valid
     shares[ref] = np.where(total_quote > 0, shares[ref], 1.0)
 
+    if "mark_high" in ref_df.columns and "mark_low" in ref_df.columns:
+        out["mark_high"] = ref_df["mark_high"].to_numpy(float)
+        out["mark_low"] = ref_df["mark_low"].to_numpy(float)
     ois = {n: _oi_coins(al[n]) for n in names}
     if all(v is not None for v in ois.values()):
         out["open_interest"] = np.sum(

@@ -36,6 +36,8 @@ def full_rules(candle):
         float(inp.oi[0]),
         float(inp.taker_buy[0]),
         float(inp.ls_ratio[0]),
+        float(inp.mark_high[0]),
+        float(inp.mark_low[0]),
     )
 
 
@@ -60,6 +62,9 @@ FAST = [
     {"date": TS, **BASE, "open": 101.0 * (1 + 1e-9), "volume": 0.0},  # on the tolerance
     {"date": TS, **BASE, "high": MAX_VALUE, "low": MAX_VALUE, "open": MAX_VALUE,
      "close": MAX_VALUE},
+    {"date": TS, **BASE, "mark_high": 101.5, "mark_low": 98.5},  # outside [low, high] is fine
+    {"date": TS, **BASE, "mark_high": math.nan, "mark_low": math.nan},
+    {"date": TS, **BASE, "mark_high": 100.0, "mark_low": 100.0},
 ]  # fmt: skip
 
 SLOW = [
@@ -116,6 +121,14 @@ BAD = [
     {**BASE, "taker_buy_volume": 12.0 * (1 + 3e-9)},
     {**BASE, "open": True},
     {**BASE, "volume": "twelve"},
+    {**BASE, "mark_high": 101.0},
+    {**BASE, "mark_low": 99.0},
+    {**BASE, "mark_high": 99.0, "mark_low": 99.5},
+    {**BASE, "mark_high": math.nan, "mark_low": 99.0},
+    {**BASE, "mark_high": 101.0, "mark_low": math.nan},
+    {**BASE, "mark_high": 101.0, "mark_low": 0.0},
+    {**BASE, "mark_high": math.inf, "mark_low": 99.0},
+    {**BASE, "mark_high": MAX_VALUE * 2, "mark_low": 99.0},
     {"open": 100.0, "high": 101.0, "low": 99.0, "close": 100.5},
 ]
 
