@@ -158,6 +158,7 @@ def test_market_inputs_merge_what_the_data_provider_has():
     assert dp.calls == [
         ("BTC/USDT:USDT", "15m", "open_interest"),
         ("BTC/USDT:USDT", "1h", "funding_rate"),
+        ("BTC/USDT:USDT", "15m", "mark"),
     ]
     assert out["open_interest"].tolist() == [1.0, 2.0, 3.0]
     assert out["funding_rate"].tolist() == [0.0005] * 3
@@ -439,19 +440,19 @@ def test_the_live_path_is_chosen_by_the_data_providers_runmode():
     strategy.populate_indicators(frame.copy(), {"pair": "X/USDT:USDT"})
     stats = strategy.liq_stream_stats("X/USDT:USDT")
     assert stats is not None and stats.rebuilds == 1
-    assert strategy.dp.calls == []  # live open interest is opt-in
-    assert strategy.informative_pairs() == []
-    strategy.config["liqsignals"] = {"live_open_interest": True}
+    # every input in every run mode, no opt-in
+    assert [c for _, _, c in strategy.dp.calls] == ["open_interest", "funding_rate", "mark"]
     assert strategy.informative_pairs() == [
-        ("BTC/USDT:USDT", "15m", "open_interest"),
-        ("ETH/USDT:USDT", "15m", "open_interest"),
+        (pair, tf, kind)
+        for pair in ("BTC/USDT:USDT", "ETH/USDT:USDT")
+        for tf, kind in (("15m", "open_interest"), ("15m", "mark"), ("1h", "funding_rate"))
     ]
     batch = Daily({"runmode": "dry_run"})
     batch.dp = FakeDP(RunMode.BACKTEST)
     assert not batch.liq_live()
     out = batch.populate_indicators(frame.copy(), {"pair": "X/USDT:USDT"})
     assert batch.liq_stream_stats("X/USDT:USDT") is None
-    assert [c for _, _, c in batch.dp.calls] == ["open_interest", "funding_rate"]
+    assert [c for _, _, c in batch.dp.calls] == ["open_interest", "funding_rate", "mark"]
     assert out["liq_long_total"].iloc[96:].notna().all()
 
 

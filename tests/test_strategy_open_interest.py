@@ -82,7 +82,8 @@ def test_without_open_interest_the_strategy_runs_on_candles(tmp_path):
     got = strategy.populate_indicators(candles.copy(), {"pair": PAIR})
     expected = liquidation_features(candles, strategy.liq_model(PAIR))
     np.testing.assert_array_equal(got[list(expected.columns)].to_numpy(), expected.to_numpy())
-    assert strategy.informative_pairs() == []  # live open interest is opt-in
+    # a backtest reads the files through the DataProvider; only a bot declares informative pairs
+    assert strategy.informative_pairs() == []
 
 
 def _backtest(datadir: Path, tmp_path: Path) -> tuple[str, pd.DataFrame]:

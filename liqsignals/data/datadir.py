@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import logging
 import os
 import re
 import threading
@@ -31,12 +32,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import pandas as pd
 
 from liqsignals._time import to_utc_datetime, utc_timestamp
+from liqsignals.align import align_events, align_extremes, align_flow, align_level
 from liqsignals.fileio import atomic_path
 from liqsignals.model import timeframe_to_timedelta
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ATTACHED_COLUMNS",
@@ -638,12 +641,18 @@ _ATTACH: dict[str, tuple[dict[str, str], str]] = {
         },
         "sum",
     ),
+    # mark-price high / low over the candle's span: same or finer timeframe only
+    "mark": ({"high": "mark_high", "low": "mark_low"}, "extremes"),
+    # point events, known from their timestamp
+    "funding_rate": ({"funding_rate": "funding_rate"}, "events"),
 }
 ATTACHED_COLUMNS: tuple[str, ...] = tuple(c for cols, _ in _ATTACH.values() for c in cols.values())
 
 
 def _pick_timeframe(available: Iterable[str], timeframe: str, how: str) -> str | None:
-    """Same timeframe first, then the coarsest finer one, then (levels only) the finest coarser."""
+    """Same timeframe first, then the coarsest finer one, then (levels only) the finest coarser;
+    events (funding) take any file, the finest first. Flows and extremes (mark) never take a
+    coarser file (:mod:`liqsignals.align`)."""
     tf = timeframe_to_timedelta(timeframe)
     options = []
     for cand in available:
@@ -657,6 +666,8 @@ def _pick_timeframe(available: Iterable[str], timeframe: str, how: str) -> str |
     finer = sorted((d, c) for d, c in options if d < tf and tf % d == pd.Timedelta(0))
     if finer:
         return finer[-1][1]
+    if how == "events" and options:
+        return min(options)[1]  # events carry their own timestamps: any file will do
     if how == "last":
         coarser = sorted((d, c) for d, c in options if d > tf)
         if coarser:
@@ -671,22 +682,9 @@ def _attach_level(
     period: pd.Timedelta,
     columns: Mapping[str, str],
 ) -> pd.DataFrame:
-    # a row dated s is taken as known at s + period; candle [d, d + tf) may use it when
-    # s + period <= d + tf, and only while it is less than max(period, tf) old
-    known = pd.DataFrame({"_known": series["date"] + period})
-    for src in columns:
-        known[src] = series[src].to_numpy()
-    known = known.dropna(subset=list(columns), how="all")
-    left = pd.DataFrame({"_close": dates + tf})
-    merged = pd.merge_asof(
-        left,
-        known.sort_values("_known"),
-        left_on="_close",
-        right_on="_known",
-        direction="backward",
-        tolerance=max(period, tf) - pd.Timedelta(milliseconds=1),
-    )
-    return pd.DataFrame({dst: merged[src].to_numpy() for src, dst in columns.items()})
+    # the bar rule of liqsignals.align: a row dated s is known at s + period
+    got = align_level(dates, tf, series["date"], {c: series[c] for c in columns}, period)
+    return pd.DataFrame({dst: got[src] for src, dst in columns.items()})
 
 
 def _attach_flow(
@@ -697,16 +695,8 @@ def _attach_flow(
     columns: Mapping[str, str],
 ) -> pd.DataFrame:
     # sum of the bars [s, s + period) inside the candle [d, d + tf); NaN unless every one is there
-    candles = pd.DataFrame({"_slot": dates.to_numpy()})
-    rows = series.loc[:, ["date", *columns]].sort_values("date")
-    rows = pd.merge_asof(rows, candles, left_on="date", right_on="_slot", direction="backward")
-    rows = rows.loc[rows["_slot"].notna() & (rows["date"] + period <= rows["_slot"] + tf)]
-    grouped = rows.groupby("_slot")
-    sums = grouped[list(columns)].sum(min_count=1)
-    counts = grouped["date"].count()
-    sums = sums.where(counts >= int(tf / period), np.nan)
-    out = sums.reindex(pd.DatetimeIndex(dates))
-    return pd.DataFrame({dst: out[src].to_numpy() for src, dst in columns.items()})
+    got = align_flow(dates, tf, series["date"], {c: series[c] for c in columns}, period)
+    return pd.DataFrame({dst: got[src] for src, dst in columns.items()})
 
 
 def attach_market_data(
@@ -729,6 +719,11 @@ def attach_market_data(
       derived with the candle's close.
     * Flows (taker volume, realised liquidations): the sum over the series' bars inside the candle,
       only when the series' timeframe divides the candle's and every bar is present; otherwise NaN.
+    * Mark candles: ``mark_high`` / ``mark_low`` over the candle's span from mark candles of the
+      same or a finer timeframe (complete spans only); a coarser mark file is never used.
+    * Funding (point events): the latest event at or before the candle's open.
+
+    The rules live in :mod:`liqsignals.align`.
 
     For each kind, the stored timeframe equal to ``timeframe`` is used when present, else the
     coarsest finer one (levels may also use a coarser one). Missing kinds are skipped; columns of a
@@ -739,7 +734,8 @@ def attach_market_data(
     DataFrame
         ``candles`` plus, where available: ``open_interest`` (base currency), ``open_interest_value``
         (quote currency), ``long_short_ratio`` (long / short accounts), ``taker_buy_volume`` (base
-        currency), ``long_liquidation_usd`` and ``short_liquidation_usd`` (quote currency).
+        currency), ``long_liquidation_usd`` and ``short_liquidation_usd`` (quote currency),
+        ``mark_high`` / ``mark_low`` (quote currency) and ``funding_rate`` (per funding period).
     """
     if "date" not in candles.columns:
         raise ValueError("candles have no 'date' column")
@@ -758,11 +754,26 @@ def attach_market_data(
         tfs = [t for p, t, k in available if p == pair and k == kind]
         chosen = _pick_timeframe(tfs, timeframe, how)
         if chosen is None:
+            if tfs and how in ("extremes", "sum"):
+                logger.info(
+                    "liqsignals: %s %s of %s not attached to %s candles: only %s stored, "
+                    "coarser or not dividing the candles (liqsignals.align)",
+                    pair, kind, datadir, timeframe, ", ".join(sorted(tfs)),
+                )  # fmt: skip
             continue
         series = load_series(datadir, pair, chosen, kind)
         period = timeframe_to_timedelta(chosen)
-        attach = _attach_level if how == "last" else _attach_flow
-        frame = attach(dates, tf, series, period, columns)
+        if how == "extremes":
+            hi, lo = align_extremes(
+                dates, tf, series["date"], series["high"], series["low"], period
+            )
+            frame = pd.DataFrame({"mark_high": hi, "mark_low": lo})
+        elif how == "events":
+            got = align_events(dates, series["date"], {"funding_rate": series["funding_rate"]})
+            frame = pd.DataFrame(got)
+        else:
+            attach = _attach_level if how == "last" else _attach_flow
+            frame = attach(dates, tf, series, period, columns)
         for col in frame.columns:
             out[col] = frame[col].to_numpy()
         if kind == "open_interest" and "close" in out.columns:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,6 +20,8 @@ from liqsignals.strategy.sizing import capped_leverage, row_stake_factor, sized_
 
 __all__ = ["LiqStrategy"]
 
+logger = logging.getLogger(__name__)
+
 
 class LiqStrategy(IStrategy):
     """Base class for liquidation-aware strategies: subclass it instead of ``IStrategy`` and call
@@ -34,7 +37,8 @@ class LiqStrategy(IStrategy):
     liq_window: ClassVar[str] = "1w"
     liq_leverage: ClassVar[str] = "all"
     liq_params: ClassVar[dict[str, Any]] = {}
-    liq_use_market_data: ClassVar[bool] = True  # open interest / funding when the data exists
+    # open interest, funding, mark, taker volume, long/short ratio wherever they exist
+    liq_use_market_data: ClassVar[bool] = True
     liq_intensity_lookback: ClassVar[int] = DEFAULT_INTENSITY_LOOKBACK
     leverage_cap: ClassVar[float] = 3.0
     liq_stake_factors: ClassVar[dict[int, float]] = {2: 0.75, 3: 0.5}  # by intensity bucket
@@ -68,6 +72,9 @@ class LiqStrategy(IStrategy):
         self.liq_alerts = alerts.AlertBook(alerts.alert_settings(config))
         self.liq_live_cache = LiveFeatureCache()
         self._liq_warned: set[tuple[str, str]] = set()
+        self.liq_fetcher: Any = None  # liqsignals.live.series.SeriesFetcher, made when live
+        for message in md.deprecated_settings(config):
+            logger.warning(message)
         default = costs.SlippageSettings(self.liq_slippage_bp, self.liq_wick_slippage_factor)
         self.liq_slippage = costs.slippage_settings(config, default)
 
@@ -82,29 +89,51 @@ class LiqStrategy(IStrategy):
         """Dry-run or live (from ``self.dp.runmode``): the incremental path."""
         return md.is_trading(getattr(self, "dp", None), self.config)
 
-    def _liq_lookups(self, live: bool) -> bool:
-        # a live bot only holds the informative pairs declared in informative_pairs()
-        opted_in = not live or md.live_market_data(self.config)
-        return bool(self.liq_use_market_data and getattr(self, "dp", None) and opted_in)
+    def _liq_lookups(self) -> bool:
+        # every run mode alike: a live bot holds what informative_pairs() declared
+        return bool(self.liq_use_market_data and getattr(self, "dp", None))
 
     def liq_inputs(self, dataframe: pd.DataFrame, pair: str) -> pd.DataFrame:
-        """The engine inputs: candles plus open interest / funding where the DataProvider has them."""
-        if not self._liq_lookups(self.liq_live()):
+        """The engine inputs: candles plus open interest, funding, mark, taker buy volume and
+        long/short ratio wherever freqtrade's DataProvider or the datadir has them (see
+        :func:`liqsignals.strategy.market_data.market_inputs`); in dry-run / live the taker and
+        long/short series are fetched into the datadir first
+        (:class:`liqsignals.live.series.SeriesFetcher`)."""
+        if not self._liq_lookups():
             return md.candle_inputs(dataframe)
-        return md.market_inputs(dataframe, self.dp, pair, self.timeframe, self._liq_warned)
+        datadir = self.config.get("datadir")
+        if self.liq_live() and len(dataframe):
+            if self.liq_fetcher is None:
+                from liqsignals.live.series import SeriesFetcher
+
+                self.liq_fetcher = SeriesFetcher(self.config)
+            dates = pd.to_datetime(dataframe["date"], utc=True)
+            self.liq_fetcher.refresh(pair, self.timeframe, datadir, dates.iloc[0], dates.iloc[-1])
+        return md.market_inputs(
+            dataframe, self.dp, pair, self.timeframe, self._liq_warned, datadir=datadir
+        )
 
     def informative_pairs(self) -> list[tuple[str, str, str]]:
-        """Open interest of the whitelist in dry-run/live when the config opts in with
-        ``"liqsignals": {"live_open_interest": true}``; backtests read the files without it."""
-        if not self._liq_lookups(live=True):
+        """What freqtrade fetches for the strategy in dry-run / live (backtests read the datadir
+        files without it): per whitelisted pair open interest and mark candles at the strategy's
+        timeframe and funding rates (1h). Taker volume and the long/short ratio freqtrade cannot
+        serve: :meth:`liq_inputs` fetches them."""
+        if not self._liq_lookups() or not self.liq_live():
             return []
-        return [(pair, self.timeframe, "open_interest") for pair in self.dp.current_whitelist()]
+        out: list[tuple[str, str, str]] = []
+        for pair in self.dp.current_whitelist():
+            out += [
+                (pair, self.timeframe, "open_interest"),
+                (pair, self.timeframe, "mark"),
+                (pair, "1h", "funding_rate"),
+            ]
+        return out
 
     def liq_populate(self, dataframe: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
         """Add every ``liq_*`` column (and ``funding_rate`` when known) to ``dataframe``."""
         pair, live = metadata["pair"], self.liq_live()
         inputs, funding = dataframe, None  # a live bot on candles alone: no copy
-        if self._liq_lookups(live) or not live:
+        if self._liq_lookups() or not live:
             inputs = self.liq_inputs(dataframe, pair)
             funding = inputs.pop("funding_rate") if "funding_rate" in inputs else None
         if live:

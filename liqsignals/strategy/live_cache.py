@@ -46,6 +46,8 @@ ENGINE_INPUTS = (
     "open_interest_value",
     "taker_buy_volume",
     "long_short_ratio",
+    "mark_high",
+    "mark_low",
 )
 
 

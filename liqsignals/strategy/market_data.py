@@ -17,13 +17,19 @@ import numpy as np
 import pandas as pd
 from freqtrade.enums import RunMode
 
+from liqsignals.align import Refused, align_events, align_extremes, align_level
+from liqsignals.model import timeframe_to_timedelta
+
 __all__ = [
     "CANDLE_COLUMNS",
     "REALISED",
+    "INPUT_COLUMNS",
     "attach_funding",
+    "attach_mark",
     "attach_open_interest",
     "attach_realised",
     "candle_inputs",
+    "deprecated_settings",
     "informative_frame",
     "is_trading",
     "live_market_data",
@@ -55,9 +61,23 @@ def is_trading(dp: Any, config: Mapping[str, Any]) -> bool:
 
 
 def live_market_data(config: Mapping[str, Any]) -> bool:
-    """The opt-in ``"liqsignals": {"live_open_interest": true}`` of the config."""
+    """The old opt-in ``"liqsignals": {"live_open_interest": true}`` of the config. Every input
+    is now read in every run mode; the setting is accepted and does nothing
+    (:func:`deprecated_settings` logs it)."""
     settings = config.get("liqsignals", {}) or {}
     return bool(settings.get("live_open_interest"))
+
+
+def deprecated_settings(config: Mapping[str, Any]) -> list[str]:
+    """Deprecation messages for ``config``'s liqsignals settings that no longer do anything."""
+    settings = config.get("liqsignals", {}) or {}
+    if "live_open_interest" in settings:
+        return [
+            'liqsignals: the setting "live_open_interest" is deprecated and does nothing: '
+            "open interest, funding, mark, taker volume and long/short ratio are read in every "
+            "run mode wherever they exist; remove it from the config"
+        ]
+    return []
 
 
 def candle_inputs(dataframe: pd.DataFrame) -> pd.DataFrame:
@@ -68,40 +88,93 @@ def candle_inputs(dataframe: pd.DataFrame) -> pd.DataFrame:
     return dataframe[list(CANDLE_COLUMNS)].copy()
 
 
-def attach_open_interest(inputs: pd.DataFrame, oi: pd.DataFrame | None) -> pd.DataFrame:
+def _candle_timeframe(dates: pd.Series) -> pd.Timedelta:
+    """The candles' timeframe: the smallest step between consecutive dates (one candle: 1 ms,
+    so a same-date series still aligns 1:1)."""
+    when = pd.to_datetime(dates, utc=True)
+    steps = when.diff().dropna()
+    steps = steps[steps > pd.Timedelta(0)]
+    return steps.min() if len(steps) else pd.Timedelta(milliseconds=1)
+
+
+def _period(inputs: pd.DataFrame, timeframe: str | pd.Timedelta | None) -> pd.Timedelta:
+    if timeframe is None:
+        return _candle_timeframe(inputs["date"])
+    return timeframe if isinstance(timeframe, pd.Timedelta) else timeframe_to_timedelta(timeframe)
+
+
+def attach_open_interest(
+    inputs: pd.DataFrame,
+    oi: pd.DataFrame | None,
+    timeframe: str | pd.Timedelta | None = None,
+    period: str | pd.Timedelta | None = None,
+) -> pd.DataFrame:
     """Add freqtrade's open interest (``open_interest_amount`` as ``open_interest``, or else
-    ``open_interest_value``) to ``inputs`` in place, matched by candle date; candles without a
-    value get NaN. Rows of ``oi`` without either value are ignored; ``None`` or an empty frame
-    changes nothing. Returns ``inputs``."""
+    ``open_interest_value``) to ``inputs`` in place, by the bar rule of
+    :func:`liqsignals.align.align_level`: a bar of ``period`` (default: the candles'
+    ``timeframe``, itself inferred from the dates when not given) is used from its close on, so
+    a bar of the candles' own timeframe aligns 1:1 by date; candles without a value get NaN.
+    Rows of ``oi`` without either value are ignored; ``None`` or an empty frame changes nothing.
+    Returns ``inputs``."""
     if oi is None:
         return inputs
     cols = [c for c in ("open_interest_amount", "open_interest_value") if c in oi.columns]
     oi = oi[["date", *cols]].dropna(how="all", subset=cols)
     if not len(oi):
         return inputs
-    merged = inputs[["date"]].merge(oi, on="date", how="left")
-    if "open_interest_amount" in merged and merged["open_interest_amount"].notna().any():
-        inputs["open_interest"] = merged["open_interest_amount"].to_numpy()
-    elif "open_interest_value" in merged:
-        inputs["open_interest_value"] = merged["open_interest_value"].to_numpy()
+    tf = _period(inputs, timeframe)
+    got = align_level(
+        inputs["date"], tf, oi["date"], {c: oi[c] for c in cols}, tf if period is None else period
+    )
+    amount = got.get("open_interest_amount")
+    if amount is not None and np.isfinite(amount).any():
+        inputs["open_interest"] = amount
+    elif "open_interest_value" in got:
+        inputs["open_interest_value"] = got["open_interest_value"]
     return inputs
 
 
 def attach_funding(inputs: pd.DataFrame, fr: pd.DataFrame | None) -> pd.DataFrame:
     """Add ``funding_rate`` to ``inputs`` in place: per candle the latest funding event at or
-    before the candle's open (a funding event is known from its timestamp on, never a later
-    one). freqtrade's funding frames hold the rate in ``open`` (or ``funding_rate``). ``None`` or
-    a frame without rates changes nothing. Returns ``inputs``."""
+    before the candle's open (:func:`liqsignals.align.align_events`: a funding event is a point
+    event, known from its timestamp on, never a later one). freqtrade's funding frames hold the
+    rate in ``open`` (or ``funding_rate``). ``None`` or a frame without rates changes nothing.
+    Returns ``inputs``."""
     if fr is None:
         return inputs
     col = "funding_rate" if "funding_rate" in fr.columns else "open"
-    fr = fr[["date", col]].rename(columns={col: "funding_rate"}).dropna().sort_values("date")
+    fr = fr[["date", col]].dropna()
     if not len(fr):
         return inputs
-    merged = pd.merge_asof(
-        inputs[["date"]].sort_values("date"), fr, on="date", direction="backward"
+    inputs["funding_rate"] = align_events(inputs["date"], fr["date"], {"r": fr[col]})["r"]
+    return inputs
+
+
+def attach_mark(
+    inputs: pd.DataFrame,
+    mark: pd.DataFrame | None,
+    timeframe: str | pd.Timedelta | None = None,
+    period: str | pd.Timedelta | None = None,
+) -> pd.DataFrame:
+    """Add ``mark_high`` / ``mark_low`` (mark-price high and low over each candle's span) to
+    ``inputs`` in place, from mark candles of ``period`` (default: the candles' timeframe):
+    the same timeframe 1:1, a finer one aggregated over complete spans
+    (:func:`liqsignals.align.align_extremes`). Mark candles coarser than the candles raise
+    :class:`liqsignals.align.Refused` (their high / low hold later prices) and change nothing.
+    ``None`` or an empty frame changes nothing. Returns ``inputs``."""
+    if mark is None or not len(mark) or not {"high", "low"} <= set(mark.columns):
+        return inputs
+    tf = _period(inputs, timeframe)
+    hi, lo = align_extremes(
+        inputs["date"],
+        tf,
+        mark["date"],
+        mark["high"],
+        mark["low"],
+        tf if period is None else period,
     )
-    inputs["funding_rate"] = merged["funding_rate"].to_numpy()
+    if np.isfinite(hi).any():
+        inputs["mark_high"], inputs["mark_low"] = hi, lo
     return inputs
 
 
@@ -125,15 +198,128 @@ def informative_frame(
     return df
 
 
-def market_inputs(
-    dataframe: pd.DataFrame, dp: Any, pair: str, timeframe: str, warned: set[tuple[str, str]]
+#: every input the strategies attach, in the order of the logged input set
+INPUT_COLUMNS = (
+    "open_interest",
+    "open_interest_value",
+    "funding_rate",
+    "mark_high",
+    "mark_low",
+    "taker_buy_volume",
+    "long_short_ratio",
+)
+#: per series: (column(s) it gives, what the model does without it)
+_FALLBACK = {
+    "open_interest": "the model sizes new positions from volume alone",
+    "funding_rate": "no funding_rate column (funding filters pass)",
+    "mark": "liquidations trigger on the last-price high / low",
+    "taker_volume": "the model splits new positions by the candle's direction",
+    "long_short_ratio": "the model splits new positions without the account ratio",
+}
+
+
+def _missing(warned: set[tuple[str, str]], pair: str, series: str, why: str) -> None:
+    """Log once per pair and series that ``series`` is not attached, why, and the fallback."""
+    if (pair, series) in warned:
+        return
+    warned.add((pair, series))
+    logger.info("liqsignals: no %s for %s (%s); %s", series, pair, why, _FALLBACK[series])
+
+
+def _coarser_mark(datadir: Any, pair: str, timeframe: str) -> list[str]:
+    """Mark timeframes stored for ``pair`` in ``datadir`` (none usable at ``timeframe``)."""
+    if not datadir:
+        return []
+    from liqsignals.data.datadir import list_data
+
+    try:
+        return [tf for p, tf, kind in list_data(datadir) if p == pair and kind == "mark"]
+    except OSError:
+        return []
+
+
+def _datadir_series(
+    inputs: pd.DataFrame, datadir: Any, pair: str, timeframe: str, kinds: list[str]
 ) -> pd.DataFrame:
-    """The engine's inputs for ``pair``: a copy of the candles plus open interest (at the
-    strategy's ``timeframe``) and ``funding_rate`` (1h) where ``dp`` has them."""
+    """``attach_market_data`` of ``kinds`` on the input dates (empty frame without a datadir)."""
+    from liqsignals.data.datadir import attach_market_data
+
+    if not datadir:
+        return pd.DataFrame(index=inputs.index)
+    got = attach_market_data(inputs[["date"]], datadir, pair, timeframe, kinds=kinds)
+    return got.drop(columns="date")
+
+
+def market_inputs(
+    dataframe: pd.DataFrame,
+    dp: Any,
+    pair: str,
+    timeframe: str,
+    warned: set[tuple[str, str]],
+    *,
+    datadir: Any = None,
+) -> pd.DataFrame:
+    """The engine's inputs for ``pair``: a copy of the candles plus every slower series found,
+    aligned by :mod:`liqsignals.align`:
+
+    * from freqtrade's DataProvider (backtest: the datadir files; dry-run / live: what the bot
+      fetched for :meth:`~liqsignals.strategy.LiqStrategy.informative_pairs`): open interest (at
+      the strategy's ``timeframe``), ``funding_rate`` (1h) and mark candles (``timeframe``) as
+      ``mark_high`` / ``mark_low``;
+    * from ``datadir`` (``futures/liqsignals/``; a bot keeps them current with
+      :class:`liqsignals.live.series.SeriesFetcher`): ``taker_buy_volume``,
+      ``long_short_ratio``, and mark candles of a finer timeframe when the DataProvider has none
+      at ``timeframe``.
+
+    A series not found is logged once per pair and series (which one, why, the fallback); mark
+    candles coarser than the candles are refused (logged with the reason). The set of inputs is
+    logged once per pair and whenever it changes.
+    """
     inputs = candle_inputs(dataframe)
     oi = informative_frame(dp, pair, timeframe, "open_interest", warned)
-    attach_open_interest(inputs, oi)
+    attach_open_interest(inputs, oi, timeframe)
+    if "open_interest" not in inputs and "open_interest_value" not in inputs:
+        _missing(warned, pair, "open_interest", "freqtrade's DataProvider has none")
     attach_funding(inputs, informative_frame(dp, pair, "1h", "funding_rate", warned))
+    if "funding_rate" not in inputs:
+        _missing(warned, pair, "funding_rate", "freqtrade's DataProvider has none")
+    mark = informative_frame(dp, pair, timeframe, "mark", warned)
+    try:
+        attach_mark(inputs, mark, timeframe)
+    except Refused as exc:  # a DataProvider frame at another timeframe than asked
+        _missing(warned, pair, "mark", str(exc))
+    extra = _datadir_series(inputs, datadir, pair, timeframe, ["taker_volume", "long_short_ratio"])
+    for col in ("taker_buy_volume", "long_short_ratio"):
+        if col in extra and np.isfinite(extra[col].to_numpy(dtype=np.float64)).any():
+            inputs[col] = extra[col].to_numpy(dtype=np.float64)
+        else:
+            series = "taker_volume" if col == "taker_buy_volume" else col
+            _missing(warned, pair, series, f"no {series} file in the datadir")
+    if "mark_high" not in inputs:
+        finer = _datadir_series(inputs, datadir, pair, timeframe, ["mark"])
+        if (
+            "mark_high" in finer
+            and np.isfinite(finer["mark_high"].to_numpy(dtype=np.float64)).any()
+        ):
+            inputs["mark_high"] = finer["mark_high"].to_numpy(dtype=np.float64)
+            inputs["mark_low"] = finer["mark_low"].to_numpy(dtype=np.float64)
+        else:
+            stored = _coarser_mark(datadir, pair, timeframe)
+            why = (
+                f"only {', '.join(sorted(stored))} mark candles, coarser than the {timeframe} "
+                "candles: their high / low hold prices from after the candle's close, refused"
+                if stored
+                else f"no {timeframe} mark candles"
+            )
+            _missing(warned, pair, "mark", why)
+    used = [c for c in INPUT_COLUMNS if c in inputs.columns]
+    key = (pair, "inputs:" + ",".join(used))
+    if key not in warned:
+        warned.difference_update({k for k in warned if k[0] == pair and k[1].startswith("inputs:")})
+        warned.add(key)
+        logger.info(
+            "liqsignals inputs for %s: %s", pair, ", ".join(used) if used else "candles only"
+        )
     return inputs
 
 
