@@ -374,6 +374,15 @@ class LiquidationModel:
             changes = {**changes, "_tiers": None}
         return dataclasses.replace(self, **changes)
 
+    def with_tiers(self, tiers: Sequence[MarginTier] | None) -> LiquidationModel:
+        """A copy that uses ``tiers`` (a venue's table: :func:`liqsignals.tiers.load_tiers`) in
+        place of the Binance table ``symbol`` selects; ``None``: the flat
+        ``maintenance_margin_rate``. The tiers are not part of :meth:`to_dict` (a saved engine
+        keeps the liquidation factors it used)."""
+        if tiers is None:
+            return dataclasses.replace(self, symbol=None, _tiers=None)
+        return dataclasses.replace(self, _tiers=tuple(tiers))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly parameters (round-trips through :meth:`from_json`)."""
         out: dict[str, Any] = {}

@@ -18,9 +18,12 @@ engine input:
   ignored;
 * **taker buy volume** is summed like volume, the **long/short ratio** averaged with volume
   weights, each only when every selected exchange has it;
-* **margin tiers**: each exchange keeps its own. The engine's leverage mix becomes the union of
-  every exchange's (leverage, tier) liquidation factors, weighted per candle by the exchange's
-  share of the candle's quote volume, so a venue's positions land at its own liquidation prices.
+* **margin tiers**: each exchange keeps its own (:func:`liqsignals.tiers.load_tiers`: Binance's
+  own table; Bybit, OKX and others the documented approximation, flagged and logged, unless a
+  ccxt ``fetch_leverage_tiers`` file is given in ``tiers_files={venue: path}``, or a model in
+  ``models=``). The engine's leverage mix becomes the union of every exchange's (leverage, tier)
+  liquidation factors, weighted per candle by the exchange's share of the candle's quote volume,
+  so a venue's positions land at its own liquidation prices. Every table is isolated margin.
 
 ``exchanges=[...]`` keeps a subset (the exchange filter). With one exchange the result equals
 :func:`liqsignals.liquidation_levels` on its frame, bit for bit.
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +51,7 @@ from liqsignals.features import derive_features
 from liqsignals.inputs import prepare_inputs
 from liqsignals.model import LiquidationModel, resolve_model
 from liqsignals.readout import LOOKBACK_FIELDS, ReadoutParams, split_readout
+from liqsignals.tiers import venue_models
 
 __all__ = [
     "CombinedInputs",
@@ -109,6 +114,7 @@ def combine_exchanges(
     models: Mapping[str, LiquidationModel] | None = None,
     exchanges: Sequence[str] | None = None,
     reference: str | None = None,
+    tiers_files: Mapping[str, str | Path] | None = None,
     **params: Any,
 ) -> CombinedInputs:
     """Merge per-exchange candle frames (same market) into one engine input.
@@ -120,6 +126,10 @@ def combine_exchanges(
     model : the common model (window, bins, cluster rules, leverage mix); ``**params`` override it.
     models : per-exchange models whose leverage mix and margin tiers replace the common model's for
         that exchange (e.g. ``{"bybit": model.replace(symbol=None, maintenance_margin_rate=0.005)}``).
+        An exchange without one uses the common model with that venue's own tiers
+        (:func:`liqsignals.tiers.venue_model`).
+    tiers_files : ``{exchange: path}`` of ccxt ``fetch_leverage_tiers`` JSON files that override
+        those venues' tiers.
     exchanges : the exchange filter (default: all of ``frames``).
     reference : the exchange whose candles give prices and dates (default: the first selected).
     """
@@ -191,7 +201,7 @@ def combine_exchanges(
             with np.errstate(invalid="ignore", divide="ignore"):
                 out["long_short_ratio"] = long_share / (1.0 - long_share)
 
-    per_model = {n: (models or {}).get(n, base) for n in names}
+    per_model = venue_models(base, names, tiers_files, models)
     f_long, f_short, weights = [], [], []
     for n in names:
         fl, fs, w = per_model[n].liquidation_factors()
@@ -222,14 +232,16 @@ def liquidation_levels_multi(
     models: Mapping[str, LiquidationModel] | None = None,
     exchanges: Sequence[str] | None = None,
     reference: str | None = None,
+    tiers_files: Mapping[str, str | Path] | None = None,
     **params: Any,
 ) -> pd.DataFrame:
     """:func:`liqsignals.liquidation_levels` for several exchanges' combined book; rows follow
     the reference exchange's candles."""
     base = resolve_model(model, params)
     combined = combine_exchanges(
-        frames, base, models=models, exchanges=exchanges, reference=reference
-    )
+        frames, base, models=models, exchanges=exchanges, reference=reference,
+        tiers_files=tiers_files,
+    )  # fmt: skip
     eng = combined_engine(combined, base)
     res = eng.run(prepare_inputs(combined.frame), weights=combined.weights)
     return res.to_frame(combined.frame.index)
@@ -243,6 +255,7 @@ def liquidation_features_multi(
     exchanges: Sequence[str] | None = None,
     reference: str | None = None,
     readout: ReadoutParams | None = None,
+    tiers_files: Mapping[str, str | Path] | None = None,
     **params: Any,
 ) -> pd.DataFrame:
     """All ``liq_*`` columns for several exchanges' combined book (prices: the reference's).
@@ -252,8 +265,9 @@ def liquidation_features_multi(
     look = {k: params.pop(k) for k in LOOKBACK_FIELDS if k in params}
     base, readout = split_readout(resolve_model(model, params), readout, look)
     combined = combine_exchanges(
-        frames, base, models=models, exchanges=exchanges, reference=reference
-    )
+        frames, base, models=models, exchanges=exchanges, reference=reference,
+        tiers_files=tiers_files,
+    )  # fmt: skip
     eng = combined_engine(combined, base)
     res = eng.run(prepare_inputs(combined.frame), weights=combined.weights)
     levels = res.to_frame(combined.frame.index)
@@ -284,6 +298,7 @@ class MultiFeatureStream:
         models: Mapping[str, LiquidationModel] | None = None,
         reference: str | None = None,
         readout: ReadoutParams | None = None,
+        tiers_files: Mapping[str, str | Path] | None = None,
         **params: Any,
     ) -> None:
         look = {k: params.pop(k) for k in LOOKBACK_FIELDS if k in params}
@@ -294,7 +309,8 @@ class MultiFeatureStream:
         self.exchanges, self.reference = _select(
             {e: pd.DataFrame() for e in names}, None, reference
         )
-        self.models = dict(models or {})
+        # each venue's model, its tiers resolved once (files read here, not per candle)
+        self.models = venue_models(self.model, self.exchanges, tiers_files, models)
         r = self.readout
         # derive_features looks back at most this many rows before a candle
         self._keep = max(r.atr_period, r.intensity_lookback, r.drift_lookback) + 1

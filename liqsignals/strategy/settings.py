@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from liqsignals.features import (
@@ -22,6 +23,7 @@ __all__ = [
     "pair_model",
     "startup_candles",
     "strategy_startup",
+    "tiers_files",
 ]
 
 
@@ -55,12 +57,40 @@ def strategy_startup(strategy: Any, timeframe: str) -> int:
 
 
 def pair_model(
-    pair: str, window: str, leverage: str, params: Mapping[str, Any]
+    pair: str,
+    window: str,
+    leverage: str,
+    params: Mapping[str, Any],
+    *,
+    venue: str = "binance",
+    tiers_file: str | Path | None = None,
 ) -> LiquidationModel:
     """The model for ``pair``: the strategy's window, leverage preset and other model fields,
-    with the pair's Binance margin tiers when they are known (else the generic ones)."""
-    symbol = pair if load_margin_tiers(pair) else None
-    return LiquidationModel(window=window, leverage=leverage, symbol=symbol, **params)
+    with ``venue``'s margin tiers for the pair (:func:`liqsignals.tiers.load_tiers`: Binance's
+    own table, another venue's documented approximation, or ``tiers_file``, a ccxt
+    ``fetch_leverage_tiers`` JSON file); the generic ones when none is known."""
+    from liqsignals.tiers import venue_model
+
+    symbol = pair if (load_margin_tiers(pair) or tiers_file is not None) else None
+    model = LiquidationModel(window=window, leverage=leverage, symbol=symbol, **params)
+    return venue_model(model, venue, tiers_file)
+
+
+def tiers_files(config: Mapping[str, Any]) -> dict[str, Path]:
+    """The config's ``"liqsignals": {"tiers_file": {venue: path}}``: per venue, a ccxt
+    ``fetch_leverage_tiers`` JSON file whose margin tiers replace that venue's table or
+    approximation (:mod:`liqsignals.tiers`); a relative path is read from the working
+    directory, as freqtrade reads its own paths."""
+    given = (config.get("liqsignals") or {}).get("tiers_file")
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str | Path) and str(v) for k, v in given.items()
+    ):
+        raise ValueError(
+            f'"liqsignals": {{"tiers_file": ...}} must map venue -> JSON path, got {given!r}'
+        )
+    return {str(k): Path(v) for k, v in given.items()}
 
 
 def feature_kwargs(intensity_lookback: int) -> dict[str, Any]:

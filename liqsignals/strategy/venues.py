@@ -24,6 +24,11 @@ opts in with a class setting (or the config's ``"liqsignals": {"venues": {...}}`
   ``liq_venue_wait`` seconds (config ``"liqsignals": {"venue_wait": ...}``, default 10) for a
   venue whose file exists but lacks the newest candle yet.
 
+Margin tiers: every venue keeps its own (:mod:`liqsignals.tiers`: Binance's table, else the
+documented approximation, logged), or the file the config names in ``"liqsignals":
+{"tiers_file": {venue: "path.json"}}`` (ccxt ``fetch_leverage_tiers`` JSON); the bot's own
+exchange is the venue named by the config's ``exchange.name``.
+
 The prices are the bot's exchange's (the reference); the engine runs on candles (open interest
 and the other market-data inputs are not combined here). Alerts and the realised-liquidation
 columns work as with ``LiqStrategy.liq_populate``; the saved pair state does not apply. Rows of the frame older than the
@@ -43,6 +48,7 @@ import pandas as pd
 
 from liqsignals.multi import MultiFeatureStream, liquidation_features_multi
 from liqsignals.strategy import market_data as md
+from liqsignals.strategy.settings import tiers_files
 from liqsignals.strategy.signals import join_columns
 
 __all__ = ["VenueStreams", "venue_candles", "venue_datadirs", "venue_populate"]
@@ -181,6 +187,8 @@ def venue_populate(
         name: _live_candles(path, pair, timeframe, until, wait) for name, path in venues.items()
     }
     model, kwargs = strategy.liq_model(pair), strategy.liq_feature_kwargs()
+    # each venue's own margin tiers (liqsignals.tiers), or the config's tiers files
+    kwargs = {**kwargs, "tiers_files": tiers_files(strategy.config)}
     exchanges = [reference, *others]
     if live:
         book = strategy.__dict__.setdefault("liq_venue_streams", VenueStreams())
