@@ -28,6 +28,13 @@ inputs; a NaN optional input means "unknown" and never makes an output NaN by it
 - ``not_recorded``: no collector was listening for the whole candle (realised columns only).
 
 A column whose ``nan_when`` is exactly ``"warmup"`` is never NaN after warm-up.
+
+Margin mode: every level assumes **isolated margin** (a position's margin is its own initial
+margin; tiers per venue: :mod:`liqsignals.tiers`). A cross-margin position draws on the whole
+account, so it is liquidated beyond the price these columns give for its entry and leverage
+(how far depends on the account, which no public data shows): read cluster, magnet, band and
+gap columns as the isolated part of the book. See the README, "Isolated margin is an
+assumption".
 """
 
 from __future__ import annotations
