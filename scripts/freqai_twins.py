@@ -118,13 +118,23 @@ def scored(pred: pd.DataFrame, real: dict[str, pd.Series], target: str) -> pd.Da
     return out[keep].rename(columns={target: "pred", f"{target}_mean": "train_mean"})
 
 
+DAY = 96  # 15m candles a day: the bootstrap block of one pair
+
+
+def _in_time_order(s: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Rows by date (pairs interleaved) and the block of one day of every pair in ``s``: the
+    bootstrap then keeps both the serial dependence and the pairs' common moves together."""
+    return s.sort_values(["date", "pair"], kind="stable"), DAY * int(s["pair"].nunique())
+
+
 def quality(s: pd.DataFrame) -> dict[str, Any]:
     from liqsignals.analysis.intervals import paired_block_bootstrap
 
+    s, block = _in_time_order(s)
     p, y, m = (s[c].to_numpy(dtype=np.float64) for c in ("pred", "realised", "train_mean"))
     zp = (p - p.mean()) / p.std()
     zy = (y - y.mean()) / y.std()
-    corr = paired_block_bootstrap(zp * zy, block=96)
+    corr = paired_block_bootstrap(zp * zy, block=block)
     r2 = 1.0 - np.sum((y - p) ** 2) / np.sum((y - m) ** 2)
     hit = np.mean(np.sign(p - m) == np.sign(y - m))
     return {
@@ -142,15 +152,16 @@ def paired(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, Any]:
     """Liq minus price-only on the candles both predicted: squared-error gain, correlation."""
     from liqsignals.analysis.intervals import paired_block_bootstrap
 
-    j = a.merge(b, on=["pair", "date"], suffixes=("_a", "_b"))
+    j, block = _in_time_order(a.merge(b, on=["pair", "date"], suffixes=("_a", "_b")))
     y = j["realised_a"].to_numpy(dtype=np.float64)
     zy = (y - y.mean()) / y.std()
     pa, pb = j["pred_a"].to_numpy(), j["pred_b"].to_numpy()
     za, zb = (pa - pa.mean()) / pa.std(), (pb - pb.mean()) / pb.std()
-    corr = paired_block_bootstrap(za * zy, zb * zy, block=96)
-    se = paired_block_bootstrap((y - pb) ** 2, (y - pa) ** 2, block=96)  # > 0: liq better
+    corr = paired_block_bootstrap(za * zy, zb * zy, block=block)
+    se = paired_block_bootstrap((y - pb) ** 2, (y - pa) ** 2, block=block)  # > 0: liq better
     return {
         "n": int(len(j)),
+        "block": block,
         "pearson_diff": corr.estimate,
         "pearson_diff_low": corr.low,
         "pearson_diff_high": corr.high,
@@ -164,7 +175,8 @@ def paired(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, Any]:
 def report(out: Path, datadir: Path, runtimes: dict[str, float]) -> dict[str, Any]:
     """Trade statistics (``None`` for a twin whose backtest has not finished) and prediction
     quality from whatever predictions FreqAI saved, pooled and per pair; the paired liq minus
-    price-only comparison per pair on the candles both predicted."""
+    price-only comparison on the candles both predicted, both pairs pooled (the registered
+    primary) and per pair."""
     cfg = json.loads(overlay("liq").read_text())
     candles = int(cfg["freqai"]["feature_parameters"]["label_period_candles"])
     real = {pair: realised_target(datadir, pair, candles) for pair in PAIRS.values()}
@@ -187,6 +199,8 @@ def report(out: Path, datadir: Path, runtimes: dict[str, float]) -> dict[str, An
             "prediction_span": [str(s["date"].min()), str(s["date"].max())],
             "runtime_s": runtimes.get(twin),
         }
+    # the registered primary: both pairs pooled, on the candles both twins predicted
+    results["liq_minus_priceonly"]["BTC + ETH"] = paired(scores["liq"], scores["priceonly"])
     for pair in PAIRS.values():
         a = scores["liq"][scores["liq"]["pair"] == pair]
         b = scores["priceonly"][scores["priceonly"]["pair"] == pair]
@@ -223,7 +237,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines.append("")
     for pair, d in results["liq_minus_priceonly"].items():
         lines.append(
-            f"- {pair.split('/')[0]}, liq minus price-only on the {d['n']} candles both predicted: "
+            f"- {pair.split('/')[0]}, liq minus price-only on the {d['n']} candles both predicted "
+            f"(bootstrap blocks of {d['block']} rows = 1 day): "
             f"Pearson r {d['pearson_diff']:+.3f} [{d['pearson_diff_low']:+.3f}, "
             f"{d['pearson_diff_high']:+.3f}], mean squared error reduction {d['mse_gain']:+.2e} "
             f"[{d['mse_gain_low']:+.2e}, {d['mse_gain_high']:+.2e}] (price-only MSE "
