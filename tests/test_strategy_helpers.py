@@ -445,7 +445,7 @@ def test_the_live_path_is_chosen_by_the_data_providers_runmode():
     assert strategy.informative_pairs() == [
         (pair, tf, kind)
         for pair in ("BTC/USDT:USDT", "ETH/USDT:USDT")
-        for tf, kind in (("15m", "open_interest"), ("15m", "mark"), ("1h", "funding_rate"))
+        for tf, kind in (("15m", "mark"), ("1h", "funding_rate"))
     ]
     batch = Daily({"runmode": "dry_run"})
     batch.dp = FakeDP(RunMode.BACKTEST)

@@ -66,6 +66,7 @@ __all__ = [
     "lock_path",
     "pair_to_filename",
     "parse_timerange",
+    "pick_timeframe",
     "read_frame",
     "save_candles",
     "save_series",
@@ -649,8 +650,9 @@ _ATTACH: dict[str, tuple[dict[str, str], str]] = {
 ATTACHED_COLUMNS: tuple[str, ...] = tuple(c for cols, _ in _ATTACH.values() for c in cols.values())
 
 
-def _pick_timeframe(available: Iterable[str], timeframe: str, how: str) -> str | None:
-    """Same timeframe first, then the coarsest finer one, then (levels only) the finest coarser;
+def pick_timeframe(available: Iterable[str], timeframe: str, how: str) -> str | None:
+    """The stored timeframe of a series to attach to ``timeframe`` candles, ``how`` being
+    ``"last"`` (levels), ``"sum"`` (flows), ``"extremes"`` (mark) or ``"events"`` (funding). Same timeframe first, then the coarsest finer one, then (levels only) the finest coarser;
     events (funding) take any file, the finest first. Flows and extremes (mark) never take a
     coarser file (:mod:`liqsignals.align`)."""
     tf = timeframe_to_timedelta(timeframe)
@@ -752,7 +754,7 @@ def attach_market_data(
     for kind in wanted:
         columns, how = _ATTACH[kind]
         tfs = [t for p, t, k in available if p == pair and k == kind]
-        chosen = _pick_timeframe(tfs, timeframe, how)
+        chosen = pick_timeframe(tfs, timeframe, how)
         if chosen is None:
             if tfs and how in ("extremes", "sum"):
                 logger.info(

@@ -1,8 +1,11 @@
 """Series freqtrade cannot serve a running bot, fetched by liqsignals itself.
 
-freqtrade's DataProvider serves candles, mark candles, funding and open interest in every run
-mode; taker buy volume (Binance ``/futures/data/takerlongshortRatio``) and the account long/short
-ratio (``/futures/data/globalLongShortAccountRatio``, or the venue's own) it does not. A bot
+freqtrade's DataProvider serves candles, mark candles and funding in every run mode; taker buy
+volume (Binance ``/futures/data/takerlongshortRatio``) and the account long/short ratio
+(``/futures/data/globalLongShortAccountRatio``, or the venue's own) it does not serve at all, and
+open interest it serves a running bot one bar late: freqtrade drops the newest row of every
+response as an incomplete candle (``ohlcv_partial_candle``), while a backtest reads that row from
+the file, so bot and backtest would differ on the newest candle. A bot
 (dry-run / live) keeps them current in its datadir with :class:`SeriesFetcher`: on each new
 candle of a pair the missing rows since the bot's first candle are fetched with
 :func:`liqsignals.data.download.download` (the same code as ``liqsignals download``: gaps are
@@ -27,7 +30,7 @@ __all__ = ["FETCHED_KINDS", "SeriesFetcher"]
 logger = logging.getLogger(__name__)
 
 #: the series liqsignals fetches itself (datadir kinds)
-FETCHED_KINDS = ("taker_volume", "long_short_ratio")
+FETCHED_KINDS = ("open_interest", "taker_volume", "long_short_ratio")
 
 
 class SeriesFetcher:

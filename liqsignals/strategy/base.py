@@ -96,8 +96,8 @@ class LiqStrategy(IStrategy):
     def liq_inputs(self, dataframe: pd.DataFrame, pair: str) -> pd.DataFrame:
         """The engine inputs: candles plus open interest, funding, mark, taker buy volume and
         long/short ratio wherever freqtrade's DataProvider or the datadir has them (see
-        :func:`liqsignals.strategy.market_data.market_inputs`); in dry-run / live the taker and
-        long/short series are fetched into the datadir first
+        :func:`liqsignals.strategy.market_data.market_inputs`); in dry-run / live open interest,
+        taker volume and the long/short ratio are fetched into the datadir first
         (:class:`liqsignals.live.series.SeriesFetcher`)."""
         if not self._liq_lookups():
             return md.candle_inputs(dataframe)
@@ -115,18 +115,14 @@ class LiqStrategy(IStrategy):
 
     def informative_pairs(self) -> list[tuple[str, str, str]]:
         """What freqtrade fetches for the strategy in dry-run / live (backtests read the datadir
-        files without it): per whitelisted pair open interest and mark candles at the strategy's
-        timeframe and funding rates (1h). Taker volume and the long/short ratio freqtrade cannot
-        serve: :meth:`liq_inputs` fetches them."""
+        files without it): per whitelisted pair mark candles at the strategy's timeframe and
+        funding rates (1h). Open interest (which freqtrade serves a bot one bar late), taker
+        volume and the long/short ratio :meth:`liq_inputs` fetches itself."""
         if not self._liq_lookups() or not self.liq_live():
             return []
         out: list[tuple[str, str, str]] = []
         for pair in self.dp.current_whitelist():
-            out += [
-                (pair, self.timeframe, "open_interest"),
-                (pair, self.timeframe, "mark"),
-                (pair, "1h", "funding_rate"),
-            ]
+            out += [(pair, self.timeframe, "mark"), (pair, "1h", "funding_rate")]
         return out
 
     def liq_populate(self, dataframe: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:

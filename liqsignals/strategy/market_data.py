@@ -238,6 +238,27 @@ def _coarser_mark(datadir: Any, pair: str, timeframe: str) -> list[str]:
         return []
 
 
+def _datadir_open_interest(
+    datadir: Any, pair: str, timeframe: str
+) -> tuple[pd.DataFrame | None, str]:
+    """The datadir's open interest of ``pair`` (freqtrade's file, kept current in a bot by
+    :class:`liqsignals.live.series.SeriesFetcher`) at the timeframe
+    :func:`liqsignals.data.datadir.pick_timeframe` chooses, or ``(None, timeframe)``."""
+    if not datadir:
+        return None, timeframe
+    from liqsignals.data.datadir import list_data, load_open_interest, pick_timeframe
+
+    try:
+        tfs = [tf for p, tf, kind in list_data(datadir) if p == pair and kind == "open_interest"]
+        chosen = pick_timeframe(tfs, timeframe, "last")
+        if chosen is None:
+            return None, timeframe
+        return load_open_interest(datadir, pair, chosen), chosen
+    except (OSError, ValueError) as exc:
+        logger.warning("liqsignals: open interest of %s not read from %s: %s", pair, datadir, exc)
+        return None, timeframe
+
+
 def _datadir_series(
     inputs: pd.DataFrame, datadir: Any, pair: str, timeframe: str, kinds: list[str]
 ) -> pd.DataFrame:
@@ -263,21 +284,22 @@ def market_inputs(
     aligned by :mod:`liqsignals.align`:
 
     * from freqtrade's DataProvider (backtest: the datadir files; dry-run / live: what the bot
-      fetched for :meth:`~liqsignals.strategy.LiqStrategy.informative_pairs`): open interest (at
-      the strategy's ``timeframe``), ``funding_rate`` (1h) and mark candles (``timeframe``) as
-      ``mark_high`` / ``mark_low``;
-    * from ``datadir`` (``futures/liqsignals/``; a bot keeps them current with
-      :class:`liqsignals.live.series.SeriesFetcher`): ``taker_buy_volume``,
-      ``long_short_ratio``, and mark candles of a finer timeframe when the DataProvider has none
-      at ``timeframe``.
+      fetched for :meth:`~liqsignals.strategy.LiqStrategy.informative_pairs`): ``funding_rate``
+      (1h) and mark candles (``timeframe``) as ``mark_high`` / ``mark_low``;
+    * from ``datadir`` (a bot keeps them current with
+      :class:`liqsignals.live.series.SeriesFetcher`): open interest (freqtrade's file; the
+      DataProvider's frame when there is none), ``taker_buy_volume``, ``long_short_ratio``, and
+      mark candles of a finer timeframe when the DataProvider has none at ``timeframe``.
 
     A series not found is logged once per pair and series (which one, why, the fallback); mark
     candles coarser than the candles are refused (logged with the reason). The set of inputs is
     logged once per pair and whenever it changes.
     """
     inputs = candle_inputs(dataframe)
-    oi = informative_frame(dp, pair, timeframe, "open_interest", warned)
-    attach_open_interest(inputs, oi, timeframe)
+    oi, period = _datadir_open_interest(datadir, pair, timeframe)
+    if oi is None:  # not in the datadir: what freqtrade has (one bar late in a running bot)
+        oi, period = informative_frame(dp, pair, timeframe, "open_interest", warned), timeframe
+    attach_open_interest(inputs, oi, timeframe, period)
     if "open_interest" not in inputs and "open_interest_value" not in inputs:
         _missing(warned, pair, "open_interest", "freqtrade's DataProvider has none")
     attach_funding(inputs, informative_frame(dp, pair, "1h", "funding_rate", warned))
