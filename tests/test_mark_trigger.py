@@ -87,6 +87,25 @@ def test_a_last_price_wick_the_mark_does_not_follow_liquidates_nothing():
     )
 
 
+def test_a_mark_range_far_outside_the_book_liquidates_the_whole_side():
+    # the mark low (10) lies far below every bin the engine holds (it sizes the book from the
+    # last-price range): every long goes, and the engine carries on, batch == update
+    df = planted(low=99.0, high=100.1, mark_low=10.0, mark_high=100.1)
+    more = planted(low=99.9, high=100.1, mark_low=99.9, mark_high=100.1).iloc[:5]
+    more["date"] = df["date"].iloc[-1] + pd.to_timedelta(np.arange(1, 6), unit="h")
+    full = pd.concat([df, more], ignore_index=True)
+    assert liquidated(df) == pytest.approx({"long": PER_SIDE, "short": 0.0}, rel=1e-9)
+    model = LiquidationModel(**{**PLANT, "window": "12h"})  # outputs after warm-up too
+    batch_eng = LiquidationEngine(model)
+    batch = batch_eng.update_many(full)
+    eng = LiquidationEngine(model)
+    rows = [eng.update(r) for r in full.to_dict("records")]
+    got = pd.DataFrame(rows, columns=list(LEVEL_COLUMNS)).to_numpy()
+    np.testing.assert_array_equal(got, batch.to_numpy())
+    assert eng.totals() == batch_eng.totals()
+    assert np.isfinite(batch["liq_long_total"].iloc[-1])
+
+
 def test_a_nan_mark_row_falls_back_to_last_price():
     df = planted(low=90.0, high=100.1, mark_low=np.nan, mark_high=np.nan)
     assert liquidated(df) == pytest.approx({"long": PER_SIDE, "short": 0.0}, rel=1e-9)
