@@ -117,9 +117,12 @@ def now_ms() -> int:
 # ----------------------------------------------------------------------------- the signal
 
 
-def load_strategy(name: str = "LiqSweepReversal", *, live: bool = False) -> Any:
+def load_strategy(
+    name: str = "LiqSweepReversal", *, live: bool = False, datadir: Path | None = None
+) -> Any:
     """A shipped strategy, loaded as the bot loads it (freqtrade's Configuration, then
-    StrategyResolver); ``live=True`` puts it in dry-run mode (the strategy's incremental path)."""
+    StrategyResolver); ``live=True`` puts it in dry-run mode (the strategy's incremental path).
+    ``datadir`` defaults to the bundled sample."""
     from freqtrade.configuration import Configuration
     from freqtrade.data.dataprovider import DataProvider
     from freqtrade.enums import RunMode
@@ -131,7 +134,7 @@ def load_strategy(name: str = "LiqSweepReversal", *, live: bool = False) -> Any:
     args = {
         "config": [str(ROOT / "config" / "futures.json")],
         "user_data_dir": _USERDIR,
-        "datadir": str(sample.datadir()),
+        "datadir": str(sample.datadir() if datadir is None else datadir),
         "strategy": name,
         "strategy_path": str(ROOT / "strategies"),
     }
@@ -477,8 +480,11 @@ def run_scenario(
     *,
     config: dict[str, Any] | None = None,
     faults: Any = None,
+    datadir: Path | None = None,
+    strategy: str = "LiqSweepReversalPaper",
 ) -> PaperRun:
-    """Start the exchange (live clock on ``signal``) and a bot, run ``steps``, stop everything.
+    """Start the exchange (live clock on ``signal``, serving ``datadir``, by default the bundled
+    sample) and a bot (``strategy``), run ``steps``, stop everything.
 
     ``steps(bot, exchange, snapshots, timings)`` drives the bot and fills ``snapshots``; it may
     stop and restart the bot. Whatever happens, the bot is stopped and the exchange closed;
@@ -496,8 +502,13 @@ def run_scenario(
     logs: list[str] = []
     error: str | None = None
     t0 = time.monotonic()
-    exchange = ReplayExchange(sample.datadir(), clock=clock, faults=faults)
-    bot = Bot(workdir, exchange, strategy_dir, config=config, signal_log=log_file, name=name)
+    exchange = ReplayExchange(
+        sample.datadir() if datadir is None else datadir, clock=clock, faults=faults
+    )
+    bot = Bot(
+        workdir, exchange, strategy_dir, strategy=strategy, config=config, signal_log=log_file,
+        name=name,
+    )  # fmt: skip
     original_stop = bot.stop
 
     def stop_and_record(grace: float = 60.0) -> int | None:

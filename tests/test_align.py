@@ -130,7 +130,7 @@ def test_5m_mark_candles_are_aggregated_into_15m_candles():
 def test_the_datadir_loader_refuses_a_coarser_mark_and_aggregates_a_finer_one(tmp_path, caplog):
     candles = random_candles(1, 12, freq="15min")
     dd.save_candles(_mark(3, "1h"), tmp_path, PAIR, "1h", "mark")
-    with caplog.at_level(logging.INFO, logger="liqsignals.data.datadir"):
+    with caplog.at_level(logging.DEBUG, logger="liqsignals.data.datadir"):
         out = dd.attach_market_data(candles, tmp_path, PAIR, "15m", kinds=["mark"])
     assert "mark_high" not in out.columns
     assert any("mark" in r.getMessage() and "coarser" in r.getMessage() for r in caplog.records)

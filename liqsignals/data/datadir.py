@@ -757,7 +757,7 @@ def attach_market_data(
         chosen = pick_timeframe(tfs, timeframe, how)
         if chosen is None:
             if tfs and how in ("extremes", "sum"):
-                logger.info(
+                logger.debug(
                     "liqsignals: %s %s of %s not attached to %s candles: only %s stored, "
                     "coarser or not dividing the candles (liqsignals.align)",
                     pair, kind, datadir, timeframe, ", ".join(sorted(tfs)),

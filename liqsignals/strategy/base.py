@@ -102,7 +102,7 @@ class LiqStrategy(IStrategy):
         if not self._liq_lookups():
             return md.candle_inputs(dataframe)
         datadir = self.config.get("datadir")
-        if self.liq_live() and len(dataframe):
+        if self.liq_live() and len(dataframe) and md.has_exchange(self.dp, pair):
             if self.liq_fetcher is None:
                 from liqsignals.live.series import SeriesFetcher
 

@@ -30,6 +30,7 @@ __all__ = [
     "attach_realised",
     "candle_inputs",
     "deprecated_settings",
+    "has_exchange",
     "informative_frame",
     "is_trading",
     "live_market_data",
@@ -78,6 +79,17 @@ def deprecated_settings(config: Mapping[str, Any]) -> list[str]:
             "run mode wherever they exist; remove it from the config"
         ]
     return []
+
+
+def has_exchange(dp: Any, pair: str) -> bool:
+    """Whether ``dp`` belongs to a bot connected to an exchange (``dp.market`` answers): only
+    then does the strategy fetch series itself. A DataProvider built without an exchange (a
+    strategy driven by hand, a test) raises there."""
+    try:
+        dp.market(pair)
+    except Exception:
+        return False
+    return True
 
 
 def candle_inputs(dataframe: pd.DataFrame) -> pd.DataFrame:
