@@ -674,3 +674,50 @@ def paper_runs(root: Path) -> dict[str, PaperRun]:
         t.join(timeout=900)
     _RUNS.update(results)
     return _RUNS
+
+
+def backtest_entries(
+    datadir: Path,
+    strategy: str,
+    first: pd.Timestamp,
+    last: pd.Timestamp,
+    tmp: Path,
+    pairs: tuple[str, ...] = PAIRS,
+) -> dict[tuple[str, str], set[pd.Timestamp]]:
+    """``freqtrade backtesting --export signals`` of ``strategy`` on ``datadir`` from ``first``
+    to two candles after ``last``, every signal a trade (``minimal_roi {"0": -1}``, no limit on
+    open trades): per pair and side the signal candles' dates (a trade opens one candle later)."""
+    from freqtrade.data.btanalysis import load_backtest_analysis_data, load_backtest_data
+
+    from liqsignals.replay.offline import run_offline
+
+    (tmp / "user_data").mkdir(parents=True, exist_ok=True)
+    overlay = tmp / "every-signal-trades.json"
+    overlay.write_text(
+        json.dumps(
+            {"minimal_roi": {"0": -1}, "max_open_trades": -1, "stake_amount": 100,
+             "dry_run_wallet": 1_000_000}
+        )
+    )  # fmt: skip
+    timerange = f"{first.value // 10**9}-{(last.value // 10**6 + 2 * TF_MS) // 1000}"
+    cmd = [
+        sys.executable, "-m", "freqtrade", "backtesting",
+        "-c", str(ROOT / "config" / "futures.json"), "-c", "{overlay}", "-c", str(overlay),
+        "--strategy-path", str(ROOT / "strategies"), "-s", strategy,
+        "--datadir", str(datadir), "--userdir", str(tmp / "user_data"),
+        "--timeframe", TIMEFRAME, "--timerange", timerange,
+        "--export", "signals", "--cache", "none",
+    ]  # fmt: skip
+    result = run_offline(cmd, datadir, cwd=ROOT, echo=False, timeout=300)
+    assert result.returncode == 0, result.output[-3000:]
+    results = tmp / "user_data" / "backtest_results"
+    trades = load_backtest_data(results)
+    rejected = load_backtest_analysis_data(results, "rejected") or {}
+    assert not any(len(df) for df in rejected.get(strategy, {}).values())
+    out: dict[tuple[str, str], set[pd.Timestamp]] = {}
+    for pair in pairs:
+        mine = trades[trades["pair"] == pair] if len(trades) else trades
+        for side, short in (("long", False), ("short", True)):
+            opened = mine.loc[mine["is_short"] == short, "open_date"] if len(mine) else []
+            out[(pair, side)] = {pd.Timestamp(d) - pd.Timedelta(milliseconds=TF_MS) for d in opened}
+    return out

@@ -28,6 +28,7 @@ from _dryrun_support import (
     Bot,
     PaperRun,
     Signal,
+    backtest_entries,
     load_strategy,
     run_scenario,
 )
@@ -220,9 +221,19 @@ def _batch(pair: str, datadir: Path) -> pd.DataFrame:
     if key not in _BATCH:
         from freqtrade.data.dataprovider import DataProvider
 
+        class BacktestDP(DataProvider):
+            """freqtrade's backtest DataProvider; funding read from the file as freqtrade's
+            backtesting reads it (its own lookup needs the exchange object for that)."""
+
+            def get_pair_dataframe(self, pair, timeframe=None, candle_type=""):  # type: ignore[no-untyped-def]
+                if candle_type == "funding_rate":
+                    fr = dd.load_funding_rate(datadir, pair)
+                    return fr.rename(columns={"funding_rate": "open"})
+                return super().get_pair_dataframe(pair, timeframe, candle_type=candle_type)
+
         strategy = load_strategy("LiqMagnetTrend", datadir=datadir)
-        strategy.config.setdefault("dataformat_ohlcv", "feather")  # freqtrade's CLI default
-        strategy.dp = DataProvider(strategy.config, None)
+        strategy.config["dataformat_ohlcv"] = "feather"  # freqtrade's CLI default
+        strategy.dp = BacktestDP(strategy.config, None)
         df = sample.load_candles(pair, TIMEFRAME)
         df = strategy.populate_indicators(df.copy(), {"pair": pair})
         _BATCH[key] = strategy.populate_entry_trend(df, {"pair": pair})
@@ -238,7 +249,7 @@ def test_every_input_reaches_the_strategy_in_dry_run(run: PaperRun):
     for path in ("/futures/data/openInterestHist", "/futures/data/takerlongshortRatio",
                  "/futures/data/globalLongShortAccountRatio", "/fapi/v1/markPriceKlines",
                  "/fapi/v1/fundingRate"):  # fmt: skip
-        assert run.requests.get(path, 0) > 0, (path, run.requests)
+        assert run.requests.get(f"GET {path}", 0) > 0, (path, run.requests)
 
 
 @pytest.mark.slow
@@ -274,6 +285,28 @@ def test_the_inputs_change_the_columns_and_the_bot_equals_the_backtest(
         assert changed, pair
         compared += len(merged)
     assert compared > 400
+
+
+@pytest.mark.slow
+def test_bot_signals_equal_backtest_signals_with_every_input(
+    run: PaperRun, datadir: Path, tmp_path: Path
+):
+    """The parity test (bot signals == ``freqtrade backtesting --export signals``) on data with
+    every input: the compared candles' entries of the bot equal the backtest's trades."""
+    startup = load_strategy("LiqMagnetTrend").startup_candle_count
+    frames = {p: _bot_frame(run, p).iloc[startup:].reset_index(drop=True) for p in PAIRS}
+    first = min(df["date"].iloc[0] for df in frames.values())
+    last = max(df["date"].iloc[-1] for df in frames.values())
+    bt = backtest_entries(datadir, "LiqMagnetTrend", first, last, tmp_path)
+    signals = 0
+    for pair, df in frames.items():
+        lo, hi = df["date"].iloc[0], df["date"].iloc[-1]
+        for side in ("long", "short"):
+            live = {pd.Timestamp(d) for d in df.loc[df[f"enter_{side}"] == 1, "date"]}
+            expected = {d for d in bt[(pair, side)] if lo <= d <= hi}
+            assert live == expected, (pair, side, sorted(live ^ expected))
+            signals += len(live)
+    assert signals >= 1  # the stretch has signals to compare
 
 
 def test_the_synthetic_series_obey_the_layouts(tmp_path):
