@@ -135,7 +135,19 @@ O_MAG_SIDE = 17
 O_MAG_SCORE = 18
 O_GAP_ABOVE = 19
 O_GAP_BELOW = 20
-N_OUT = 21
+# the second and third nearest significant clusters per side (price, low, high, size each)
+O_LC2_PRICE = 21  # .. 24; the third: O_LC2_PRICE + 4 .. 28
+O_SC2_PRICE = 29  # .. 32; the third: 33 .. 36
+# the wall: the largest significant cluster with its centre in the band (price, low, high, size)
+O_LW_PRICE = 37
+O_SW_PRICE = 41
+# the magnet over all significant clusters: score-weighted mean centre, pull in [-1, 1]
+O_MAGW_PRICE = 45
+O_MAGW_PULL = 46
+# gap widths above and below (% of the close)
+O_GAP_ABOVE_W = 47
+O_GAP_BELOW_W = 48
+N_OUT = 49
 
 RENORM_BELOW = 1e-150
 
@@ -496,6 +508,15 @@ def cluster_threshold(side_total, nbins, prm):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def put_cluster(row, at, work, c, k0, logb):
+    """Cluster ``c`` of ``work`` into ``row[at : at + 4]`` (price, low, high, size)."""
+    row[at] = math.exp(work.wk[c] * logb)
+    row[at + 1] = math.exp((work.lo[c] + k0) * logb)
+    row[at + 2] = math.exp((work.hi[c] + k0 + 1) * logb)
+    row[at + 3] = work.sum[c]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def cluster_outputs(work, n, ctx, prm, row, base):
     """The ``n`` clusters of one side found by :func:`scan_clusters` (nearest first): the
     nearest goes to ``row[base : base + 4]`` (price, low, high, size). Returns the best magnet
@@ -509,16 +530,43 @@ def cluster_outputs(work, n, ctx, prm, row, base):
     for c in range(n):
         centre = math.exp(work.wk[c] * logb)
         if c == 0:
-            row[base] = centre
-            row[base + 1] = math.exp((work.lo[c] + ctx.k0) * logb)
-            row[base + 2] = math.exp((work.hi[c] + ctx.k0 + 1) * logb)
-            row[base + 3] = work.sum[c]
+            put_cluster(row, base, work, c, ctx.k0, logb)
         dist = max(abs(centre / ctx.close - 1.0) * 100.0, min_dist)
         score = (work.sum[c] / ctx.total) / dist**prm.mag_power
         if score > best_score:
             best_score = score
             best_price = centre
     return best_score, best_price
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def more_clusters(work, n, ctx, prm, row, base2, wall):
+    """The rest of one side's readout from the same ``n`` clusters: the second and third
+    nearest go to ``row[base2 : base2 + 8]``, the largest with its centre within the band (at
+    most ``prm.band`` from the close; the nearest of equal ones) to ``row[wall : wall + 4]``.
+    Returns the sums of the clusters' magnet scores and of score times centre."""
+    for j in range(4):
+        row[wall + j] = np.nan
+    for j in range(8):
+        row[base2 + j] = np.nan
+    logb = prm.logb
+    min_dist = 100.0 * (math.exp(logb) - 1.0)  # one bin, in %
+    sum_score = sum_price = 0.0
+    wall_c = -1
+    for c in range(n):
+        centre = math.exp(work.wk[c] * logb)
+        if 0 < c < 3:
+            put_cluster(row, base2 + 4 * (c - 1), work, c, ctx.k0, logb)
+        in_band = abs(centre / ctx.close - 1.0) <= prm.band
+        if in_band and (wall_c < 0 or work.sum[c] > work.sum[wall_c]):
+            wall_c = c
+        dist = max(abs(centre / ctx.close - 1.0) * 100.0, min_dist)
+        score = (work.sum[c] / ctx.total) / dist**prm.mag_power
+        sum_score += score
+        sum_price += score * centre
+    if wall_c >= 0:
+        put_cluster(row, wall, work, wall_c, ctx.k0, logb)
+    return sum_score, sum_price
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -532,6 +580,19 @@ def pick_magnet(row, long_best, short_best):
     row[O_MAG_PRICE] = price
     row[O_MAG_SIDE] = side
     row[O_MAG_SCORE] = score if score >= 0.0 else np.nan
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def mean_magnet(row, long_sums, short_sums):
+    """The magnet over all clusters (sums of :func:`more_clusters`): the score-weighted mean
+    centre, and the pull (short scores - long scores) / all scores; NaN without clusters."""
+    total = long_sums[0] + short_sums[0]
+    if total > 0.0:
+        row[O_MAGW_PRICE] = (long_sums[1] + short_sums[1]) / total
+        row[O_MAGW_PULL] = (short_sums[0] - long_sums[0]) / total
+    else:
+        row[O_MAGW_PRICE] = np.nan
+        row[O_MAGW_PULL] = np.nan
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -566,6 +627,44 @@ def gap_pct(i, above, ctx, prm):
     if above:
         return (math.exp((i + ctx.k0) * prm.logb) / ctx.close - 1.0) * 100.0
     return (1.0 - math.exp((i + ctx.k0 + 1) * prm.logb) / ctx.close) * 100.0
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def first_thin(long, short, start, stop, step, thr, s):
+    """First array position from ``start`` toward ``stop`` (exclusive) whose combined real
+    mass is below ``thr`` (or zero); -1 if none."""
+    lb, sb = long.book, short.book
+    i = start
+    while i != stop:
+        m = (lb[i] + sb[i]) * s
+        if not (m > 0.0 and m >= thr):
+            return i
+        i += step
+    return -1
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def gap_width(long, short, kc, first, stop, step, thr, ctx, prm):
+    """Width in % of the close of the first liquidity gap from the close's bin ``kc`` toward
+    ``stop`` (``step`` +1 above, -1 below); ``first``: the first meaningful bin
+    (:func:`first_dense`, -1: none). When thin bins lie between the close and ``first``, the
+    gap runs from the close to ``first`` (the gap distance); when the bin next to the close's
+    is meaningful, the gap is the run of thin bins behind that mass, up to the next
+    meaningful bin. NaN without such a gap in the range."""
+    if first < 0:
+        return np.nan
+    if first != kc + step:
+        return gap_pct(first, step > 0, ctx, prm)
+    j = first_thin(long, short, first, stop, step, thr, ctx.s)
+    if j < 0:
+        return np.nan
+    nxt = first_dense(long, short, j, stop, step, thr, ctx.s)
+    if nxt < 0:
+        return np.nan
+    logb, k0 = prm.logb, ctx.k0
+    if step > 0:
+        return (math.exp((nxt + k0) * logb) - math.exp((j + k0) * logb)) / ctx.close * 100.0
+    return (math.exp((j + k0 + 1) * logb) - math.exp((nxt + k0 + 1) * logb)) / ctx.close * 100.0
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -697,7 +796,7 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
         if not summaries:
             pos = copy_snapshots(snap, pos, t, st, long, short)
             continue
-        # ---- the book readout: band masses, clusters, magnet and gaps
+        # ---- the book readout: band masses, clusters (three per side, the wall), magnets, gaps
         close, k0 = cd.close[t], st.k0
         kc = clip_bin(close, k0, nb, prm.inv_logb, 0, nb - 1)
         kb_lo = clip_bin(close * (1.0 - prm.band), k0, nb, prm.inv_logb, 0, 2**62)
@@ -716,19 +815,24 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
             thr, min_mass = cluster_threshold(long_range, nbins, prm)
             n_c = scan_clusters(long.book, s, kc, kr_lo - 1, -1, thr, max_gap, min_mass, k0, work)
         long_best = cluster_outputs(work, n_c, ctx, prm, row, O_LC_PRICE)
+        long_sums = more_clusters(work, n_c, ctx, prm, row, O_LC2_PRICE, O_LW_PRICE)
         n_c = 0
         nbins = kr_hi - kc + 1
         if short_range > 0.0 and nbins > 0:
             thr, min_mass = cluster_threshold(short_range, nbins, prm)
             n_c = scan_clusters(short.book, s, kc, kr_hi + 1, 1, thr, max_gap, min_mass, k0, work)
         short_best = cluster_outputs(work, n_c, ctx, prm, row, O_SC_PRICE)
+        short_sums = more_clusters(work, n_c, ctx, prm, row, O_SC2_PRICE, O_SW_PRICE)
         pick_magnet(row, long_best, short_best)
+        mean_magnet(row, long_sums, short_sums)
         # liquidity gaps: the first bin of meaningful combined mass above and below the close
         thr = gap_threshold(ctx, kr_hi - kr_lo + 1, prm)
         above = first_dense(long, short, kc + 1, kr_hi + 1, 1, thr, s) if thr >= 0.0 else -1
         row[O_GAP_ABOVE] = gap_pct(above, True, ctx, prm)
         below = first_dense(long, short, kc - 1, kr_lo - 1, -1, thr, s) if thr >= 0.0 else -1
         row[O_GAP_BELOW] = gap_pct(below, False, ctx, prm)
+        row[O_GAP_ABOVE_W] = gap_width(long, short, kc, above, kr_hi + 1, 1, thr, ctx, prm)
+        row[O_GAP_BELOW_W] = gap_width(long, short, kc, below, kr_lo - 1, -1, thr, ctx, prm)
         if snap.rows.shape[0]:
             pos = copy_snapshots(snap, pos, t, st, long, short)
     return n

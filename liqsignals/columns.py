@@ -26,6 +26,17 @@ inputs; a NaN optional input means "unknown" and never makes an output NaN by it
   ``drift_lookback``, ``intensity_lookback`` / 4).
 - ``zero_atr``: the ATR is 0 (flat candles).
 - ``not_recorded``: no collector was listening for the whole candle (realised columns only).
+- ``few_clusters``: that side has fewer than two (``cluster2``) or three (``cluster3``)
+  significant clusters.
+- ``no_wall``: no significant cluster of that side has its centre within the band
+  (``band_pct`` of the close).
+- ``untracked``: the tracked cluster has not existed for ``drift_lookback`` candles yet, or
+  (magnet columns) the magnet is none of the tracked clusters of its side.
+
+Tracked clusters: a cluster of a candle is the same cluster as the first cluster of the previous
+candle, on the same side and in the order nearest, second, third, wall, whose span
+``[low, high]`` overlaps its own; otherwise it is new (age 0). Ages count up to
+``ReadoutParams.age_cap`` candles (at most ``intensity_lookback``).
 
 A column whose ``nan_when`` is exactly ``"warmup"`` is never NaN after warm-up.
 
@@ -67,6 +78,9 @@ NAN_REASONS: tuple[str, ...] = (
     "short_history",
     "zero_atr",
     "not_recorded",
+    "untracked",
+    "few_clusters",
+    "no_wall",
 )
 
 
@@ -107,6 +121,35 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("liq_magnet_score", "1/%", "magnet score: cluster share of the mass in range / distance_pct**power", "levels", "warmup|no_magnet"),
     ("liq_gap_above_pct", "%", "distance from the close up to the first meaningful liquidation mass (liquidity gap above)", "levels", "warmup|no_gap"),
     ("liq_gap_below_pct", "%", "distance from the close down to the first meaningful liquidation mass (liquidity gap below)", "levels", "warmup|no_gap"),
+    # --- richer read-outs: more clusters, the wall, the mean magnet, gap widths
+    ("liq_long_cluster2_price", "price", "mass-weighted centre of the second nearest significant long cluster below the close", "levels", "warmup|few_clusters"),
+    ("liq_long_cluster2_low", "price", "lower edge of that long cluster", "levels", "warmup|few_clusters"),
+    ("liq_long_cluster2_high", "price", "upper edge of that long cluster", "levels", "warmup|few_clusters"),
+    ("liq_long_cluster2_size", "quote", "long liquidation notional in that cluster", "levels", "warmup|few_clusters"),
+    ("liq_long_cluster3_price", "price", "mass-weighted centre of the third nearest significant long cluster below the close", "levels", "warmup|few_clusters"),
+    ("liq_long_cluster3_low", "price", "lower edge of that long cluster", "levels", "warmup|few_clusters"),
+    ("liq_long_cluster3_high", "price", "upper edge of that long cluster", "levels", "warmup|few_clusters"),
+    ("liq_long_cluster3_size", "quote", "long liquidation notional in that cluster", "levels", "warmup|few_clusters"),
+    ("liq_short_cluster2_price", "price", "mass-weighted centre of the second nearest significant short cluster above the close", "levels", "warmup|few_clusters"),
+    ("liq_short_cluster2_low", "price", "lower edge of that short cluster", "levels", "warmup|few_clusters"),
+    ("liq_short_cluster2_high", "price", "upper edge of that short cluster", "levels", "warmup|few_clusters"),
+    ("liq_short_cluster2_size", "quote", "short liquidation notional in that cluster", "levels", "warmup|few_clusters"),
+    ("liq_short_cluster3_price", "price", "mass-weighted centre of the third nearest significant short cluster above the close", "levels", "warmup|few_clusters"),
+    ("liq_short_cluster3_low", "price", "lower edge of that short cluster", "levels", "warmup|few_clusters"),
+    ("liq_short_cluster3_high", "price", "upper edge of that short cluster", "levels", "warmup|few_clusters"),
+    ("liq_short_cluster3_size", "quote", "short liquidation notional in that cluster", "levels", "warmup|few_clusters"),
+    ("liq_long_wall_price", "price", "the long wall: centre of the largest significant long cluster with its centre within band_pct of the close (may be the nearest)", "levels", "warmup|no_wall"),
+    ("liq_long_wall_low", "price", "lower edge of the long wall", "levels", "warmup|no_wall"),
+    ("liq_long_wall_high", "price", "upper edge of the long wall", "levels", "warmup|no_wall"),
+    ("liq_long_wall_size", "quote", "long liquidation notional in the wall", "levels", "warmup|no_wall"),
+    ("liq_short_wall_price", "price", "the short wall: centre of the largest significant short cluster with its centre within band_pct of the close (may be the nearest)", "levels", "warmup|no_wall"),
+    ("liq_short_wall_low", "price", "lower edge of the short wall", "levels", "warmup|no_wall"),
+    ("liq_short_wall_high", "price", "upper edge of the short wall", "levels", "warmup|no_wall"),
+    ("liq_short_wall_size", "quote", "short liquidation notional in the wall", "levels", "warmup|no_wall"),
+    ("liq_magnet_mean_price", "price", "magnet over all candidates: mean centre of every significant cluster (both sides) weighted by its magnet score", "levels", "warmup|no_magnet"),
+    ("liq_magnet_pull", "[-1, 1]", "(sum of short clusters' scores - sum of long clusters' scores) / sum of all scores: +1 all pull upward", "levels", "warmup|no_magnet"),
+    ("liq_gap_above_width_pct", "%", "width (% of the close) of the first liquidity gap above: from the close to the first meaningful mass, or, when meaningful mass touches the close's bin, the run of thin bins behind it up to the next meaningful mass", "levels", "warmup|no_gap"),
+    ("liq_gap_below_width_pct", "%", "the same below the close", "levels", "warmup|no_gap"),
     # --- derived per candle (liquidation_features) -------------------------------------------
     ("liq_imbalance", "[-1, 1]", "(short_band - long_band) / (short_band + long_band): +1 all mass is shorts above (upside pull)", "features", "warmup|no_band_mass"),
     ("liq_atr", "price", "average true range over atr_period candles (simple mean, finite memory)", "features", "warmup|short_history"),
@@ -126,6 +169,32 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("liq_sweep_short_through", "0/1", "high reached that short cluster and the close stayed above its upper edge (sweep and continue)", "features", "warmup_prev"),
     ("liq_sweep_short_notional", "quote", "estimated short liquidations of the candle when it swept a short cluster, else 0", "features", "warmup_prev"),
     ("liq_sweep_short_high", "price", "upper (far) edge of the swept short cluster, NaN without a sweep", "features", "warmup_prev|no_sweep"),
+    # --- tracked clusters (identity across candles, see above) -------------------------------
+    ("liq_long_cluster_age", "candles", "candles since the nearest long cluster became significant (tracked; capped at age_cap)", "features", "warmup|no_cluster"),
+    ("liq_long_cluster_fresh", "0/1", "1 when the nearest long cluster is younger than fresh_age candles, 0 when older", "features", "warmup|no_cluster"),
+    ("liq_long_cluster_same", "0/1", "1 when the nearest long cluster is the previous candle's nearest long cluster, 0 when it is another one", "features", "warmup|no_cluster"),
+    ("liq_long_cluster_drift_pct", "%", "change of the nearest long cluster's centre over the last drift_lookback candles, on that same tracked cluster", "features", "warmup|no_cluster|untracked"),
+    ("liq_short_cluster_age", "candles", "candles since the nearest short cluster became significant (tracked; capped at age_cap)", "features", "warmup|no_cluster"),
+    ("liq_short_cluster_fresh", "0/1", "1 when the nearest short cluster is younger than fresh_age candles, 0 when older", "features", "warmup|no_cluster"),
+    ("liq_short_cluster_same", "0/1", "1 when the nearest short cluster is the previous candle's nearest short cluster, 0 when it is another one", "features", "warmup|no_cluster"),
+    ("liq_short_cluster_drift_pct", "%", "change of the nearest short cluster's centre over the last drift_lookback candles, on that same tracked cluster", "features", "warmup|no_cluster|untracked"),
+    ("liq_magnet_age", "candles", "age of the magnet's cluster (tracked, as liq_long_cluster_age), also across a switch of the magnet", "features", "warmup|no_magnet|untracked"),
+    ("liq_magnet_tracked_drift", "%", "change of the magnet cluster's own centre over the last drift_lookback candles (unlike liq_magnet_drift, no jump when the magnet switches cluster or side)", "features", "warmup|no_magnet|untracked"),
+    ("liq_long_cluster2_dist_pct", "%", "distance from the close down to the centre of liq_long_cluster2_price", "features", "warmup|few_clusters"),
+    ("liq_long_cluster2_dist_atr", "ATR", "the same distance in ATR units", "features", "warmup|few_clusters|short_history|zero_atr"),
+    ("liq_long_cluster3_dist_pct", "%", "distance from the close down to the centre of liq_long_cluster3_price", "features", "warmup|few_clusters"),
+    ("liq_long_cluster3_dist_atr", "ATR", "the same distance in ATR units", "features", "warmup|few_clusters|short_history|zero_atr"),
+    ("liq_long_wall_dist_pct", "%", "distance from the close down to the centre of liq_long_wall_price", "features", "warmup|no_wall"),
+    ("liq_long_wall_dist_atr", "ATR", "the same distance in ATR units", "features", "warmup|no_wall|short_history|zero_atr"),
+    ("liq_long_wall_age", "candles", "candles since the long wall's cluster became significant (tracked)", "features", "warmup|no_wall"),
+    ("liq_short_cluster2_dist_pct", "%", "distance from the close up to the centre of liq_short_cluster2_price", "features", "warmup|few_clusters"),
+    ("liq_short_cluster2_dist_atr", "ATR", "the same distance in ATR units", "features", "warmup|few_clusters|short_history|zero_atr"),
+    ("liq_short_cluster3_dist_pct", "%", "distance from the close up to the centre of liq_short_cluster3_price", "features", "warmup|few_clusters"),
+    ("liq_short_cluster3_dist_atr", "ATR", "the same distance in ATR units", "features", "warmup|few_clusters|short_history|zero_atr"),
+    ("liq_short_wall_dist_pct", "%", "distance from the close up to the centre of liq_short_wall_price", "features", "warmup|no_wall"),
+    ("liq_short_wall_dist_atr", "ATR", "the same distance in ATR units", "features", "warmup|no_wall|short_history|zero_atr"),
+    ("liq_short_wall_age", "candles", "candles since the short wall's cluster became significant (tracked)", "features", "warmup|no_wall"),
+    ("liq_magnet_mean_dist_pct", "%", "signed distance from the close to liq_magnet_mean_price (+ above, - below)", "features", "warmup|no_magnet"),
 ]  # fmt: skip
 
 COLUMNS: dict[str, Column] = {

@@ -18,6 +18,10 @@ Rules
 * **Intensity**: percentile of the nearest significant cluster's size among the last
   ``intensity_lookback`` candles; buckets 0-3 at the 25/50/75th percentiles (low, medium, high,
   extreme, as in the traders' guides' table).
+* **Tracked clusters**: the nearest, second, third cluster and the wall of each side are
+  followed from candle to candle (same cluster: overlapping edges, see
+  :mod:`liqsignals._tracking`): their age (capped at ``age_cap``), a fresh flag and the drift of
+  the same cluster's centre; the magnet's age and drift are those of its cluster.
 * **Sweep**: the candle's low reached the centre of the nearest long cluster *of the previous
   candle* (so the cluster existed before the move) and closed back above its upper edge; the
   "through" variant closed below its lower edge. Shorts mirrored.
@@ -90,6 +94,89 @@ def _intensity(near: np.ndarray, lookback: int, rows: int | None) -> np.ndarray:
     return inten
 
 
+#: the clusters of a side the tracking follows, in slot order (those the engine reports)
+TRACK_SLOTS: tuple[str, ...] = ("cluster", "cluster2", "cluster3", "wall")
+
+
+def _slots(lv: Mapping[str, np.ndarray]) -> list[str]:
+    return [s for s in TRACK_SLOTS if f"liq_long_{s}_price" in lv]
+
+
+def new_track_state(lv: Mapping[str, np.ndarray], readout: ReadoutParams) -> dict[str, Any]:
+    """The empty tracking state of both sides (see :mod:`liqsignals._tracking`)."""
+    from liqsignals import _tracking
+
+    k = len(_slots(lv))
+    return {side: _tracking.new_state(k, readout.drift_lookback) for side in ("long", "short")}
+
+
+def _tracked(
+    lv: Mapping[str, np.ndarray],
+    readout: ReadoutParams,
+    rows: int | None,
+    state: dict[str, Any] | None,
+) -> dict[str, np.ndarray]:
+    """Age, fresh flag, continuity and drift of the tracked clusters, for the last ``rows``
+    rows (all rows without ``rows``) from ``state`` (updated in place; default: empty)."""
+    from liqsignals import _tracking
+
+    slots = _slots(lv)
+    n = lv["liq_long_total"].shape[0]
+    first = 0 if rows is None else n - rows
+    if state is None:
+        state = new_track_state(lv, readout)
+    out: dict[str, np.ndarray] = {}
+    per_side: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for side in ("long", "short"):
+        lo, hi, price = (
+            np.ascontiguousarray(
+                np.stack([lv[f"liq_{side}_{s}_{x}"][first:] for s in slots], axis=1),
+                dtype=np.float64,
+            )
+            for x in ("low", "high", "price")
+        )
+        age_s, drift_s, match = _tracking.track(
+            lo, hi, price, float(readout.age_limit), state[side]
+        )
+
+        def full(a: np.ndarray) -> np.ndarray:
+            res = np.full(n, np.nan)
+            res[first:] = a
+            return res
+
+        age = full(age_s[:, 0])
+        out[f"liq_{side}_cluster_age"] = age
+        with np.errstate(invalid="ignore"):
+            out[f"liq_{side}_cluster_fresh"] = np.where(
+                np.isnan(age), np.nan, (age < readout.fresh_age).astype(np.float64)
+            )
+        out[f"liq_{side}_cluster_same"] = np.where(
+            np.isnan(age), np.nan, full((match[:, 0] == 0).astype(np.float64))
+        )
+        out[f"liq_{side}_cluster_drift_pct"] = full(drift_s[:, 0])
+        if "wall" in slots:
+            out[f"liq_{side}_wall_age"] = full(age_s[:, slots.index("wall")])
+        per_side[side] = (price, age_s, drift_s)
+    # the magnet is the tracked cluster of its side with the magnet's centre (if any)
+    mag = lv["liq_magnet_price"][first:]
+    mside = lv["liq_magnet_side"][first:]
+    m_age = np.full(mag.shape[0], np.nan)
+    m_drift = np.full(mag.shape[0], np.nan)
+    for side, sign in (("long", -1.0), ("short", 1.0)):
+        price, age_s, drift_s = per_side[side]
+        eq = price == mag[:, None]
+        hit = (mside == sign) & eq.any(axis=1)
+        j = np.argmax(eq, axis=1)
+        idx = np.nonzero(hit)[0]
+        m_age[idx] = age_s[idx, j[idx]]
+        m_drift[idx] = drift_s[idx, j[idx]]
+    out["liq_magnet_age"] = np.full(n, np.nan)
+    out["liq_magnet_age"][first:] = m_age
+    out["liq_magnet_tracked_drift"] = np.full(n, np.nan)
+    out["liq_magnet_tracked_drift"][first:] = m_drift
+    return out
+
+
 def _derive_arrays(
     high: np.ndarray,
     low: np.ndarray,
@@ -99,6 +186,7 @@ def _derive_arrays(
     readout: ReadoutParams,
     rows: int | None = None,
     near_prefix: np.ndarray | None = None,
+    track: dict[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """The derived columns as arrays (plus ``_near``, the size of the nearest cluster that the
     intensity ranks).
@@ -106,7 +194,9 @@ def _derive_arrays(
     ``rows``: the percentile rank is computed for the last ``rows`` rows only (other rows of
     ``liq_intensity`` / its bucket are then NaN). ``near_prefix``: the ``_near`` values of the
     candles before those last ``rows`` rows (a stream keeps them), so the arrays themselves only
-    need to reach back as far as the short lookbacks (ATR, drift, previous candle)."""
+    need to reach back as far as the short lookbacks (ATR, drift, previous candle). ``track``:
+    the cluster tracking's state before those last ``rows`` rows (a stream keeps it; updated in
+    place); without it the tracking starts empty at the first row."""
     atr_period, intensity_lookback, drift_lookback = (
         readout.atr_period,
         readout.intensity_lookback,
@@ -130,8 +220,24 @@ def _derive_arrays(
     with np.errstate(invalid="ignore", divide="ignore"):
         out["liq_long_cluster_dist_atr"] = np.where(atr > 0, (close - lc) / atr, np.nan)
         out["liq_short_cluster_dist_atr"] = np.where(atr > 0, (sc - close) / atr, np.nan)
+    extra_dist = []
+    for slot in ("cluster2", "cluster3", "wall"):
+        if f"liq_long_{slot}_price" not in lv:
+            continue
+        lp, sp = lv[f"liq_long_{slot}_price"], lv[f"liq_short_{slot}_price"]
+        out[f"liq_long_{slot}_dist_pct"] = (close - lp) / close * 100.0
+        out[f"liq_short_{slot}_dist_pct"] = (sp - close) / close * 100.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"liq_long_{slot}_dist_atr"] = np.where(atr > 0, (close - lp) / atr, np.nan)
+            out[f"liq_short_{slot}_dist_atr"] = np.where(atr > 0, (sp - close) / atr, np.nan)
+        extra_dist += [
+            f"liq_{side}_{slot}_dist_{u}" for side in ("long", "short") for u in ("pct", "atr")
+        ]
     mag = lv["liq_magnet_price"]
     out["liq_magnet_dist_pct"] = (mag / close - 1.0) * 100.0
+    if "liq_magnet_mean_price" in lv:
+        out["liq_magnet_mean_dist_pct"] = (lv["liq_magnet_mean_price"] / close - 1.0) * 100.0
+        extra_dist.append("liq_magnet_mean_dist_pct")
     prev_mag = np.concatenate(
         [np.full(min(drift_lookback, len(mag)), np.nan), mag[:-drift_lookback]]
     )
@@ -192,10 +298,11 @@ def _derive_arrays(
     notional_s[undefined] = np.nan
     out["liq_sweep_short_notional"] = notional_s
     out["liq_sweep_short_high"] = np.where(sw_s | sw_s_thru, p_sc_hi, np.nan)
+    out.update(_tracked(lv, readout, rows if track is not None else None, track))
 
     for key in ("liq_atr", "liq_long_cluster_dist_pct", "liq_short_cluster_dist_pct",
                 "liq_long_cluster_dist_atr", "liq_short_cluster_dist_atr",
-                "liq_magnet_dist_pct", "liq_magnet_drift"):  # fmt: skip
+                "liq_magnet_dist_pct", "liq_magnet_drift", *extra_dist):  # fmt: skip
         out[key][warm] = np.nan
     return out
 
@@ -308,14 +415,15 @@ def liquidation_features(
 class FeatureStream:
     """Candle-by-candle feature computation for live bots (same values as the batch function).
 
-    Keeps a :class:`~liqsignals.LiquidationEngine`, a short tail of candles and engine rows (as
-    far back as the ATR and drift lookbacks reach) and the sizes the intensity percentile ranks
-    (``intensity_lookback`` values). Each update advances the engine by the new candles only and
-    derives the feature columns of those candles from that bounded state, so the cost of a new
-    candle does not grow with the history.
+        Keeps a :class:`~liqsignals.LiquidationEngine`, a short tail of candles and engine rows (as
+        far back as the ATR and drift lookbacks reach) and the sizes the intensity percentile ranks
+        (``intensity_lookback`` values), and the cluster tracking's state after the last candle (the
+    previous candle's clusters, their ages and last ``drift_lookback`` centres). Each update advances the engine by the new candles only and
+        derives the feature columns of those candles from that bounded state, so the cost of a new
+        candle does not grow with the history.
 
-    >>> stream = FeatureStream(LiquidationModel(window="1d"))   # doctest: +SKIP
-    >>> row = stream.update(candle_dict)                         # doctest: +SKIP
+        >>> stream = FeatureStream(LiquidationModel(window="1d"))   # doctest: +SKIP
+        >>> row = stream.update(candle_dict)                         # doctest: +SKIP
     """
 
     _LEAN_ROWS = 64  # up to this many new candles go through the engine's per-candle path
@@ -336,6 +444,7 @@ class FeatureStream:
         self.intensity_lookback = self.readout.intensity_lookback
         self._tail: dict[str, np.ndarray] | None = None
         self._near = np.zeros(0)
+        self._track: dict[str, Any] | None = None
         self._levels = list(self.engine.columns)
         self._level_pos = {c: i for i, c in enumerate(self._levels)}
         self._failed: str | None = None
@@ -424,6 +533,8 @@ class FeatureStream:
         else:
             tail = {c: np.concatenate([self._tail[c], new[c]]) for c in new}
         lv = {c: tail[c] for c in self._levels}
+        if self._track is None:
+            self._track = new_track_state(lv, self.readout)
         out = _derive_arrays(
             tail["high"],
             tail["low"],
@@ -432,6 +543,7 @@ class FeatureStream:
             rows=n,
             near_prefix=self._near,
             readout=self.readout,
+            track=self._track,
         )
         result = np.empty((n, width))
         for j, c in enumerate(FEATURE_COLUMNS):

@@ -28,7 +28,7 @@ from typing import Any
 
 from liqsignals.model import LiquidationModel
 
-__all__ = ["BOOK_FIELDS", "LOOKBACK_FIELDS", "ReadoutParams", "split_readout"]
+__all__ = ["BOOK_FIELDS", "LOOKBACK_FIELDS", "TRACK_FIELDS", "ReadoutParams", "split_readout"]
 
 #: read-out fields the engine computes in its kernel (also fields of LiquidationModel)
 BOOK_FIELDS: tuple[str, ...] = (
@@ -42,6 +42,8 @@ BOOK_FIELDS: tuple[str, ...] = (
 )
 #: lookbacks of the derived columns, in candles
 LOOKBACK_FIELDS: tuple[str, ...] = ("atr_period", "intensity_lookback", "drift_lookback")
+#: settings of the cluster tracking (age, fresh flag), in candles
+TRACK_FIELDS: tuple[str, ...] = ("age_cap", "fresh_age")
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,12 @@ class ReadoutParams:
     magnet_distance_power : magnet score = cluster share / distance_pct ** power.
     atr_period : candles of the simple-mean ATR (``liq_atr`` and the ATR distances).
     intensity_lookback : candles the intensity percentile ranks the nearest cluster's size among.
-    drift_lookback : candles back for ``liq_magnet_drift``.
+    drift_lookback : candles back for ``liq_magnet_drift`` and the drifts of tracked clusters.
+    age_cap : the age of a tracked cluster (``liq_long_cluster_age`` ...) counts up to this many
+        candles (and never beyond ``intensity_lookback``), so that it, like every derived
+        column, looks back a bounded number of candles.
+    fresh_age : a tracked cluster younger than this many candles is "fresh"
+        (``liq_long_cluster_fresh`` = 1).
     """
 
     band_pct: float = 5.0
@@ -72,9 +79,11 @@ class ReadoutParams:
     atr_period: int = 14
     intensity_lookback: int = 500
     drift_lookback: int = 12
+    age_cap: int = 96
+    fresh_age: int = 4
 
     def __post_init__(self) -> None:
-        for name in LOOKBACK_FIELDS:
+        for name in (*LOOKBACK_FIELDS, *TRACK_FIELDS):
             value = getattr(self, name)
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -97,6 +106,11 @@ class ReadoutParams:
         candle)."""
         return max(self.atr_period + 1, self.drift_lookback + 1) + 1
 
+    @property
+    def age_limit(self) -> int:
+        """The largest age a tracked cluster reaches: ``min(age_cap, intensity_lookback)``."""
+        return min(self.age_cap, self.intensity_lookback)
+
     # ------------------------------------------------------------------ with a model
     @classmethod
     def from_model(cls, model: LiquidationModel, **lookbacks: Any) -> ReadoutParams:
@@ -117,7 +131,7 @@ class ReadoutParams:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReadoutParams:
-        unknown = sorted(set(data) - set(BOOK_FIELDS) - set(LOOKBACK_FIELDS))
+        unknown = sorted(set(data) - set(BOOK_FIELDS) - set(LOOKBACK_FIELDS) - set(TRACK_FIELDS))
         if unknown:
             raise ValueError(f"unknown read-out parameter(s) {unknown}")
         return cls(**dict(data))

@@ -186,44 +186,91 @@ class ReferenceEngine:
         short_total = sum(shorts.get(k, 0.0) for k in short_bins)
         both = long_total + short_total
         best = None
+        scores: list[tuple[float, float, float]] = []
         for name, book, bins, total, sign in (
             ("long", longs, long_bins, long_total, -1.0),
             ("short", shorts, short_bins, short_total, 1.0),
         ):
-            for key in ("price", "low", "high", "size"):
-                out[f"liq_{name}_cluster_{key}"] = math.nan
+            for slot in ("cluster", "cluster2", "cluster3", "wall"):
+                for key in ("price", "low", "high", "size"):
+                    out[f"liq_{name}_{slot}_{key}"] = math.nan
             if total <= 0:
                 continue
             clusters = self.clusters(book, bins, total)
+            wall = None
             for i, (ks, size) in enumerate(clusters):
                 centre = math.exp(sum(book.get(k, 0.0) * (k + 0.5) for k in ks) / size * self.logb)
-                if i == 0:
-                    out[f"liq_{name}_cluster_price"] = centre
-                    out[f"liq_{name}_cluster_low"] = math.exp(min(ks) * self.logb)
-                    out[f"liq_{name}_cluster_high"] = math.exp((max(ks) + 1) * self.logb)
-                    out[f"liq_{name}_cluster_size"] = size
+                values = {
+                    "price": centre,
+                    "low": math.exp(min(ks) * self.logb),
+                    "high": math.exp((max(ks) + 1) * self.logb),
+                    "size": size,
+                }
+                if i < 3:
+                    slot = ("cluster", "cluster2", "cluster3")[i]
+                    for key, v in values.items():
+                        out[f"liq_{name}_{slot}_{key}"] = v
+                # the wall: the largest cluster with its centre within the band (nearest of equal)
+                if abs(centre / close - 1) <= m.band_pct / 100 and (
+                    wall is None or size > wall["size"]
+                ):
+                    wall = values
                 dist = max(abs(centre / close - 1) * 100, 100 * (math.exp(self.logb) - 1))
                 score = (size / both) / dist**m.magnet_distance_power
+                scores.append((score, centre, sign))
                 if best is None or score > best[0]:
                     best = (score, centre, sign)
+            if wall is not None:
+                for key, v in wall.items():
+                    out[f"liq_{name}_wall_{key}"] = v
         out["liq_magnet_price"] = best[1] if best else math.nan
         out["liq_magnet_side"] = best[2] if best else math.nan
         out["liq_magnet_score"] = best[0] if best else math.nan
-        out["liq_gap_above_pct"] = math.nan
-        out["liq_gap_below_pct"] = math.nan
+        total_score = sum(sc for sc, _, _ in scores)
+        out["liq_magnet_mean_price"] = math.nan
+        out["liq_magnet_pull"] = math.nan
+        if total_score > 0:
+            out["liq_magnet_mean_price"] = sum(sc * c for sc, c, _ in scores) / total_score
+            out["liq_magnet_pull"] = sum(sc * sg for sc, _, sg in scores) / total_score
+        for key in ("above_pct", "below_pct", "above_width_pct", "below_width_pct"):
+            out[f"liq_gap_{key}"] = math.nan
         n_all = kr_hi - kr_lo + 1
         if both > 0:
             thr = max(m.gap_factor * both / n_all, m.cluster_min_mass)
-            for k in range(kc + 1, kr_hi + 1):
+
+            def meaningful(k: int) -> bool:
                 mass = longs.get(k, 0.0) + shorts.get(k, 0.0)
-                if mass > 0 and mass >= thr:
-                    out["liq_gap_above_pct"] = (math.exp(k * self.logb) / close - 1) * 100
-                    break
-            for k in range(kc - 1, kr_lo - 1, -1):
-                mass = longs.get(k, 0.0) + shorts.get(k, 0.0)
-                if mass > 0 and mass >= thr:
-                    out["liq_gap_below_pct"] = (1 - math.exp((k + 1) * self.logb) / close) * 100
-                    break
+                return mass > 0 and mass >= thr
+
+            def lower(k: int) -> float:
+                return math.exp(k * self.logb)
+
+            for name, ks in (
+                ("above", range(kc + 1, kr_hi + 1)),
+                ("below", range(kc - 1, kr_lo - 1, -1)),
+            ):
+                flags = [meaningful(k) for k in ks]
+                if True not in flags:
+                    continue
+                i = flags.index(True)
+                k = ks[i]
+                edge = lower(k) if name == "above" else lower(k + 1)  # the edge facing the close
+                out[f"liq_gap_{name}_pct"] = abs(edge / close - 1) * 100
+                if i > 0:  # thin bins between the close and that mass: the gap starts at the close
+                    out[f"liq_gap_{name}_width_pct"] = abs(edge - close) / close * 100
+                    continue
+                # mass next to the close: the gap is the thin run behind it
+                if False not in flags:
+                    continue
+                j = flags.index(False)
+                if True not in flags[j:]:
+                    continue
+                nxt = flags.index(True, j)
+                if name == "above":
+                    width = lower(ks[nxt]) - lower(ks[j])
+                else:
+                    width = lower(ks[j] + 1) - lower(ks[nxt] + 1)
+                out[f"liq_gap_{name}_width_pct"] = width / close * 100
         return out
 
     def clusters(self, book: dict[int, float], bins: list[int], total: float) -> list:
