@@ -214,10 +214,10 @@ def _bot_frame(run: PaperRun, pair: str) -> pd.DataFrame:
 _BATCH: dict[tuple[str, str], pd.DataFrame] = {}
 
 
-def _batch(pair: str, datadir: Path) -> pd.DataFrame:
+def _batch(pair: str, datadir: Path, params: dict[str, Any] | None = None) -> pd.DataFrame:
     """What freqtrade's backtesting computes: populate_indicators + populate_entry_trend on all
-    stored candles, in backtest mode, with ``datadir``'s files."""
-    key = (pair, str(datadir))
+    stored candles, in backtest mode, with ``datadir``'s files (``params``: model settings)."""
+    key = (pair, str(datadir), repr(params))
     if key not in _BATCH:
         from freqtrade.data.dataprovider import DataProvider
 
@@ -234,6 +234,8 @@ def _batch(pair: str, datadir: Path) -> pd.DataFrame:
         strategy = load_strategy("LiqMagnetTrend", datadir=datadir)
         strategy.config["dataformat_ohlcv"] = "feather"  # freqtrade's CLI default
         strategy.dp = BacktestDP(strategy.config, None)
+        if params:
+            strategy.liq_params = {**strategy.liq_params, **params}
         df = sample.load_candles(pair, TIMEFRAME)
         df = strategy.populate_indicators(df.copy(), {"pair": pair})
         _BATCH[key] = strategy.populate_entry_trend(df, {"pair": pair})
@@ -307,6 +309,23 @@ def test_bot_signals_equal_backtest_signals_with_every_input(
             assert live == expected, (pair, side, sorted(live ^ expected))
             signals += len(live)
     assert signals >= 1  # the stretch has signals to compare
+
+
+def test_mark_candles_reach_the_engine_through_the_strategy(datadir: Path, tmp_path: Path):
+    """15m mark candles in the datadir change the strategy's liq_* columns (the engine's default
+    trigger is the mark range); without the mark file, or with ``trigger="last"``, they do not."""
+    pair = PAIRS[0]
+    no_mark = tmp_path / "binance"
+    shutil.copytree(datadir, no_mark)
+    dd.data_path(no_mark, pair, TIMEFRAME, "mark").unlink()
+    cols = ["liq_long_total", "liq_short_total", "liq_long_cluster_price", "liq_imbalance"]
+    tail = slice(-1000, None)
+    with_mark = _batch(pair, datadir)[cols].iloc[tail].to_numpy(dtype=float)
+    without = _batch(pair, no_mark)[cols].iloc[tail].to_numpy(dtype=float)
+    assert not np.allclose(with_mark, without, equal_nan=True)
+    last = _batch(pair, datadir, {"trigger": "last"})[cols].iloc[tail].to_numpy(dtype=float)
+    last_no_mark = _batch(pair, no_mark, {"trigger": "last"})[cols].iloc[tail]
+    np.testing.assert_array_equal(last, last_no_mark.to_numpy(dtype=float))
 
 
 def test_the_synthetic_series_obey_the_layouts(tmp_path):
