@@ -48,8 +48,6 @@ __all__ = [
     "resolution",
 ]
 
-_MS = pd.Timedelta(milliseconds=1)
-
 
 class Refused(ValueError):
     """A series that must not be attached to these candles (the reason is the message)."""
@@ -59,6 +57,34 @@ def _dates(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> pd.Series:
     """UTC datetimes (ms) of a date column, index reset."""
     out = pd.Series(pd.to_datetime(values, utc=True))
     return out.dt.as_unit("ms").reset_index(drop=True)
+
+
+def _ns(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
+    """int64 nanoseconds UTC of a date column."""
+    index = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
+    return np.asarray(index.as_unit("ns").asi8, dtype=np.int64)
+
+
+def _matrix(values: Mapping[str, np.ndarray | pd.Series]) -> tuple[list[str], np.ndarray]:
+    names = list(values)
+    cols = [np.asarray(values[n], dtype=np.float64) for n in names]
+    return names, np.column_stack(cols) if cols else np.empty((0, 0))
+
+
+def _latest(at: np.ndarray, stamps: np.ndarray, mat: np.ndarray, max_age: int | None) -> np.ndarray:
+    """Per ``at``, the row of ``mat`` with the latest stamp ``<= at`` (rows with every value NaN
+    skipped; among equal stamps the last row), NaN when none or when older than ``max_age``."""
+    keep = ~np.isnan(mat).all(axis=1) if mat.shape[1] else np.zeros(len(mat), bool)
+    stamps, mat = stamps[keep], mat[keep]
+    order = np.argsort(stamps, kind="stable")
+    stamps, mat = stamps[order], mat[order]
+    idx = np.searchsorted(stamps, at, side="right") - 1
+    ok = idx >= 0
+    if max_age is not None:
+        ok &= at - stamps[np.maximum(idx, 0)] < max_age if len(stamps) else ok
+    out = np.full((len(at), mat.shape[1]), np.nan)
+    out[ok] = mat[idx[ok]]
+    return out
 
 
 def _delta(value: str | pd.Timedelta) -> pd.Timedelta:
@@ -99,42 +125,31 @@ def align_level(
     row with ``series_dates``; returns float arrays row for row with ``candle_dates``. Rows with
     every value NaN are skipped (a later gap is not filled by them)."""
     tf, p = _delta(timeframe), _delta(period)
-    names = list(values)
-    known = pd.DataFrame({"_known": known_at(series_dates, p)})
-    for name in names:
-        known[name] = np.asarray(values[name], dtype=np.float64)
-    known = known.dropna(subset=names, how="all").sort_values("_known", kind="stable")
-    known = known.drop_duplicates("_known", keep="last")
-    closes = pd.DataFrame({"_close": _dates(candle_dates) + tf})
-    order = np.argsort(closes["_close"].to_numpy(), kind="stable")
-    merged = pd.merge_asof(
-        closes.iloc[order],
-        known,
-        left_on="_close",
-        right_on="_known",
-        direction="backward",
-        tolerance=max(p, tf) - _MS,
-    )
-    out: dict[str, np.ndarray] = {}
-    for name in names:
-        col = np.empty(len(closes))
-        col[order] = merged[name].to_numpy(dtype=np.float64)
-        out[name] = col
-    return out
+    names, mat = _matrix(values)
+    closes = _ns(candle_dates) + tf.value
+    got = _latest(closes, _ns(series_dates) + p.value, mat, max(p, tf).value)
+    return {name: got[:, j].copy() for j, name in enumerate(names)}
 
 
-def _spans(
+def _slots(
     candle_dates: pd.Series, tf: pd.Timedelta, series_dates: pd.Series, p: pd.Timedelta
-) -> tuple[pd.DataFrame, pd.Series]:
-    """Series rows tagged with the candle they fall in (``_slot``, complete bars only) and
-    the candle dates."""
-    dates = _dates(candle_dates)
-    rows = pd.DataFrame({"date": _dates(series_dates), "_row": np.arange(len(series_dates))})
-    rows = rows.sort_values("date", kind="stable")
-    slots = pd.DataFrame({"_slot": dates.sort_values(kind="stable").to_numpy()})
-    rows = pd.merge_asof(rows, slots, left_on="date", right_on="_slot", direction="backward")
-    inside = rows["_slot"].notna() & (rows["date"] + p <= rows["_slot"] + tf)
-    return rows.loc[inside], dates
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per series row (the last of equal dates), the index of the candle whose span holds the
+    whole bar, or -1; the rows' positions; the number of candles."""
+    cand = _ns(candle_dates)
+    stamps = _ns(series_dates)
+    order = np.argsort(stamps, kind="stable")
+    st = stamps[order]
+    last = np.r_[st[1:] != st[:-1], True] if len(st) else np.zeros(0, bool)
+    rows, st = order[last], st[last]
+    corder = np.argsort(cand, kind="stable")
+    cs = cand[corder]
+    pos = np.searchsorted(cs, st, side="right") - 1
+    inside = pos >= 0
+    inside[inside] = st[inside] + p.value <= cs[pos[inside]] + tf.value
+    slot = np.full(len(st), -1, dtype=np.int64)
+    slot[inside] = corder[pos[inside]]
+    return slot, rows, len(cand)
 
 
 def align_flow(
@@ -151,17 +166,19 @@ def align_flow(
     kind = resolution(tf, p)
     if kind in ("coarser", "uneven"):
         raise Refused(f"a {p} flow cannot be summed into {tf} candles ({kind} timeframe)")
-    rows, dates = _spans(candle_dates, tf, series_dates, p)
-    names = list(values)
-    for name in names:
-        rows[name] = np.asarray(values[name], dtype=np.float64)[rows["_row"].to_numpy()]
-    rows = rows.drop_duplicates("date", keep="last")
-    grouped = rows.groupby("_slot")
-    sums = grouped[names].sum(min_count=1)
-    counts = grouped["date"].count()
-    sums = sums.where(counts >= int(tf / p), np.nan)
-    out = sums.reindex(pd.DatetimeIndex(dates))
-    return {name: out[name].to_numpy(dtype=np.float64) for name in names}
+    slot, rows, n = _slots(candle_dates, tf, series_dates, p)
+    use = slot >= 0
+    slot, rows = slot[use], rows[use]
+    need = int(tf / p)
+    bars = np.bincount(slot, minlength=n)
+    out: dict[str, np.ndarray] = {}
+    for name in values:
+        v = np.asarray(values[name], dtype=np.float64)[rows]
+        known = ~np.isnan(v)
+        total = np.bincount(slot, weights=np.where(known, v, 0.0), minlength=n)
+        seen = np.bincount(slot, weights=known.astype(np.float64), minlength=n)
+        out[name] = np.where((bars >= need) & (seen > 0), total, np.nan)
+    return out
 
 
 def align_extremes(
@@ -184,19 +201,19 @@ def align_extremes(
         )
     if kind == "uneven":
         raise Refused(f"{p} candles do not divide {tf} candles into whole spans")
-    rows, dates = _spans(candle_dates, tf, series_dates, p)
-    idx = rows["_row"].to_numpy()
-    rows["_hi"] = np.asarray(high, dtype=np.float64)[idx]
-    rows["_lo"] = np.asarray(low, dtype=np.float64)[idx]
-    rows = rows.drop_duplicates("date", keep="last")
-    grouped = rows.groupby("_slot")
-    hi, lo = grouped["_hi"].max(), grouped["_lo"].min()
-    complete = (grouped["_hi"].count() >= int(tf / p)) & (grouped["_lo"].count() >= int(tf / p))
-    hi, lo = hi.where(complete, np.nan), lo.where(complete, np.nan)
-    index = pd.DatetimeIndex(dates)
-    return hi.reindex(index).to_numpy(dtype=np.float64), lo.reindex(index).to_numpy(
-        dtype=np.float64
+    slot, rows, n = _slots(candle_dates, tf, series_dates, p)
+    use = slot >= 0
+    slot, rows = slot[use], rows[use]
+    hv = np.asarray(high, dtype=np.float64)[rows]
+    lv = np.asarray(low, dtype=np.float64)[rows]
+    hi, lo = np.full(n, -np.inf), np.full(n, np.inf)
+    np.fmax.at(hi, slot, hv)
+    np.fmin.at(lo, slot, lv)
+    need = int(tf / p)
+    complete = (np.bincount(slot, weights=(~np.isnan(hv)).astype(float), minlength=n) >= need) & (
+        np.bincount(slot, weights=(~np.isnan(lv)).astype(float), minlength=n) >= need
     )
+    return np.where(complete, hi, np.nan), np.where(complete, lo, np.nan)
 
 
 def align_events(
@@ -206,20 +223,6 @@ def align_events(
 ) -> dict[str, np.ndarray]:
     """Point events (funding): per candle the latest event at or before the candle's open;
     NaN before the first event. Events with every value NaN are skipped."""
-    names = list(values)
-    events = pd.DataFrame({"_at": _dates(event_dates)})
-    for name in names:
-        events[name] = np.asarray(values[name], dtype=np.float64)
-    events = events.dropna(subset=names, how="all").sort_values("_at", kind="stable")
-    events = events.drop_duplicates("_at", keep="last")
-    opens = pd.DataFrame({"_open": _dates(candle_dates)})
-    order = np.argsort(opens["_open"].to_numpy(), kind="stable")
-    merged = pd.merge_asof(
-        opens.iloc[order], events, left_on="_open", right_on="_at", direction="backward"
-    )
-    out: dict[str, np.ndarray] = {}
-    for name in names:
-        col = np.empty(len(opens))
-        col[order] = merged[name].to_numpy(dtype=np.float64)
-        out[name] = col
-    return out
+    names, mat = _matrix(values)
+    got = _latest(_ns(candle_dates), _ns(event_dates), mat, None)
+    return {name: got[:, j].copy() for j, name in enumerate(names)}
