@@ -106,8 +106,7 @@ def new_track_state(lv: Mapping[str, np.ndarray], readout: ReadoutParams) -> dic
     """The empty tracking state of both sides (see :mod:`liqsignals._tracking`)."""
     from liqsignals import _tracking
 
-    k = len(_slots(lv))
-    return {side: _tracking.new_state(k, readout.drift_lookback) for side in ("long", "short")}
+    return {"state": _tracking.new_state(len(_slots(lv)), readout.drift_lookback)}
 
 
 def _tracked(
@@ -125,55 +124,26 @@ def _tracked(
     first = 0 if rows is None else n - rows
     if state is None:
         state = new_track_state(lv, readout)
-    out: dict[str, np.ndarray] = {}
-    per_side: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    for side in ("long", "short"):
-        lo, hi, price = (
-            np.ascontiguousarray(
-                np.stack([lv[f"liq_{side}_{s}_{x}"][first:] for s in slots], axis=1),
-                dtype=np.float64,
-            )
-            for x in ("low", "high", "price")
-        )
-        age_s, drift_s, match = _tracking.track(
-            lo, hi, price, float(readout.age_limit), state[side]
-        )
-
-        def full(a: np.ndarray) -> np.ndarray:
-            res = np.full(n, np.nan)
-            res[first:] = a
-            return res
-
-        age = full(age_s[:, 0])
-        out[f"liq_{side}_cluster_age"] = age
-        with np.errstate(invalid="ignore"):
-            out[f"liq_{side}_cluster_fresh"] = np.where(
-                np.isnan(age), np.nan, (age < readout.fresh_age).astype(np.float64)
-            )
-        out[f"liq_{side}_cluster_same"] = np.where(
-            np.isnan(age), np.nan, full((match[:, 0] == 0).astype(np.float64))
-        )
-        out[f"liq_{side}_cluster_drift_pct"] = full(drift_s[:, 0])
-        if "wall" in slots:
-            out[f"liq_{side}_wall_age"] = full(age_s[:, slots.index("wall")])
-        per_side[side] = (price, age_s, drift_s)
-    # the magnet is the tracked cluster of its side with the magnet's centre (if any)
-    mag = lv["liq_magnet_price"][first:]
-    mside = lv["liq_magnet_side"][first:]
-    m_age = np.full(mag.shape[0], np.nan)
-    m_drift = np.full(mag.shape[0], np.nan)
-    for side, sign in (("long", -1.0), ("short", 1.0)):
-        price, age_s, drift_s = per_side[side]
-        eq = price == mag[:, None]
-        hit = (mside == sign) & eq.any(axis=1)
-        j = np.argmax(eq, axis=1)
-        idx = np.nonzero(hit)[0]
-        m_age[idx] = age_s[idx, j[idx]]
-        m_drift[idx] = drift_s[idx, j[idx]]
-    out["liq_magnet_age"] = np.full(n, np.nan)
-    out["liq_magnet_age"][first:] = m_age
-    out["liq_magnet_tracked_drift"] = np.full(n, np.nan)
-    out["liq_magnet_tracked_drift"][first:] = m_drift
+    books = np.empty((2, 3, n - first, len(slots)))
+    for i, side in enumerate(("long", "short")):
+        for j, slot in enumerate(slots):
+            books[i, 0, :, j] = lv[f"liq_{side}_{slot}_low"][first:]
+            books[i, 1, :, j] = lv[f"liq_{side}_{slot}_high"][first:]
+            books[i, 2, :, j] = lv[f"liq_{side}_{slot}_price"][first:]
+    mag = np.empty((n - first, 2))
+    mag[:, 0] = lv["liq_magnet_price"][first:]
+    mag[:, 1] = lv["liq_magnet_side"][first:]
+    res = np.full((n, 12), np.nan)
+    wall = slots.index("wall") if "wall" in slots else -1
+    _tracking.track_columns(
+        books, mag, float(readout.age_limit), float(readout.fresh_age), wall, state["state"],
+        res[first:],
+    )  # fmt: skip
+    names = [f"liq_{side}_{c}" for side in ("long", "short") for c in _tracking.SIDE_COLUMNS]
+    names += [f"liq_{c}" for c in _tracking.MAGNET_COLUMNS]
+    out = {name: res[:, i] for i, name in enumerate(names)}
+    if wall < 0:
+        del out["liq_long_wall_age"], out["liq_short_wall_age"]
     return out
 
 
@@ -445,7 +415,9 @@ class FeatureStream:
         self._tail: dict[str, np.ndarray] | None = None
         self._near = np.zeros(0)
         self._track: dict[str, Any] | None = None
+        self._tail2d: np.ndarray | None = None
         self._levels = list(self.engine.columns)
+        self._tail_names = ["high", "low", "close", *self._levels]
         self._level_pos = {c: i for i, c in enumerate(self._levels)}
         self._failed: str | None = None
 
@@ -525,13 +497,14 @@ class FeatureStream:
     def _derive(self, n: int, hlc: list[np.ndarray], levels: np.ndarray) -> np.ndarray:
         """The feature rows of ``n`` new candles from their high, low, close and engine rows."""
         width = len(FEATURE_COLUMNS)
-        new = dict(zip(("high", "low", "close"), hlc, strict=True))
-        for c, i in self._level_pos.items():
-            new[c] = levels[:, i]
-        if self._tail is None:
-            tail = new
-        else:
-            tail = {c: np.concatenate([self._tail[c], new[c]]) for c in new}
+        # the tail as one array (high, low, close, then the engine's columns): one concatenation
+        # per update instead of one per column
+        block = np.empty((n, 3 + len(self._levels)))
+        for j, a in enumerate(hlc):
+            block[:, j] = a
+        block[:, 3:] = levels[:, : len(self._levels)]
+        full = block if self._tail2d is None else np.concatenate([self._tail2d, block])
+        tail = {c: full[:, j] for j, c in enumerate(self._tail_names)}
         lv = {c: tail[c] for c in self._levels}
         if self._track is None:
             self._track = new_track_state(lv, self.readout)
@@ -548,7 +521,8 @@ class FeatureStream:
         result = np.empty((n, width))
         for j, c in enumerate(FEATURE_COLUMNS):
             result[:, j] = (lv[c] if c in lv else out[c])[-n:]
-        self._tail = {c: v[-self.context :].copy() for c, v in tail.items()}
+        self._tail2d = full[-self.context :].copy()
+        self._tail = {c: self._tail2d[:, j] for j, c in enumerate(self._tail_names)}
         self._near = np.concatenate([self._near, out["_near"][-n:]])[-self.intensity_lookback :]
         return result
 
