@@ -20,31 +20,55 @@ stops the bot: the model runs without that input.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["FETCHED_KINDS", "SeriesFetcher"]
+__all__ = ["FETCHED_KINDS", "BudgetSpent", "SeriesFetcher"]
 
 logger = logging.getLogger(__name__)
 
 #: the series liqsignals fetches itself (datadir kinds)
 FETCHED_KINDS = ("open_interest", "taker_volume", "long_short_ratio")
+#: how long a kind the venue served nothing of is left alone
+IDLE_RETRY = pd.Timedelta(hours=1)
+
+
+class BudgetSpent(TimeoutError):
+    """The time a refresh may take is used up."""
 
 
 class SeriesFetcher:
     """Keeps ``FETCHED_KINDS`` of each pair current in a datadir, once per new candle.
 
     ``config`` is the bot's freqtrade config: the exchange name and its ``ccxt_config`` (e.g.
-    another URL) are used, never API keys. ``exchange`` may be given (tests).
+    another URL) are used, never API keys. ``exchange`` may be given (tests). The bot waits for
+    the fetch before it analyses the candle, so one refresh (all kinds of a pair) may take at
+    most ``budget_s`` seconds, each request at most ``timeout_ms``: a slow or failing venue
+    costs the bot that much per pair and candle, and the model runs without what was not
+    fetched. A kind the venue served nothing of is asked again after ``idle_retry`` only.
     """
 
-    def __init__(self, config: Mapping[str, Any], exchange: Any = None) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        exchange: Any = None,
+        *,
+        budget_s: float = 4.0,
+        timeout_ms: int = 2000,
+        idle_retry: pd.Timedelta = IDLE_RETRY,
+    ) -> None:
         self.config = config
         self._exchange = exchange
+        self.budget_s = budget_s
+        self.timeout_ms = timeout_ms
+        self.idle_retry = idle_retry
         self.last: dict[str, pd.Timestamp] = {}
         self.failed: set[tuple[str, str]] = set()
+        #: (pair, kind) -> candle date from which a kind the venue does not serve is asked again
+        self.idle: dict[tuple[str, str], pd.Timestamp] = {}
 
     def exchange(self) -> Any:
         if self._exchange is None:
@@ -52,6 +76,7 @@ class SeriesFetcher:
 
             name = str((self.config.get("exchange") or {}).get("name") or "binance")
             self._exchange = make_exchange(name, self.config)
+            self._exchange.timeout = self.timeout_ms
         return self._exchange
 
     def refresh(
@@ -65,9 +90,20 @@ class SeriesFetcher:
         from liqsignals.data.datadir import TimeRange
         from liqsignals.data.download import download
 
+        deadline = time.monotonic() + self.budget_s
+
+        def sleep(seconds: float) -> None:  # download's backoff, within the budget
+            if time.monotonic() + seconds > deadline:
+                raise BudgetSpent(f"the {self.budget_s:g} s fetch budget is spent")
+            time.sleep(seconds)
+
         for kind in FETCHED_KINDS:
+            if self.idle.get((pair, kind), last) > last:
+                continue
             try:
-                download(
+                if time.monotonic() > deadline:
+                    raise BudgetSpent(f"the {self.budget_s:g} s fetch budget is spent")
+                got = download(
                     self.exchange(),
                     pair,
                     timeframe,
@@ -75,7 +111,14 @@ class SeriesFetcher:
                     kind,
                     timerange=TimeRange(pd.Timestamp(first), None),
                     progress=False,
+                    sleep=sleep,
                 )
+                if got.last is None:  # nothing served at all: ask again later
+                    self.idle[(pair, kind)] = last + self.idle_retry
+                    logger.info(
+                        "liqsignals: %s serves no %s for %s; asking again in %s",
+                        self.exchange().id, kind, pair, self.idle_retry,
+                    )  # fmt: skip
             except Exception as exc:
                 if (pair, kind) not in self.failed:
                     self.failed.add((pair, kind))
