@@ -59,6 +59,7 @@ __all__ = [
     "LiquidationMap",
     "combine_heatmaps",
     "combine_maps",
+    "cumulative_levels",
     "cumulative_liquidations",
     "liquidation_heatmap",
     "liquidation_map",
@@ -772,6 +773,52 @@ def cumulative_liquidations(lmap: LiquidationMap) -> pd.DataFrame:
             "short_cum": short_cum,
         }
     )
+
+
+def cumulative_levels(
+    lmap: LiquidationMap,
+    band_pct: float = 5.0,
+    shares: Sequence[float] = (0.25, 0.5, 0.75),
+) -> pd.DataFrame:
+    """How far price must move to liquidate a share of one side's band: per side and share,
+    the first bin (centre), moving away from ``lmap.price``, at which the cumulative
+    liquidations of the move reach ``share`` of that side's band total (longs with their centre
+    in ``[price * (1 - band_pct / 100), price)``, shorts in ``(price, price * (1 + band_pct /
+    100)]``).
+
+    Returns
+    -------
+    DataFrame
+        ``side`` ("long" / "short"), ``share``, ``price`` (bin centre, quote; NaN when the band
+        holds nothing), ``cum`` (liquidations of the move to that price, quote), ``band_total``
+        (quote), one row per side and share, longs first.
+    """
+    if not 0 < band_pct < 100:
+        raise ValueError(f"band_pct must be in (0, 100), got {band_pct!r}")
+    bad = [q for q in shares if not 0 < q <= 1]
+    if bad:
+        raise ValueError(f"shares must be in (0, 1], got {bad}")
+    prices = np.asarray(lmap.prices, dtype=np.float64)
+    rows = []
+    for side in ("long", "short"):
+        mass = np.asarray(getattr(lmap, side), dtype=np.float64)
+        if side == "long":
+            inside = (prices < lmap.price) & (prices >= lmap.price * (1 - band_pct / 100))
+            order = np.flatnonzero(inside)[::-1]  # from the price downward
+        else:
+            inside = (prices > lmap.price) & (prices <= lmap.price * (1 + band_pct / 100))
+            order = np.flatnonzero(inside)
+        cum = np.cumsum(mass[order])
+        total = float(cum[-1]) if cum.size else 0.0
+        for q in shares:
+            price = level = math.nan
+            if total > 0:
+                i = int(np.searchsorted(cum, q * total * (1 - 1e-12)))
+                i = min(i, cum.size - 1)
+                price, level = float(prices[order[i]]), float(cum[i])
+            rows.append({"side": side, "share": float(q), "price": price, "cum": level,
+                         "band_total": total})  # fmt: skip
+    return pd.DataFrame(rows, columns=["side", "share", "price", "cum", "band_total"])
 
 
 def map_buckets(

@@ -47,6 +47,7 @@ from liqsignals.heatmap import (
     MODES,
     Heatmap,
     LiquidationMap,
+    cumulative_levels,
     cumulative_liquidations,
     map_buckets,
     smooth_along_price,
@@ -103,6 +104,9 @@ _WIN = "#39d98a"
 _LOSS = "#ff3b5c"
 _LONG = "#f6465d"  # long liquidations are forced sells below price
 _SHORT = "#2ebd85"  # short liquidations are forced buys above price
+#: the band (in % of price) whose 25 / 50 / 75 % cumulative-liquidation prices the map marks:
+#: the default read-out band (``ReadoutParams.band_pct``)
+MAP_LEVEL_BAND_PCT = 5.0
 #: log scale: the floor is the median of the non-empty cells, kept between 1 and 3 decades
 #: below the top, so the bulk of thinly filled cells stays dark and a cluster ten times
 #: stronger than another gets a visibly different colour
@@ -987,7 +991,9 @@ def _map_data(
     clusters = top_clusters(lmap, n=top, bucket_pct=bucket) if top > 0 else None
     if clusters is not None:
         clusters = clusters.loc[(clusters["price"] >= lo) & (clusters["price"] <= hi)]
-    return {"buckets": buckets, "cum": cum, "clusters": clusters, "lo": lo, "hi": hi}
+    levels = cumulative_levels(lmap, band_pct=min(MAP_LEVEL_BAND_PCT, range_pct))
+    return {"buckets": buckets, "cum": cum, "clusters": clusters, "lo": lo, "hi": hi,
+            "levels": levels}  # fmt: skip
 
 
 def _map_title(lmap: LiquidationMap, meta: dict[str, Any]) -> str:
@@ -1094,6 +1100,12 @@ def plot_map(
                 bbox={"boxstyle": "round,pad=0.2", "fc": _BG, "ec": "none", "alpha": 0.75},
                 zorder=9,
             )
+    # per side, where a move from the price has liquidated 25 / 50 / 75 % of the side's band
+    for lv in d["levels"].dropna(subset=["price"]).itertuples():
+        color = _LONG if lv.side == "long" else _SHORT
+        ax.axvline(lv.price, color=color, linestyle=":", linewidth=0.9, alpha=0.8, zorder=5)
+        ax.text(lv.price, ymax * 1.08, f"{lv.share * 100:.0f}%", color=color, fontsize=7,
+                ha="center", va="center", zorder=8, gid=f"level-{lv.side}-{lv.share:g}")  # fmt: skip
     ax.set_xlim(d["lo"], d["hi"])
     ax.xaxis.set_major_formatter(FuncFormatter(_fmt_price))
     ax.yaxis.set_major_formatter(FuncFormatter(_fmt_money))

@@ -324,3 +324,44 @@ def test_identity_survives_a_sweep_of_the_nearest_cluster():
     assert f["liq_long_cluster_same"].iloc[40] == 0.0
     assert f["liq_long_cluster_age"].iloc[40] == f["liq_long_cluster_age"].iloc[39] + 1
     assert f["liq_long_cluster_fresh"].iloc[40] == 0.0
+
+
+# ----------------------------------------------------------------------------- the map
+def _map():
+    from liqsignals.engine import LiquidationMap
+
+    prices = np.array([90.0, 95.0, 97.0, 98.0, 99.0, 101.0, 102.0, 104.0, 108.0])
+    long = np.array([50.0, 10.0, 20.0, 30.0, 10.0, 0.0, 0.0, 0.0, 0.0])
+    short = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 40.0, 0.0, 60.0, 99.0])
+    return LiquidationMap(None, 100.0, prices, long, short, 10.0)
+
+
+def test_cumulative_levels_of_a_planted_map():
+    from liqsignals.heatmap import cumulative_levels
+
+    lv = cumulative_levels(_map(), band_pct=5.0).set_index(["side", "share"])
+    # longs in the band (95..100), from the price down: 99 (10), 98 (40), 97 (60), 95 (70)
+    assert (lv.loc["long", "band_total"] == 70.0).all()
+    assert lv.loc[("long", 0.25), "price"] == 98.0  # 40 >= 17.5
+    assert lv.loc[("long", 0.5), "price"] == 98.0  # 40 >= 35
+    assert lv.loc[("long", 0.75), "price"] == 97.0  # 60 >= 52.5
+    assert lv.loc[("long", 0.75), "cum"] == 60.0
+    # shorts in the band (100..105): 101 (40), 104 (100); 108 is outside
+    assert lv.loc[("short", 0.25), "price"] == 101.0
+    assert lv.loc[("short", 0.5), "price"] == 104.0
+    assert (lv.loc["short", "band_total"] == 100.0).all()
+    empty = cumulative_levels(_map(), band_pct=0.5)
+    assert empty["price"].isna().all() and (empty["band_total"] == 0).all()
+    with pytest.raises(ValueError, match="band_pct"):
+        cumulative_levels(_map(), band_pct=0)
+
+
+def test_the_map_picture_marks_the_levels():
+    from liqsignals import plotting
+
+    fig = plotting.plot_map(_map(), range_pct=10.0, top=0, width=800, height=450)
+    gids = {t.get_gid() for t in fig.axes[0].texts if t.get_gid()}
+    assert gids == {f"level-{s}-{q:g}" for s in ("long", "short") for q in (0.25, 0.5, 0.75)}
+    marks = sorted(round(line.get_xdata()[0], 6) for line in fig.axes[0].lines
+                   if line.get_linestyle() == ":")  # fmt: skip
+    assert marks == [97.0, 98.0, 98.0, 101.0, 104.0, 104.0]
