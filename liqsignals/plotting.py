@@ -1255,6 +1255,15 @@ def map_figure(
         width=width,
         legend={"orientation": "h", "y": 1.06, "x": 0},
     )
+    # per side, where a move from the price has liquidated 25 / 50 / 75 % of the side's band
+    for lv in d["levels"].dropna(subset=["price"]).itertuples():
+        fig.add_vline(
+            x=lv.price,
+            line={"color": _LONG if lv.side == "long" else _SHORT, "dash": "dot", "width": 1},
+            annotation={"text": f"{lv.share * 100:.0f}%", "font": {"size": 9}},
+            annotation_position="top",
+            name=f"level-{lv.side}-{lv.share:g}",
+        )
     return fig
 
 

@@ -365,3 +365,13 @@ def test_the_map_picture_marks_the_levels():
     marks = sorted(round(line.get_xdata()[0], 6) for line in fig.axes[0].lines
                    if line.get_linestyle() == ":")  # fmt: skip
     assert marks == [97.0, 98.0, 98.0, 101.0, 104.0, 104.0]
+
+
+def test_the_interactive_map_marks_the_levels():
+    from liqsignals import plotting
+
+    fig = plotting.map_figure(_map(), range_pct=10.0, top=0)
+    names = sorted(sh.name for sh in fig.layout.shapes if sh.name and sh.name.startswith("level-"))
+    assert names == sorted(f"level-{s}-{q:g}" for s in ("long", "short") for q in (0.25, 0.5, 0.75))
+    xs = sorted(sh.x0 for sh in fig.layout.shapes if sh.name and sh.name.startswith("level-"))
+    assert xs == [97.0, 98.0, 98.0, 101.0, 104.0, 104.0]
