@@ -338,3 +338,38 @@ def test_the_synthetic_series_obey_the_layouts(tmp_path):
     candles = sample.load_candles(PAIRS[0], TIMEFRAME).set_index("date")
     vol = candles.loc[taker["date"], "volume"].to_numpy()
     assert (taker["taker_buy_volume"].to_numpy() <= vol).all()
+
+
+@pytest.mark.slow
+def test_the_series_fetcher_copies_what_the_replay_serves(datadir: Path, tmp_path: Path, caplog):
+    """SeriesFetcher over ccxt against the replay: the bot's datadir gets the visible rows of
+    open interest, taker volume and long/short ratio, on the served time axis; a venue that
+    serves nothing of a kind is asked again only after IDLE_RETRY."""
+    from liqsignals.live.series import FETCHED_KINDS, SeriesFetcher
+    from liqsignals.replay.clock import HOUR_MS, LiveClock
+
+    pair = PAIRS[0]
+    end_ms = int(sample.load_candles(pair, TIMEFRAME)["date"].iloc[-1].value // 10**6) + TF_MS
+    clock = LiveClock(end_ms - 6 * HOUR_MS, align_ms=HOUR_MS)
+    with ReplayExchange(datadir, clock=clock) as ex:
+        fetcher = SeriesFetcher(ex.freqtrade_overlay())
+        now = pd.Timestamp.now(tz="UTC").floor("15min")
+        first, last = now - pd.Timedelta("2D"), now - pd.Timedelta("15min")
+        fetcher.refresh(pair, TIMEFRAME, tmp_path / "bot", first, last)
+        offset = pd.Timedelta(milliseconds=clock.offset_ms)
+        for kind in FETCHED_KINDS:
+            got = dd.load_series(tmp_path / "bot", pair, TIMEFRAME, kind)
+            stored = dd.load_series(datadir, pair, TIMEFRAME, kind)
+            assert got["date"].iloc[-1] == last, kind  # the newest closed bar, nothing later
+            assert got["date"].iloc[0] <= first, kind
+            want = stored.assign(date=stored["date"] + offset).set_index("date").loc[got["date"]]
+            np.testing.assert_allclose(got.set_index("date").to_numpy(), want.to_numpy())
+        with caplog.at_level(logging.INFO, logger="liqsignals.live.series"):
+            empty = SeriesFetcher(ex.freqtrade_overlay())
+            empty.refresh("ETH/USDT:USDT", "5m", tmp_path / "bot", first, last)
+        served = dict(ex.api.requests)
+        assert [r.getMessage().count("serves no") for r in caplog.records] == [1] * 3, [
+            r.getMessage() for r in caplog.records
+        ]
+        empty.refresh("ETH/USDT:USDT", "5m", tmp_path / "bot", first, last + pd.Timedelta("5min"))
+        assert dict(ex.api.requests) == served  # not asked again within the hour
