@@ -373,3 +373,38 @@ def test_the_series_fetcher_copies_what_the_replay_serves(datadir: Path, tmp_pat
         ]
         empty.refresh("ETH/USDT:USDT", "5m", tmp_path / "bot", first, last + pd.Timedelta("5min"))
         assert dict(ex.api.requests) == served  # not asked again within the hour
+
+
+def test_incremental_analysis_with_every_input_equals_the_batch(datadir: Path):
+    """The strategy's dry-run path fed one new candle at a time, as a bot's kline cache grows,
+    with every input (mark and funding from the DataProvider, as far as visible at each candle;
+    open interest, taker volume and long/short ratio from the datadir): each last row equals the
+    batch (backtest) computation, with one build and one update per candle."""
+    pair = PAIRS[0]
+    candles = sample.load_candles(pair, TIMEFRAME)
+    mark = dd.load_series(datadir, pair, TIMEFRAME, "mark")
+    funding = dd.load_funding_rate(datadir, pair).rename(columns={"funding_rate": "open"})
+    batch = _batch(pair, datadir).set_index("date")
+    cols = [c for c in batch.columns if c.startswith("liq_")] + ["funding_rate"]
+    strategy = load_strategy("LiqMagnetTrend", live=True, datadir=datadir)
+    end0 = len(candles) - 40
+    for end in range(end0, end0 + 25):
+        frame = candles.iloc[end - LIVE_FRAME : end].reset_index(drop=True)
+        now = frame["date"].iloc[-1] + pd.Timedelta(milliseconds=TF_MS)
+        strategy.dp = LiveDP(
+            {
+                "mark": mark[mark["date"] + pd.Timedelta(milliseconds=TF_MS) <= now],
+                "funding_rate": funding[funding["date"] <= now],
+            }
+        )
+        out = strategy.populate_indicators(frame.copy(), {"pair": pair})
+        last = out.iloc[-1]
+        assert {"mark_high", "taker_buy_volume"}.isdisjoint(out.columns)  # inputs stay inside
+        np.testing.assert_allclose(
+            last[cols].to_numpy(dtype=float),
+            batch.loc[last["date"], cols].to_numpy(dtype=float),
+            **TOL,
+            err_msg=str(last["date"]),
+        )
+    stats = strategy.liq_stream_stats(pair)
+    assert stats.rebuilds == 1 and stats.updates == 24, stats

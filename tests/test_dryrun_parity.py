@@ -18,6 +18,11 @@ Date alignment: the bot runs on history shifted by ``offset_ms`` (a whole number
 comparison. Compared candles are those with a full startup behind them in the bot's first frame
 (row >= ``startup_candle_count``, freqtrade's promise to the strategy), up to the last candle it
 analysed.
+
+The same comparison on data with every input (open interest, funding, mark, taker volume,
+long/short ratio; synthetic series where the shared data has none) is in
+``test_dryrun_inputs.py``: the bot's columns and signals there equal the batch computation and
+``freqtrade backtesting --export signals``.
 """
 
 from __future__ import annotations
