@@ -419,6 +419,17 @@ class FeatureStream:
         self._levels = list(self.engine.columns)
         self._tail_names = ["high", "low", "close", *self._levels]
         self._level_pos = {c: i for i, c in enumerate(self._levels)}
+        # where each output column comes from: the engine's row, or the derived arrays
+        pos = [
+            (j, self._levels.index(c))
+            for j, c in enumerate(FEATURE_COLUMNS)
+            if c in self._level_pos
+        ]
+        self._out_level_pos = np.array([j for j, _ in pos], dtype=np.int64)
+        self._level_src = np.array([i for _, i in pos], dtype=np.int64)
+        self._out_derived = [
+            (j, c) for j, c in enumerate(FEATURE_COLUMNS) if c not in self._level_pos
+        ]
         self._failed: str | None = None
 
     @property
@@ -519,8 +530,10 @@ class FeatureStream:
             track=self._track,
         )
         result = np.empty((n, width))
-        for j, c in enumerate(FEATURE_COLUMNS):
-            result[:, j] = (lv[c] if c in lv else out[c])[-n:]
+        # the engine's columns in one step, the derived ones one by one
+        result[:, self._out_level_pos] = full[-n:, 3:][:, self._level_src]
+        for j, c in self._out_derived:
+            result[:, j] = out[c][-n:]
         self._tail2d = full[-self.context :].copy()
         self._tail = {c: self._tail2d[:, j] for j, c in enumerate(self._tail_names)}
         self._near = np.concatenate([self._near, out["_near"][-n:]])[-self.intensity_lookback :]
