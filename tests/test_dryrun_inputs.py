@@ -120,16 +120,21 @@ def test_liq_magnet_trends_funding_filter_works_in_dry_run():
     pair = PAIRS[1]  # ETH: long and short signals in the last 4,000 candles
     candles = sample.load_candles(pair, TIMEFRAME).iloc[-4000:].reset_index(drop=True)
     fr = dd.load_funding_rate(sample.datadir(), pair)
+    strategy = load_strategy("LiqMagnetTrend", live=True)
+    strategy.dp = LiveDP({"funding_rate": fr.rename(columns={"funding_rate": "open"})})
+    assert strategy.liq_live()
+    out = strategy.populate_indicators(candles.copy(), {"pair": pair})
+    # dry-run reads funding now (no opt-in): the latest event at or before each candle's open
+    pos = np.searchsorted(fr["date"].to_numpy(), candles["date"].to_numpy(), side="right") - 1
+    np.testing.assert_array_equal(out["funding_rate"], fr["funding_rate"].to_numpy()[pos])
     entries = {}
-    for name, rates in (("stored", fr), ("crowded long", fr.assign(funding_rate=0.01)),
-                        ("crowded short", fr.assign(funding_rate=-0.01))):  # fmt: skip
-        strategy = load_strategy("LiqMagnetTrend", live=True)
-        strategy.dp = LiveDP({"funding_rate": rates.rename(columns={"funding_rate": "open"})})
-        assert strategy.liq_live()
-        out = strategy.populate_indicators(candles.copy(), {"pair": pair})
-        assert "funding_rate" in out.columns  # dry-run reads funding now (no opt-in)
-        out = strategy.populate_entry_trend(out, {"pair": pair})
-        entries[name] = (int((out["enter_long"] == 1).sum()), int((out["enter_short"] == 1).sum()))
+    for name, rate in (("stored", None), ("crowded long", 0.01), ("crowded short", -0.01)):
+        frame = out.copy() if rate is None else out.assign(funding_rate=rate)
+        frame = strategy.populate_entry_trend(frame, {"pair": pair})
+        entries[name] = (
+            int((frame["enter_long"] == 1).sum()),
+            int((frame["enter_short"] == 1).sum()),
+        )
     longs, shorts = entries["stored"]
     assert longs > 0 and shorts > 0, entries
     assert entries["crowded long"] == (0, shorts)  # no longs on very positive funding
@@ -368,9 +373,8 @@ def test_the_series_fetcher_copies_what_the_replay_serves(datadir: Path, tmp_pat
             empty = SeriesFetcher(ex.freqtrade_overlay())
             empty.refresh("ETH/USDT:USDT", "5m", tmp_path / "bot", first, last)
         served = dict(ex.api.requests)
-        assert [r.getMessage().count("serves no") for r in caplog.records] == [1] * 3, [
-            r.getMessage() for r in caplog.records
-        ]
+        mine = [r.getMessage() for r in caplog.records if r.name == "liqsignals.live.series"]
+        assert [m.count("serves no") for m in mine] == [1] * 3, mine
         empty.refresh("ETH/USDT:USDT", "5m", tmp_path / "bot", first, last + pd.Timedelta("5min"))
         assert dict(ex.api.requests) == served  # not asked again within the hour
 
