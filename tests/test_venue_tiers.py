@@ -162,3 +162,22 @@ def test_strategy_settings_read_the_tiers_files(bybit_file):
     assert m.tiers is not None and m.tiers[0].maintenance_margin_rate == 0.02
     assert pair_model(BTC, "1d", "all", {}) == LiquidationModel(window="1d", symbol=BTC)
     assert pair_model(BTC, "1d", "all", {}).tiers == load_tiers("binance", BTC).tiers
+
+
+def test_a_strategy_takes_the_tiers_of_its_configs_venue(bybit_file):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "strategies"))
+    from LiqSweepReversal import LiqSweepReversal
+
+    base = {"trading_mode": "futures", "stake_currency": "USDT", "dry_run": True}
+    on_binance = LiqSweepReversal({**base, "exchange": {"name": "binance"}}).liq_model(BTC)
+    assert on_binance.tiers == load_tiers("binance", BTC).tiers
+    on_bybit = LiqSweepReversal({**base, "exchange": {"name": "Bybit"}}).liq_model(BTC)
+    assert load_tiers("bybit", BTC).approximate  # the flagged approximation (logged once)
+    assert on_bybit.tiers == load_tiers("bybit", BTC).tiers
+    config = {**base, "exchange": {"name": "bybit"}}
+    config["liqsignals"] = {"tiers_file": {"bybit": str(bybit_file)}}
+    from_file = LiqSweepReversal(config).liq_model(BTC)
+    assert from_file.tiers is not None and from_file.tiers[0].maintenance_margin_rate == 0.02

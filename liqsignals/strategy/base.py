@@ -79,8 +79,11 @@ class LiqStrategy(IStrategy):
         self.liq_slippage = costs.slippage_settings(config, default)
 
     def liq_model(self, pair: str) -> LiquidationModel:
-        """The model for ``pair``: class settings plus the pair's Binance margin tiers."""
-        return settings.pair_model(pair, self.liq_window, self.liq_leverage, self.liq_params)
+        """The model for ``pair``: class settings plus the pair's margin tiers on the config's
+        venue (``exchange.name``; ``"liqsignals": {"tiers_file": {venue: path}}`` overrides)."""
+        return settings.config_model(
+            pair, self.liq_window, self.liq_leverage, self.liq_params, self.config
+        )
 
     def liq_feature_kwargs(self) -> dict[str, Any]:
         return settings.feature_kwargs(self.liq_intensity_lookback)

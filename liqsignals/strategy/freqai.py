@@ -262,11 +262,12 @@ def liq_feature_frame(
         return hit
     leverage = getattr(strategy, "liq_leverage", "all")
     params = getattr(strategy, "liq_params", {})
+    config = getattr(strategy, "config", None) or {}
     lookback = getattr(strategy, "liq_intensity_lookback", DEFAULT_INTENSITY_LOOKBACK)
     inputs = _inputs(dataframe, strategy, pair, tf)
     data: dict[str, Any] = {}
     for window, prefix in prefixes.items():
-        model = settings.pair_model(pair, window, leverage, params)
+        model = settings.config_model(pair, window, leverage, params, config)
         feats = liquidation_features(inputs, model, **settings.feature_kwargs(lookback))
         feats.columns = [_retag(c, prefix) for c in feats.columns]
         data.update(_model_frame(feats, prefix, columns))

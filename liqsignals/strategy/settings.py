@@ -20,6 +20,7 @@ __all__ = [
     "feature_kwargs",
     "live_startup",
     "live_state_on",
+    "config_model",
     "pair_model",
     "startup_candles",
     "strategy_startup",
@@ -74,6 +75,24 @@ def pair_model(
     symbol = pair if (load_margin_tiers(pair) or tiers_file is not None) else None
     model = LiquidationModel(window=window, leverage=leverage, symbol=symbol, **params)
     return venue_model(model, venue, tiers_file)
+
+
+def venue_of(config: Mapping[str, Any]) -> str:
+    """The venue of a freqtrade config: ``exchange.name`` in lower case (``"binance"`` when the
+    config names none, as for a strategy built outside a bot)."""
+    name = (config.get("exchange") or {}).get("name") or "binance"
+    return str(name).lower()
+
+
+def config_model(
+    pair: str, window: str, leverage: str, params: Mapping[str, Any], config: Mapping[str, Any]
+) -> LiquidationModel:
+    """:func:`pair_model` with the venue of ``config`` and that venue's ``tiers_file``, if any:
+    a bot on Bybit gets Bybit's tiers (a user file) or the documented approximation, flagged."""
+    venue = venue_of(config)
+    return pair_model(
+        pair, window, leverage, params, venue=venue, tiers_file=tiers_files(config).get(venue)
+    )
 
 
 def tiers_files(config: Mapping[str, Any]) -> dict[str, Path]:
