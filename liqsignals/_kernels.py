@@ -21,7 +21,12 @@ State
     real masses ``opened, liquidated, closed, expired`` (for conservation checks).
 :class:`Cohorts` : a ring of each candle's deposits (absolute bin, stored mass), removed when they
     expire; a deposit is still alive iff its bin was not wiped after it was made. Long deposits
-    come first (``n_half`` of them), then the short ones.
+    come first (``n_half`` of them), then the short ones, each side leverage by leverage
+    (``n_entries`` deposits per leverage).
+:class:`Mix` ``bk_long`` / ``bk_short`` : the book split by leverage bucket (low, medium, high),
+    stored units; every deposit, expiry, wipe and renormalisation of a side's book is repeated
+    on its bucket row, so the rows sum to the book (up to rounding) and the band totals per
+    bucket (``O_LB_LOW ..``) sum to the band.
 
 Bins are absolute: bin ``k`` covers prices ``[B**k, B**(k+1))``, ``B = 1 + bin_bp/1e4``; array
 position ``i`` holds bin ``k0 + i``.
@@ -100,8 +105,14 @@ Params = namedtuple(
     ],
     defaults=(0.0,),
 )
-# leverage mix: log liquidation factors per leverage, weights (one row, or one per candle)
-Mix = namedtuple("Mix", ["f_long_log", "f_short_log", "weights", "n_entries"])
+# leverage mix: log liquidation factors per leverage, weights (one row, or one per candle);
+# ``bucket``: each leverage's bucket (:data:`N_BUCKETS`: low, medium, high) and the per-bucket
+# books ``bk_long`` / ``bk_short`` (``(N_BUCKETS, n_bins)``, stored units like ``Side.book``,
+# same bins: they live with the mix because the mix's order indexes them)
+Mix = namedtuple(
+    "Mix", ["f_long_log", "f_short_log", "weights", "n_entries", "bucket", "bk_long", "bk_short"]
+)
+N_BUCKETS = 3
 # candles whose book (absolute bins k_lo .. k_lo + width - 1) is copied out, real mass float32
 Snap = namedtuple("Snap", ["rows", "k_lo", "long", "short"])
 # scratch of a run: per cluster, array positions of its lowest/highest bin, mass, mean bin;
@@ -147,7 +158,10 @@ O_MAGW_PULL = 46
 # gap widths above and below (% of the close)
 O_GAP_ABOVE_W = 47
 O_GAP_BELOW_W = 48
-N_OUT = 49
+# band totals per leverage bucket (low, medium, high): longs, then shorts
+O_LB_LOW = 49  # .. 51
+O_SB_LOW = 52  # .. 54
+N_OUT = 55
 
 RENORM_BELOW = 1e-150
 
@@ -214,6 +228,64 @@ def rescale_cohorts(coh, s):
     for i in range(coh.mass.shape[0]):
         for j in range(coh.mass.shape[1]):
             coh.mass[i, j] *= s
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def rescale_buckets(bk, s):
+    for b in range(bk.shape[0]):
+        for i in range(bk.shape[1]):
+            bk[b, i] *= s
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def deposit_buckets(bk, bucket, coh, slot, d0, n_e, k0):
+    """The deposits :func:`deposit_side` recorded in cohort ``slot`` from ``d0`` on (one per
+    leverage and entry), added to their leverage's bucket book ``bk``."""
+    d = d0
+    for j in range(bucket.shape[0]):
+        b = bucket[j]
+        for _e in range(n_e):
+            bk[b, coh.bin[slot, d] - k0] += coh.mass[slot, d]
+            d += 1
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def expire_buckets(bk, bucket, coh, h, d0, d1, n_e, k0, wipe):
+    """:func:`expire_side` on the bucket books: deposits ``d0 .. d1-1`` of cohort ``h`` (the
+    side's deposits start at ``d0``) leave their bucket unless their bin was wiped since."""
+    seq = coh.seq[h]
+    for d in range(d0, d1):
+        i = coh.bin[h, d] - k0
+        if wipe[i] <= seq:
+            b = bucket[(d - d0) // n_e]
+            v = bk[b, i] - coh.mass[h, d]
+            bk[b, i] = v if v > 0.0 else 0.0
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def consume_buckets(bk, acc, sign, reach, k0):
+    """:func:`consume_side`'s wipe on the bucket books (called before it, while ``acc`` still
+    holds the side's edge): every bin from the edge to ``reach`` empties."""
+    edge = acc.edge
+    if edge == sign * NONE or sign * (reach - edge) < 0:
+        return
+    nb = bk.shape[1]
+    i0 = max(min(reach, edge) - k0, 0)
+    i1 = min(max(reach, edge) - k0, nb - 1)
+    for b in range(bk.shape[0]):
+        for i in range(i0, i1 + 1):
+            bk[b, i] = 0.0
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def bucket_bands(bk, a, b, s, band, row, col):
+    """Band totals per bucket (real mass of ``bk[:, a..b]``) into ``row[col ..]``; all 0 when
+    the side's band ``band`` was floored to 0."""
+    for j in range(bk.shape[0]):
+        total = 0.0
+        for i in range(a, b + 1):
+            total += bk[j, i]
+        row[col + j] = total * s if band > 0.0 else 0.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -732,6 +804,8 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
     entries = work.entries
     n_half = mix.f_long_log.shape[0] * mix.n_entries
     max_gap = np.int64(prm.max_gap_bins)
+    bucket, bk_long, bk_short = mix.bucket, mix.bk_long, mix.bk_short
+    n_ent = mix.n_entries
     for t in range(n):
         if not has_room(cd, t, st, nb, cap, prm):
             return t
@@ -747,6 +821,8 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
             nd = coh.n[h]
             expire_side(long, coh, h, 0, min(nd, n_half), st.k0, st.scale)
             expire_side(short, coh, h, n_half, nd, st.k0, st.scale)
+            expire_buckets(bk_long, bucket, coh, h, 0, min(nd, n_half), n_ent, st.k0, long.wipe)
+            expire_buckets(bk_short, bucket, coh, h, n_half, nd, n_ent, st.k0, short.wipe)
             st.head = (h + 1) % cap
             st.size -= 1
             h = expiring(st, coh.date, date, prm.window_ns)
@@ -760,13 +836,18 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
             )  # fmt: skip
             kl = np.int64(math.ceil(math.log(p_lo) * prm.inv_logb - 0.5))
             kh = np.int64(math.floor(math.log(p_hi) * prm.inv_logb - 0.5))
+            consume_buckets(bk_long, long.acc[0], LONG, kl, st.k0)
+            consume_buckets(bk_short, short.acc[0], SHORT, kh, st.k0)
             liq_long = consume_side(long, kl, st.seq, st.k0, st.scale)
             liq_short = consume_side(short, kh, st.seq, st.k0, st.scale)
         oi_t = cd.oi[t]
         have_doi, frac = close_fraction(oi_t, st.prev_oi, dt, prm)
         if frac > 0.0:
             if close_positions(st, long.acc[0], short.acc[0], frac):
+                s_old = st.scale
                 renormalise(st, long, short, coh)
+                rescale_buckets(bk_long, s_old)
+                rescale_buckets(bk_short, s_old)
         # step 3: new positions of the candle into the cohort slot after the live ones
         slot = (st.head + st.size) % coh.date.shape[0]
         coh.n[slot] = 0
@@ -784,6 +865,8 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
                 deposit_side(long, mix.f_long_log, mix.weights, entries, opened_long, coh, at)
                 at = Deposit(st.k0, at.inv_s, at.inv_logb, slot, wrow, n_half)
                 deposit_side(short, mix.f_short_log, mix.weights, entries, opened_short, coh, at)
+                deposit_buckets(bk_long, bucket, coh, slot, 0, n_ent, st.k0)
+                deposit_buckets(bk_short, bucket, coh, slot, n_half, n_ent, st.k0)
                 coh.n[slot] = 2 * n_half
         finish_candle(st, coh, date, oi_t, cd.close[t], filler)
         s = st.scale
@@ -805,6 +888,8 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
         kr_hi = clip_bin(close * (1.0 + prm.range), k0, nb, prm.inv_logb, -(2**62), nb - 1)
         row[O_LONG_BAND] = floored(range_sum(long.book, kb_lo, kc) * s, prm.min_mass)
         row[O_SHORT_BAND] = floored(range_sum(short.book, kc, kb_hi) * s, prm.min_mass)
+        bucket_bands(bk_long, kb_lo, kc, s, row[O_LONG_BAND], row, O_LB_LOW)
+        bucket_bands(bk_short, kc, kb_hi, s, row[O_SHORT_BAND], row, O_SB_LOW)
         long_range = range_sum(long.book, kr_lo, kc) * s
         short_range = range_sum(short.book, kc, kr_hi) * s
         ctx = Ctx(close, s, k0, long_range + short_range)
@@ -862,7 +947,7 @@ _P_I64 = _pointer_to(types.int64)
 _P_F32 = _pointer_to(types.float32)
 _P_STATE = _pointer_to(from_dtype(STATE_DTYPE))
 _P_SIDE = _pointer_to(from_dtype(SIDE_DTYPE))
-N_TABLE = 44
+N_TABLE = 47
 
 
 def one_table(
@@ -884,18 +969,31 @@ def one_table(
         *((a, np.int64 if i == 0 else np.float64, 1) for i, a in enumerate(cd)),
         (snap.rows, np.int64, 1), (snap.long, np.float32, 2), (snap.short, np.float32, 2),
     )  # fmt: skip
+    buckets = (
+        (mix.bucket, np.int64, 1), (mix.bk_long, np.float64, 2), (mix.bk_short, np.float64, 2),
+    )  # fmt: skip
     tab = np.zeros(N_TABLE, dtype=np.int64)
     for i, (a, dtype, ndim) in enumerate(arrays):
         if a.dtype != dtype or a.ndim != ndim or not a.flags.c_contiguous:
             raise ValueError(f"one_table: array {i} is not a C-contiguous {ndim}-d {dtype}")
         tab[i] = a.ctypes.data
+    for i, (a, dtype, ndim) in enumerate(buckets):
+        if a.dtype != dtype or a.ndim != ndim or not a.flags.c_contiguous:
+            raise ValueError(f"one_table: bucket array {i} is not a C-contiguous {ndim}-d {dtype}")
+        tab[44 + i] = a.ctypes.data
     if cd.dates.shape[0] != 1 or out.shape != (1, N_OUT) or len(prm_values) != len(Params._fields):
         raise ValueError("one_table: one candle, one output row and every parameter")
     tab[36:44] = (
         long.book.shape[0], coh.date.shape[0], coh.bin.shape[1], mix.weights.shape[1],
         mix.f_long_log.shape[0], mix.n_entries, work.lo.shape[0], work.entries.shape[0],
     )  # fmt: skip
-    if short.book.shape[0] != tab[36] or mix.f_short_log.shape[0] != tab[40]:
+    if (
+        short.book.shape[0] != tab[36]
+        or mix.f_short_log.shape[0] != tab[40]
+        or mix.bucket.shape[0] != tab[40]
+        or mix.bk_long.shape != (N_BUCKETS, tab[36])
+        or mix.bk_short.shape != (N_BUCKETS, tab[36])
+    ):
         raise ValueError("one_table: the sides' arrays differ in size")
     return tab
 
@@ -925,7 +1023,8 @@ def run_one(tab, date, values, warm_until):
     )  # fmt: skip
     mix = Mix(
         carray(_P_F64(tab[12]), (n_fac,)), carray(_P_F64(tab[13]), (n_fac,)),
-        carray(_P_F64(tab[14]), (1, n_lev)), tab[41],
+        carray(_P_F64(tab[14]), (1, n_lev)), tab[41], carray(_P_I64(tab[44]), (n_fac,)),
+        carray(_P_F64(tab[45]), (N_BUCKETS, nb)), carray(_P_F64(tab[46]), (N_BUCKETS, nb)),
     )  # fmt: skip
     out = carray(_P_F64(tab[15]), (1, N_OUT))
     work = Work(

@@ -150,6 +150,13 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("liq_magnet_pull", "[-1, 1]", "(sum of short clusters' scores - sum of long clusters' scores) / sum of all scores: +1 all pull upward", "levels", "warmup|no_magnet"),
     ("liq_gap_above_width_pct", "%", "width (% of the close) of the first liquidity gap above: from the close to the first meaningful mass, or, when meaningful mass touches the close's bin, the run of thin bins behind it up to the next meaningful mass", "levels", "warmup|no_gap"),
     ("liq_gap_below_width_pct", "%", "the same below the close", "levels", "warmup|no_gap"),
+    # --- band totals per leverage bucket (low <= 10x, mid 11-25x, high > 25x; engine.LEVERAGE_BUCKETS)
+    ("liq_long_band_low", "quote", "part of liq_long_band opened at low leverage (<= 10x); the three buckets sum to liq_long_band", "levels", "warmup"),
+    ("liq_long_band_mid", "quote", "part of liq_long_band opened at medium leverage (above 10x, <= 25x)", "levels", "warmup"),
+    ("liq_long_band_high", "quote", "part of liq_long_band opened at high leverage (> 25x)", "levels", "warmup"),
+    ("liq_short_band_low", "quote", "part of liq_short_band opened at low leverage (<= 10x); the three buckets sum to liq_short_band", "levels", "warmup"),
+    ("liq_short_band_mid", "quote", "part of liq_short_band opened at medium leverage (above 10x, <= 25x)", "levels", "warmup"),
+    ("liq_short_band_high", "quote", "part of liq_short_band opened at high leverage (> 25x)", "levels", "warmup"),
     # --- derived per candle (liquidation_features) -------------------------------------------
     ("liq_imbalance", "[-1, 1]", "(short_band - long_band) / (short_band + long_band): +1 all mass is shorts above (upside pull)", "features", "warmup|no_band_mass"),
     ("liq_atr", "price", "average true range over atr_period candles (simple mean, finite memory)", "features", "warmup|short_history"),

@@ -70,6 +70,7 @@ from liqsignals.inputs import Inputs, SingleBuffers, SingleValues, single_values
 from liqsignals.model import LiquidationModel, resolve_model
 
 __all__ = [
+    "LEVERAGE_BUCKETS",
     "LeverageMix",
     "LiquidationEngine",
     "LiquidationMap",
@@ -97,6 +98,21 @@ def __getattr__(name: str) -> Any:
         )
         return getattr(_inputs, name)
     raise AttributeError(f"module 'liqsignals.engine' has no attribute {name!r}")
+
+
+#: leverage buckets of the ``liq_*_band_low/_mid/_high`` columns and the per-bucket books:
+#: name -> (lowest, highest) leverage, inclusive (a leverage of 10.5x is medium)
+LEVERAGE_BUCKETS: dict[str, tuple[float, float]] = {
+    "low": (0.0, 10.0),
+    "mid": (10.0 + 1e-9, 25.0),
+    "high": (25.0 + 1e-9, math.inf),
+}
+
+
+def leverage_buckets(leverages: np.ndarray) -> np.ndarray:
+    """Bucket index (0 low, 1 medium, 2 high; :data:`LEVERAGE_BUCKETS`) of each leverage."""
+    lev = np.asarray(leverages, dtype=np.float64)
+    return np.where(lev <= 10.0, 0, np.where(lev <= 25.0, 1, 2)).astype(np.int64)
 
 
 # the kernel writes its outputs in the order of columns.LEVEL_COLUMNS (see _kernels.O_*)
@@ -207,7 +223,9 @@ class LiquidationMap:
     """Estimated liquidation mass per price bin at one instant (see :meth:`snapshot`).
 
     ``prices`` are bin centres, ``long`` / ``short`` the quote notional liquidated if price reaches
-    the bin, ``price`` the close of the candle at ``time``.
+    the bin, ``price`` the close of the candle at ``time``. ``long_buckets`` / ``short_buckets``
+    (``(3, len(prices))`` or ``None``): the same books split by leverage bucket (rows low,
+    medium, high: :data:`LEVERAGE_BUCKETS`); each column sums to ``long`` / ``short``.
     """
 
     time: pd.Timestamp | None
@@ -216,6 +234,8 @@ class LiquidationMap:
     long: np.ndarray
     short: np.ndarray
     bin_bp: float
+    long_buckets: np.ndarray | None = None
+    short_buckets: np.ndarray | None = None
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({"price": self.prices, "long": self.long, "short": self.short})
@@ -280,14 +300,32 @@ class LiquidationEngine:
 
     # ------------------------------------------------------------------ internals
     def _set_mix(self, f_long_log: np.ndarray, f_short_log: np.ndarray) -> None:
-        """The kernel's leverage mix: logs of the liquidation factors, the weights as one row."""
+        """The kernel's leverage mix: logs of the liquidation factors, the weights as one row,
+        each leverage's bucket and empty per-bucket books."""
         self._n_dep = 2 * len(self.mix) * int(self.model.entry_samples)
+        empty = np.zeros((self._k.N_BUCKETS, 0))
         self._kmix = self._k.Mix(
             np.ascontiguousarray(f_long_log, dtype=np.float64),
             np.ascontiguousarray(f_short_log, dtype=np.float64),
             np.ascontiguousarray(self.mix.weights[None, :]),
             int(self.model.entry_samples),
+            self._mix_buckets(),
+            empty,
+            empty.copy(),
         )
+
+    def _mix_buckets(self) -> np.ndarray:
+        """Each leverage's bucket: the model's leverages when the mix is the model's own, else
+        the leverage implied by the long factor and the model's maintenance margin rate
+        (``factor = 1 - 1/L + mmr``), rounded to a tenth."""
+        own = self.model.liquidation_factors()[0]
+        fl = self.mix.long_factors
+        if self.model.leverages is not None and own.shape == fl.shape and np.allclose(own, fl):
+            return leverage_buckets(np.asarray(self.model.leverages, dtype=np.float64))
+        mmr = float(self.model.maintenance_margin_rate)
+        with np.errstate(divide="ignore"):
+            lev = np.round(1.0 / np.maximum(1.0 - fl + mmr, 1e-12), 1)
+        return leverage_buckets(lev)
 
     def _side(self, sign: int, book: np.ndarray, wipe: np.ndarray, acc: Any = None) -> Any:
         acc = self._k.new_side_acc(sign) if acc is None else acc
@@ -369,6 +407,14 @@ class LiquidationEngine:
                 wipe[off : off + nb] = side.wipe
             sides.append(self._side(side.sign, book, wipe, side.acc))
         self._long, self._short = sides
+        books = []
+        for old in (self._kmix.bk_long, self._kmix.bk_short):
+            new = np.zeros((self._k.N_BUCKETS, new_nb))
+            if nb:
+                off = k0 - new_k0
+                new[:, off : off + nb] = old
+            books.append(new)
+        self._kmix = self._kmix._replace(bk_long=books[0], bk_short=books[1])
         self._state[0]["k0"] = new_k0
         self._work = self._k.new_work(new_nb, int(self.model.entry_samples))
 
@@ -467,6 +513,8 @@ class LiquidationEngine:
             self._first_date = int(inp.dates[0])
             self._note_trigger(inp)
         snap = k.Snap(rows, snapshots.k_lo, snap_long, snap_short)
+        # the bucket books of the mix as grown by _ensure_book (weights as chosen above)
+        mix = self._kmix if weights is None else self._kmix._replace(weights=mix.weights)
         self._call(self._candles(inp), mix, out, snap)
         self._last_close = float(inp.close[-1])
         warm = inp.dates < self._first_date + self._window_ns
@@ -583,6 +631,7 @@ class LiquidationEngine:
     def state_nbytes(self) -> int:
         """Bytes held by the state arrays (book, wipe marks, cohort ring, scalar records)."""
         arrays = [self._state, *self._long[:3], *self._short[:3], *self._coh]
+        arrays += [self._kmix.bk_long, self._kmix.bk_short]
         return int(sum(a.nbytes for a in arrays))
 
     @property
@@ -629,6 +678,8 @@ class LiquidationEngine:
             long=book_long[a:b] * s,
             short=book_short[a:b] * s,
             bin_bp=self.model.bin_bp,
+            long_buckets=self._kmix.bk_long[:, a:b] * s,
+            short_buckets=self._kmix.bk_short[:, a:b] * s,
         )
 
     # ------------------------------------------------------------------ persistence
@@ -641,6 +692,8 @@ class LiquidationEngine:
             out[f"{name}_acc"] = side.acc
         for name, arr in zip(self._coh._fields, self._coh, strict=True):
             out[f"coh_{name}"] = arr
+        out["long_buckets"] = self._kmix.bk_long
+        out["short_buckets"] = self._kmix.bk_short
         return out
 
     def state_dict(self) -> dict[str, Any]:
@@ -672,6 +725,7 @@ class LiquidationEngine:
         eng._long = eng._side(k.LONG, arr["long_book"], arr["long_wipe"], arr["long_acc"])
         eng._short = eng._side(k.SHORT, arr["short_book"], arr["short_wipe"], arr["short_acc"])
         eng._coh = k.Cohorts(*(arr[f"coh_{name}"] for name in k.Cohorts._fields))
+        eng._kmix = eng._kmix._replace(bk_long=arr["long_buckets"], bk_short=arr["short_buckets"])
         eng._work = k.new_work(eng._long.book.shape[0], int(eng.model.entry_samples))
         fd = state.get("first_date")
         eng._first_date = None if fd is None else int(fd)
@@ -737,6 +791,10 @@ def liquidation_levels(
         the cluster with the highest share-over-distance score; side -1 = longs below.
     liq_gap_above_pct, liq_gap_below_pct : %
         distance from the close to the first meaningful mass above / below.
+    liq_long_band_low / _mid / _high, liq_short_band_* : quote
+        the band totals split by the leverage the positions were opened with (low <= 10x,
+        medium above 10x up to 25x, high above 25x: :data:`LEVERAGE_BUCKETS`); they sum to the
+        band.
 
     Example
     -------

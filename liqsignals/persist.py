@@ -6,7 +6,7 @@ A state file is an uncompressed ``.npz`` archive (no pickles) with
   model's parameters, ``summaries``, ``first_date``, ``last_close`` and ``fingerprint``;
 * ``factors``: the leverage mix as used (logs of the long / short liquidation factors, weights);
 * the state arrays of :meth:`LiquidationEngine.state_arrays` (records, book, wipe marks, cohort
-  ring).
+  ring, the per-leverage-bucket books ``long_buckets`` / ``short_buckets``: new in version 3).
 
 The **fingerprint** (:func:`model_fingerprint`) is the SHA-256 of the model's canonical JSON plus
 the leverage mix. :func:`load_engine` with ``model=`` refuses a file made with another model or
@@ -42,7 +42,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "MAX_STATE_BYTES", "load_engine", "model_
            "save_engine"]  # fmt: skip
 
 FORMAT = "liqsignals-engine-state"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MAX_STATE_BYTES = 4 << 30  # no single state array may claim more than this
 _MAX_ABS_BIN = 1 << 40  # absolute bins of any real price are far inside this
 
@@ -180,6 +180,11 @@ def _check_arrays(arrays: dict[str, np.ndarray], n_lev: int, n_dep: int) -> None
         _expect(arrays, f"coh_{name}", np.int64, (cap,))
     _expect(arrays, "coh_bin", np.int64, (cap, n_dep))
     _expect(arrays, "coh_mass", np.float64, (cap, n_dep))
+    for side in ("long", "short"):
+        _expect(arrays, f"{side}_buckets", np.float64, (k.N_BUCKETS, max(nb, 0)))
+        bk = arrays[f"{side}_buckets"]
+        if not np.all(np.isfinite(bk)) or np.any(bk < 0):
+            raise _corrupt(f"the {side} bucket books hold negative or non-finite mass")
     st = arrays["state"][0]
     k0, head, size, seq = (int(st[f]) for f in ("k0", "head", "size", "seq"))
     if abs(k0) > _MAX_ABS_BIN or (nb == 0 and size):

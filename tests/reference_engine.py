@@ -22,6 +22,7 @@ class Position:
     k: int  # absolute bin of its liquidation price
     mass: float  # quote notional
     date: int  # ns
+    bucket: str = "low"  # leverage bucket: low <= 10x < mid <= 25x < high
 
 
 def _triangular_strata(low: float, high: float, mode: float, n: int) -> list[float]:
@@ -44,6 +45,9 @@ class ReferenceEngine:
         self.logb = model.bin_log_width()
         f_long, f_short, w = model.liquidation_factors()
         self.f_long, self.f_short, self.w = list(f_long), list(f_short), list(w)
+        self.buckets = [
+            "low" if lev <= 10 else "mid" if lev <= 25 else "high" for lev in model.leverages or ()
+        ]
         self.positions: list[Position] = []
         self.prev_close: float | None = None
         self.prev_date: int | None = None
@@ -133,12 +137,12 @@ class ReferenceEngine:
             opened = {"long": notional * share, "short": notional * (1 - share)}
             entries = _triangular_strata(lo, h, typical, m.entry_samples)
             for side, factors in (("long", self.f_long), ("short", self.f_short)):
-                for f, w in zip(factors, self.w, strict=True):
+                for f, w, bucket in zip(factors, self.w, self.buckets, strict=True):
                     for e in entries:
                         k = math.floor((math.log(e) + math.log(f)) / self.logb)
                         mass = opened[side] * w / len(entries)
                         if mass > 0:
-                            self.positions.append(Position(side, k, mass, date))
+                            self.positions.append(Position(side, k, mass, date, bucket))
             self.totals["opened"] += notional
 
         if not math.isnan(oi):
@@ -180,6 +184,14 @@ class ReferenceEngine:
             "liq_long_band": floor(sum(longs.get(k, 0.0) for k in range(kb_lo, kc + 1))),
             "liq_short_band": floor(sum(shorts.get(k, 0.0) for k in range(kc, kb_hi + 1))),
         }
+        for side, a, b in (("long", kb_lo, kc), ("short", kc, kb_hi)):
+            for bucket in ("low", "mid", "high"):
+                mass = sum(
+                    p.mass
+                    for p in self.positions
+                    if p.side == side and p.bucket == bucket and a <= p.k <= b
+                )
+                out[f"liq_{side}_band_{bucket}"] = mass if out[f"liq_{side}_band"] > 0 else 0.0
         long_bins = list(range(kc, kr_lo - 1, -1))  # scanning away from price
         short_bins = list(range(kc, kr_hi + 1))
         long_total = sum(longs.get(k, 0.0) for k in long_bins)
