@@ -48,10 +48,13 @@ import numpy as np
 import pandas as pd
 
 from liqsignals._time import to_utc_ns, utc_index, utc_timestamp
-from liqsignals.engine import LiquidationEngine, LiquidationMap, Snapshots
+from liqsignals.engine import LEVERAGE_BUCKETS, LiquidationEngine, LiquidationMap, Snapshots
 from liqsignals.grid import PriceGrid
 from liqsignals.inputs import prepare_inputs
 from liqsignals.model import LiquidationModel, resolve_model
+
+#: the per-leverage columns of :func:`map_buckets` (low, medium, high: engine.LEVERAGE_BUCKETS)
+LEVERAGE_BUCKET_NAMES: tuple[str, ...] = tuple(LEVERAGE_BUCKETS)
 
 __all__ = [
     "MODES",
@@ -731,9 +734,16 @@ def combine_maps(maps: Sequence[LiquidationMap]) -> LiquidationMap:
     k1 = max(int(b[-1]) for b in nonempty)
     long = np.zeros(k1 - k0 + 1)
     short = np.zeros(k1 - k0 + 1)
+    split = all(mp.long_buckets is not None and mp.short_buckets is not None for mp in maps)
+    long_b = np.zeros((3, k1 - k0 + 1)) if split else None
+    short_b = np.zeros((3, k1 - k0 + 1)) if split else None
     for mp, b in zip(maps, bins, strict=True):
         np.add.at(long, b - k0, mp.long)
         np.add.at(short, b - k0, mp.short)
+        if long_b is not None and short_b is not None:
+            for j in range(3):
+                np.add.at(long_b[j], b - k0, mp.long_buckets[j])  # type: ignore[index]
+                np.add.at(short_b[j], b - k0, mp.short_buckets[j])  # type: ignore[index]
     return LiquidationMap(
         time=maps[0].time,
         price=maps[0].price,
@@ -741,6 +751,8 @@ def combine_maps(maps: Sequence[LiquidationMap]) -> LiquidationMap:
         long=long,
         short=short,
         bin_bp=bp,
+        long_buckets=long_b,
+        short_buckets=short_b,
     )
 
 
@@ -844,7 +856,9 @@ def map_buckets(
     DataFrame
         ``price`` (bucket centre), ``low``, ``high`` (bucket edges), ``long`` (long notional in the
         bucket, counted only below the current price), ``short`` (short notional, only above),
-        all in quote currency; ascending by price.
+        all in quote currency; ascending by price. A map with per-leverage books
+        (``lmap.long_buckets``) adds ``long_low``, ``long_mid``, ``long_high`` and ``short_*``
+        (the same sums per leverage bucket; they add up to ``long`` / ``short``).
     """
     if not bucket_pct > 0:
         raise ValueError(f"bucket_pct must be > 0, got {bucket_pct!r}")
@@ -872,6 +886,14 @@ def map_buckets(
             "short": gs,
         }
     )
+    if lmap.long_buckets is not None and lmap.short_buckets is not None:
+        for side, books, keep in (
+            ("long", lmap.long_buckets, prices < lmap.price),
+            ("short", lmap.short_buckets, prices > lmap.price),
+        ):
+            for j, name in enumerate(LEVERAGE_BUCKET_NAMES):
+                w = np.where(keep, np.asarray(books[j], dtype=np.float64), 0.0)
+                out[f"{side}_{name}"] = np.bincount(group - g0, weights=w, minlength=n)
     if price_range is not None:
         lo, hi = price_range
         out = out.loc[(out["price"] >= lo) & (out["price"] <= hi)].reset_index(drop=True)

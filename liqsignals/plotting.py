@@ -44,6 +44,7 @@ from liqsignals._time import to_utc_datetime, utc_dates
 from liqsignals.extras import ensure
 from liqsignals.fileio import atomic_path, atomic_write_text
 from liqsignals.heatmap import (
+    LEVERAGE_BUCKET_NAMES,
     MODES,
     Heatmap,
     LiquidationMap,
@@ -104,6 +105,9 @@ _WIN = "#39d98a"
 _LOSS = "#ff3b5c"
 _LONG = "#f6465d"  # long liquidations are forced sells below price
 _SHORT = "#2ebd85"  # short liquidations are forced buys above price
+# the liquidation map's bars stacked by leverage bucket (low at the bottom): opacity per bucket
+_BUCKET_ALPHA = (0.95, 0.6, 0.3)
+_BUCKET_LABEL = ("low leverage (<= 10x)", "medium (11-25x)", "high (> 25x)")
 #: the band (in % of price) whose 25 / 50 / 75 % cumulative-liquidation prices the map marks:
 #: the default read-out band (``ReadoutParams.band_pct``)
 MAP_LEVEL_BAND_PCT = 5.0
@@ -996,6 +1000,47 @@ def _map_data(
             "levels": levels}  # fmt: skip
 
 
+def _stack_buckets_mpl(
+    ax: Any, b: pd.DataFrame, w: np.ndarray, below: np.ndarray, above: np.ndarray
+) -> list[Any]:
+    """The map's bars per side stacked by leverage bucket (low at the bottom, fainter above);
+    returns the bucket segments' containers."""
+    out = []
+    for side, mask, color in (("long", below, _LONG), ("short", above, _SHORT)):
+        bottom = np.zeros(int(mask.sum()))
+        for j, name in enumerate(LEVERAGE_BUCKET_NAMES):
+            h = b[f"{side}_{name}"].to_numpy()[mask]
+            out.append(
+                ax.bar(b["price"].to_numpy()[mask], h, width=w[mask], bottom=bottom, color=color,
+                       alpha=_BUCKET_ALPHA[j], linewidth=0, label=f"{side} {name}")
+            )  # fmt: skip
+            bottom = bottom + h
+    return out
+
+
+def _bucket_shapes(b: pd.DataFrame, mask: pd.Series, side: str, color: str) -> list[dict]:
+    """Plotly rectangles stacking one side's bars by leverage bucket (low at the bottom)."""
+    sub = b.loc[mask]
+    half = ((sub["high"] - sub["low"]) * 0.85 / 2).to_numpy()
+    x = sub["price"].to_numpy()
+    bottom = np.zeros(len(sub))
+    shapes: list[dict] = []
+    for j, name in enumerate(LEVERAGE_BUCKET_NAMES):
+        h = sub[f"{side}_{name}"].to_numpy()
+        for i in np.flatnonzero(h > 0):
+            shapes.append(
+                {
+                    "type": "rect", "xref": "x", "yref": "y", "layer": "below",
+                    "x0": x[i] - half[i], "x1": x[i] + half[i],
+                    "y0": bottom[i], "y1": bottom[i] + h[i],
+                    "fillcolor": color, "opacity": _BUCKET_ALPHA[j], "line": {"width": 0},
+                    "name": f"{side}-{name}",
+                }
+            )  # fmt: skip
+        bottom = bottom + h
+    return shapes
+
+
 def _map_title(lmap: LiquidationMap, meta: dict[str, Any]) -> str:
     """The book's instant is the close of the map's candle: ``time`` plus the timeframe
     (``meta["timeframe"]``); without a timeframe the candle is named instead."""
@@ -1063,10 +1108,14 @@ def plot_map(
     w = (b["high"] - b["low"]).to_numpy() * 0.85
     below = (b["price"] < lmap.price).to_numpy()
     above = (b["price"] > lmap.price).to_numpy()
+    split = f"long_{LEVERAGE_BUCKET_NAMES[0]}" in b.columns
+    bucket_handles = _stack_buckets_mpl(ax, b, w, below, above) if split else []
+    # the side's total per bar: filled without a split, else the outline around the stack
+    fill: dict[str, Any] = {"fill": False, "linewidth": 0.7} if split else {"alpha": 0.9}
     bl = ax.bar(b["price"][below], b["long"][below], width=w[below], color=_LONG,
-                alpha=0.9, label="long liquidations (below price)")  # fmt: skip
+                edgecolor=_LONG, label="long liquidations (below price)", **fill)  # fmt: skip
     bs = ax.bar(b["price"][above], b["short"][above], width=w[above], color=_SHORT,
-                alpha=0.9, label="short liquidations (above price)")  # fmt: skip
+                edgecolor=_SHORT, label="short liquidations (above price)", **fill)  # fmt: skip
     bl.set_label("long")
     bs.set_label("short")
     cum = d["cum"]
@@ -1135,7 +1184,11 @@ def plot_map(
     )
     for text in leg.get_texts():
         text.set_color(_FG)
-    _titles(fig, title if title is not None else _map_title(lmap, meta), _note(meta))
+    note = _note(meta)
+    if bucket_handles:
+        note += "; bars stacked by leverage, from the bottom: " + ", ".join(_BUCKET_LABEL)
+        note += " (solid to faint)"
+    _titles(fig, title if title is not None else _map_title(lmap, meta), note)
     return fig
 
 
@@ -1169,22 +1222,34 @@ def map_figure(
     below = b["price"] < lmap.price
     above = b["price"] > lmap.price
     fig = go.Figure()
+    split = f"long_{LEVERAGE_BUCKET_NAMES[0]}" in b.columns
+    shapes: list[dict] = []
     for name, mask, col, color in (
         ("long", below, "long", _LONG),
         ("short", above, "short", _SHORT),
     ):
         sub = b.loc[mask]
+        hover = f"price %{{x:,.2f}}<br>estimated {name} notional %{{y:,.0f}} {quote}"
+        extra: dict[str, Any] = {"marker": {"color": color}}
+        if split:
+            # the total as an outline around the bar stacked by leverage bucket (shapes)
+            shapes += _bucket_shapes(b, mask, name, color)
+            parts = [f"{name}_{k}" for k in LEVERAGE_BUCKET_NAMES]
+            extra = {
+                "marker": {"color": "rgba(0,0,0,0)", "line": {"color": color, "width": 1}},
+                "customdata": sub[parts].to_numpy(),
+            }
+            hover += "".join(
+                f"<br>{label} %{{customdata[{j}]:,.0f}}" for j, label in enumerate(_BUCKET_LABEL)
+            )
         fig.add_trace(
             go.Bar(
                 x=sub["price"],
                 y=sub[col],
                 width=(sub["high"] - sub["low"]) * 0.85,
                 name=name,
-                marker={"color": color},
-                hovertemplate=(
-                    f"price %{{x:,.2f}}<br>estimated {name} notional %{{y:,.0f}} {quote}"
-                    "<extra></extra>"
-                ),
+                hovertemplate=hover + "<extra></extra>",
+                **extra,
             )
         )
     cum = d["cum"]
@@ -1203,7 +1268,19 @@ def map_figure(
                 hovertemplate=f"price %{{x:,.2f}}<br>{name} %{{y:,.0f}} {quote}<extra></extra>",
             )
         )
-    annotations = []
+    # the stacked segments first (the price and level lines added below come after them)
+    fig.update_layout(shapes=shapes)
+    annotations: list[dict[str, Any]] = []
+    if split:
+        annotations.append(
+            {
+                "xref": "paper", "yref": "paper", "x": 1.0, "y": 1.0, "xanchor": "right",
+                "showarrow": False, "font": {"size": 10},
+                "text": "bars stacked by leverage: " + ", ".join(
+                    f"{label} {a:.0%}" for label, a in zip(_BUCKET_LABEL, _BUCKET_ALPHA, strict=True)
+                ) + " opacity",
+            }
+        )  # fmt: skip
     clusters = d["clusters"]
     if clusters is not None:
         for row in clusters.itertuples():

@@ -138,3 +138,34 @@ def test_state_round_trip_keeps_the_bucket_books(tmp_path):
     eng.save(tmp_path / "s.npz")
     back = LiquidationEngine.load(tmp_path / "s.npz")
     np.testing.assert_array_equal(back.update_many(df.iloc[100:])[NEW], full.iloc[100:])
+
+
+def test_map_bars_stacked_by_leverage_bucket():
+    from liqsignals.heatmap import combine_maps, liquidation_map, map_buckets
+    from liqsignals.plotting import map_figure, plot_map
+
+    df = random_candles(3, 300)
+    lmap = liquidation_map(df, LiquidationModel(window="1d"))
+    b = map_buckets(lmap, 0.3)
+    for side in ("long", "short"):
+        parts = b[[f"{side}_{name}" for name in BUCKETS]].to_numpy()
+        np.testing.assert_allclose(parts.sum(axis=1), b[side].to_numpy(), rtol=1e-9, atol=1e-9)
+        assert (parts.sum(axis=0) > 0).sum() >= 2  # the default mix fills several buckets
+    both = combine_maps([lmap, lmap])
+    np.testing.assert_allclose(both.long_buckets, 2 * lmap.long_buckets)
+    fig = plot_map(lmap, range_pct=12, width=900, height=500)
+    bars = {c.get_label(): c for c in fig.axes[0].containers}
+    total = np.array([p.get_height() for p in bars["long"]])
+    stack = np.zeros_like(total)
+    for name in BUCKETS:  # each segment starts where the one below ends
+        seg = bars[f"long {name}"]
+        np.testing.assert_allclose([p.get_y() for p in seg], stack, atol=1e-9)
+        stack += np.array([p.get_height() for p in seg])
+    np.testing.assert_allclose(stack, total, rtol=1e-9)
+    assert total.max() > 0
+    html = map_figure(lmap, range_pct=12)
+    rects = [s for s in html.layout.shapes if s.type == "rect"]
+    names = {s.name.split("-")[1] for s in rects}
+    assert names == set(BUCKETS)
+    tallest = max(s.y1 for s in rects if s.name.startswith("long"))
+    assert tallest == pytest.approx(float(np.max(html.data[0].y)), rel=1e-9)
