@@ -253,13 +253,18 @@ def deposit_buckets(bk, bucket, coh, slot, d0, n_e, k0):
 def expire_buckets(bk, bucket, coh, h, d0, d1, n_e, k0, wipe):
     """:func:`expire_side` on the bucket books: deposits ``d0 .. d1-1`` of cohort ``h`` (the
     side's deposits start at ``d0``) leave their bucket unless their bin was wiped since."""
+    if d1 <= d0:  # a cohort without deposits (d1 - d0 is 0 or every leverage's n_e)
+        return
     seq = coh.seq[h]
-    for d in range(d0, d1):
-        i = coh.bin[h, d] - k0
-        if wipe[i] <= seq:
-            b = bucket[(d - d0) // n_e]
-            v = bk[b, i] - coh.mass[h, d]
-            bk[b, i] = v if v > 0.0 else 0.0
+    d = d0
+    for j in range(bucket.shape[0]):
+        b = bucket[j]
+        for _e in range(n_e):
+            i = coh.bin[h, d] - k0
+            if wipe[i] <= seq:
+                v = bk[b, i] - coh.mass[h, d]
+                bk[b, i] = v if v > 0.0 else 0.0
+            d += 1
 
 
 @njit(cache=True, inline="always", error_model="numpy")
