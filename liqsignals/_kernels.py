@@ -285,12 +285,17 @@ def consume_buckets(bk, acc, sign, reach, k0):
 @njit(cache=True, inline="always", error_model="numpy")
 def bucket_bands(bk, a, b, s, band, row, col):
     """Band totals per bucket (real mass of ``bk[:, a..b]``) into ``row[col ..]``; all 0 when
-    the side's band ``band`` was floored to 0."""
-    for j in range(bk.shape[0]):
-        total = 0.0
+    the side's band ``band`` was floored to 0. The three rows are summed in one pass (three
+    independent sums, each in bin order)."""
+    t0 = t1 = t2 = 0.0
+    if band > 0.0:
         for i in range(a, b + 1):
-            total += bk[j, i]
-        row[col + j] = total * s if band > 0.0 else 0.0
+            t0 += bk[0, i]
+            t1 += bk[1, i]
+            t2 += bk[2, i]
+    row[col] = t0 * s
+    row[col + 1] = t1 * s
+    row[col + 2] = t2 * s
 
 
 @njit(cache=True, error_model="numpy")
