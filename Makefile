@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 CORE_VENV ?= .venv-core
+# worker processes of the test run (pytest-xdist; whole test files per worker, so a file's
+# servers, bots and module fixtures stay in one process); TEST_WORKERS=0 runs in this process
+TEST_WORKERS ?= 2
 
 .PHONY: venv test lint format bench backtest clean core-check browser
 
@@ -18,7 +21,7 @@ $(STAMP): pyproject.toml
 
 ## test: lint, type-check, the core-install check, then the whole pytest suite (what CI runs)
 test: venv lint core-check browser
-	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 lint: venv
 	$(VENV)/bin/ruff check liqsignals strategies tests benchmarks
