@@ -5,7 +5,7 @@ candles, in alternating fresh subprocesses (so both are measured in the same run
 Run::
 
     git worktree add ../before <commit before the read-outs changed>
-    python benchmarks/bench_readouts.py ../before . --rows 100000 --runs 3
+    python benchmarks/compare_readouts.py ../before . --rows 100000 --runs 3
 
 Prints each run and the medians in µs per candle, in CPU time of the process (steadier on a
 shared machine than wall time). Nothing is asserted: speed is measured here, not in the tests.
