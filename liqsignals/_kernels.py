@@ -283,19 +283,21 @@ def consume_buckets(bk, acc, sign, reach, k0):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def bucket_bands(bk, a, b, s, band, row, col):
+def bucket_bands(bk, a, b, s, band, row, col, min_mass):
     """Band totals per bucket (real mass of ``bk[:, a..b]``) into ``row[col ..]``; all 0 when
-    the side's band ``band`` was floored to 0. The three rows are summed in one pass (three
-    independent sums, each in bin order)."""
+    the side's band ``band`` was floored to 0, and each 0 below the significance floor
+    ``min_mass`` like the band (a bucket book keeps rounding dust where deposits expired), so
+    the three sum to the band within ``3 * min_mass``. The three rows are summed in one pass
+    (three independent sums, each in bin order)."""
     t0 = t1 = t2 = 0.0
     if band > 0.0:
         for i in range(a, b + 1):
             t0 += bk[0, i]
             t1 += bk[1, i]
             t2 += bk[2, i]
-    row[col] = t0 * s
-    row[col + 1] = t1 * s
-    row[col + 2] = t2 * s
+    row[col] = floored(t0 * s, min_mass)
+    row[col + 1] = floored(t1 * s, min_mass)
+    row[col + 2] = floored(t2 * s, min_mass)
 
 
 @njit(cache=True, error_model="numpy")
@@ -898,8 +900,8 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
         kr_hi = clip_bin(close * (1.0 + prm.range), k0, nb, prm.inv_logb, -(2**62), nb - 1)
         row[O_LONG_BAND] = floored(range_sum(long.book, kb_lo, kc) * s, prm.min_mass)
         row[O_SHORT_BAND] = floored(range_sum(short.book, kc, kb_hi) * s, prm.min_mass)
-        bucket_bands(bk_long, kb_lo, kc, s, row[O_LONG_BAND], row, O_LB_LOW)
-        bucket_bands(bk_short, kc, kb_hi, s, row[O_SHORT_BAND], row, O_SB_LOW)
+        bucket_bands(bk_long, kb_lo, kc, s, row[O_LONG_BAND], row, O_LB_LOW, prm.min_mass)
+        bucket_bands(bk_short, kc, kb_hi, s, row[O_SHORT_BAND], row, O_SB_LOW, prm.min_mass)
         long_range = range_sum(long.book, kr_lo, kc) * s
         short_range = range_sum(short.book, kc, kr_hi) * s
         ctx = Ctx(close, s, k0, long_range + short_range)

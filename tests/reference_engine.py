@@ -191,7 +191,9 @@ class ReferenceEngine:
                     for p in self.positions
                     if p.side == side and p.bucket == bucket and a <= p.k <= b
                 )
-                out[f"liq_{side}_band_{bucket}"] = mass if out[f"liq_{side}_band"] > 0 else 0.0
+                out[f"liq_{side}_band_{bucket}"] = (
+                    floor(mass) if out[f"liq_{side}_band"] > 0 else 0.0
+                )
         long_bins = list(range(kc, kr_lo - 1, -1))  # scanning away from price
         short_bins = list(range(kc, kr_hi + 1))
         long_total = sum(longs.get(k, 0.0) for k in long_bins)
