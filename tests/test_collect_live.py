@@ -89,7 +89,9 @@ def test_collect_keeps_series_current_and_fills_the_gap_after_a_restart(
     log = tmp_path / "collect.log"
     offset = pd.Timedelta(milliseconds=clock.offset_ms)
     stored_oi = read_frame(data_path(replay_datadir, PAIR, "5m", "open_interest"))
-    with ReplayExchange(replay_datadir, clock=clock) as server:
+    # the capture's events are re-sent to a websocket that subscribes up to 3 h (3 real minutes)
+    # after them, so a collector that starts late on a busy machine still receives them
+    with ReplayExchange(replay_datadir, clock=clock, ws_backlog_ms=3 * HOUR_MS) as server:
         overlay = tmp_path / "overlay.json"
         overlay.write_text(
             json.dumps({"exchange": {"name": "binance", **server.freqtrade_overlay()["exchange"]}})
