@@ -38,6 +38,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from liqsignals._time import dates_to_ns
+
 __all__ = [
     "Refused",
     "align_events",
@@ -60,9 +62,10 @@ def _dates(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> pd.Series:
 
 
 def _ns(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
-    """int64 nanoseconds UTC of a date column."""
-    index = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
-    return np.asarray(index.as_unit("ns").asi8, dtype=np.int64)
+    """int64 nanoseconds UTC of a date column, read as everywhere in the project
+    (:func:`liqsignals._time.dates_to_ns`: naive datetimes as UTC, epoch numbers by their
+    magnitude; NaT is an error)."""
+    return dates_to_ns(values)
 
 
 def _matrix(values: Mapping[str, np.ndarray | pd.Series]) -> tuple[list[str], np.ndarray]:

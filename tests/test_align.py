@@ -39,6 +39,18 @@ def test_a_4h_bar_is_first_seen_by_the_candle_closing_at_its_close():
     assert (got[31:] == 20.0).all()  # 07:45 (close 08:00) on: the 04:00 bar; 08:00 bar at 12:00
 
 
+def test_epoch_millisecond_dates_align_like_datetimes_and_nat_is_an_error():
+    candles = _dates(40, "15min")
+    oi = _dates(3, "4h")
+    ms = lambda d: d.astype("int64") // 1_000_000  # noqa: E731  (datetime64[ns] -> epoch ms)
+    want = align.align_level(candles, "15m", oi, {"oi": [10.0, 20.0, 30.0]}, "4h")["oi"]
+    got = align.align_level(ms(candles), "15m", ms(oi), {"oi": [10.0, 20.0, 30.0]}, "4h")["oi"]
+    np.testing.assert_array_equal(got, want)
+    assert (got[15:31] == 10.0).all()  # not read as nanoseconds (a 1970 date would see every bar)
+    with pytest.raises(ValueError, match="NaT"):
+        align.align_level(candles, "15m", pd.Series([T0, pd.NaT]), {"oi": [1.0, 2.0]}, "4h")
+
+
 def test_a_bar_of_the_candles_own_timeframe_aligns_one_to_one():
     candles = _dates(6, "15min")
     oi = candles.drop(index=[2])  # a missing bar stays missing: never the previous one

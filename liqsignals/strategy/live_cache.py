@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from liqsignals.features import FeatureStream
+from liqsignals.inputs import CHECKED_COLUMNS
 from liqsignals.strategy.live_state import StateStore, StateStream
 
 __all__ = [
@@ -36,19 +37,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: the engine's input columns, in the order the live path reads them
-ENGINE_INPUTS = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "open_interest",
-    "open_interest_value",
-    "taker_buy_volume",
-    "long_short_ratio",
-    "mark_high",
-    "mark_low",
-)
+ENGINE_INPUTS = tuple(c for c in CHECKED_COLUMNS if c != "date")
 
 
 @dataclass
