@@ -19,10 +19,14 @@ State
     one :data:`SIDE_DTYPE` record: ``edge`` (longs: highest bin that may hold mass, shorts:
     lowest; :data:`NONE` times ``sign`` when empty), ``total`` (stored units) and the cumulative
     real masses ``opened, liquidated, closed, expired`` (for conservation checks).
-:class:`Cohorts` : a ring of each candle's deposits (absolute bin, stored mass), removed when they
-    expire; a deposit is still alive iff its bin was not wiped after it was made. Long deposits
-    come first (``n_half`` of them), then the short ones, each side leverage by leverage
-    (``n_entries`` deposits per leverage).
+:class:`Cohorts` : a ring of each candle's deposits, removed when they expire; a deposit is
+    still alive iff its bin was not wiped after it was made. A candle deposits, per side and
+    leverage ``j``, one equal stored mass at each of its ``n_entries`` entry prices ``e``, in bin
+    ``floor((entry[e] + f_log[j]) / log(B))``; the ring keeps the candle's log entry prices
+    (``entry``, one row per candle) and its stored mass per side and leverage (``mass``: the
+    long leverages, then the short ones), and the bins are computed again, by the same
+    arithmetic, when the deposits expire (a sixth of the memory of keeping every deposit's bin
+    and mass). ``n`` is the candle's deposit count (0, or ``2 * n_lev * n_entries``).
 :class:`Mix` ``bk_long`` / ``bk_short`` : the book split by leverage bucket (low, medium, high),
     stored units; every deposit, expiry, wipe and renormalisation of a side's book is repeated
     on its bucket row, so the rows sum to the book (up to rounding) and the band totals per
@@ -71,7 +75,7 @@ SHORT = 1
 NONE = 2**62  # Side.acc edge ``sign * NONE``: the side holds no mass
 
 Side = namedtuple("Side", ["book", "wipe", "acc", "sign"])
-Cohorts = namedtuple("Cohorts", ["date", "seq", "bin", "mass", "n"])
+Cohorts = namedtuple("Cohorts", ["date", "seq", "entry", "mass", "n"])
 Candles = namedtuple(
     "Candles",
     [
@@ -119,7 +123,7 @@ Snap = namedtuple("Snap", ["rows", "k_lo", "long", "short"])
 # the entry prices of one candle (see new_work)
 Work = namedtuple("Work", ["lo", "hi", "sum", "wk", "entries"])
 # where one side's deposits of a candle go: book offset k0, 1/S, 1/log(B), cohort slot, row
-# of the leverage weights, first deposit index
+# of the leverage weights, the side's first column of the cohort's masses
 Deposit = namedtuple("Deposit", ["k0", "inv_s", "inv_logb", "slot", "wrow", "d0"])
 # what the cluster readout of one candle needs besides the book
 Ctx = namedtuple("Ctx", ["close", "s", "k0", "total"])
@@ -238,36 +242,6 @@ def rescale_buckets(bk, s):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def deposit_buckets(bk, bucket, coh, slot, d0, n_e, k0):
-    """The deposits :func:`deposit_side` recorded in cohort ``slot`` from ``d0`` on (one per
-    leverage and entry), added to their leverage's bucket book ``bk``."""
-    d = d0
-    for j in range(bucket.shape[0]):
-        b = bucket[j]
-        for _e in range(n_e):
-            bk[b, coh.bin[slot, d] - k0] += coh.mass[slot, d]
-            d += 1
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def expire_buckets(bk, bucket, coh, h, d0, d1, n_e, k0, wipe):
-    """:func:`expire_side` on the bucket books: deposits ``d0 .. d1-1`` of cohort ``h`` (the
-    side's deposits start at ``d0``) leave their bucket unless their bin was wiped since."""
-    if d1 <= d0:  # a cohort without deposits (d1 - d0 is 0 or every leverage's n_e)
-        return
-    seq = coh.seq[h]
-    d = d0
-    for j in range(bucket.shape[0]):
-        b = bucket[j]
-        for _e in range(n_e):
-            i = coh.bin[h, d] - k0
-            if wipe[i] <= seq:
-                v = bk[b, i] - coh.mass[h, d]
-                bk[b, i] = v if v > 0.0 else 0.0
-            d += 1
-
-
-@njit(cache=True, inline="always", error_model="numpy")
 def consume_buckets(bk, acc, sign, reach, k0):
     """:func:`consume_side`'s wipe on the bucket books (called before it, while ``acc`` still
     holds the side's edge): every bin from the edge to ``reach`` empties."""
@@ -282,24 +256,6 @@ def consume_buckets(bk, acc, sign, reach, k0):
             bk[b, i] = 0.0
 
 
-@njit(cache=True, inline="always", error_model="numpy")
-def bucket_bands(bk, a, b, s, band, row, col, min_mass):
-    """Band totals per bucket (real mass of ``bk[:, a..b]``) into ``row[col ..]``; all 0 when
-    the side's band ``band`` was floored to 0, and each 0 below the significance floor
-    ``min_mass`` like the band (a bucket book keeps rounding dust where deposits expired), so
-    the three sum to the band within ``3 * min_mass``. The three rows are summed in one pass
-    (three independent sums, each in bin order)."""
-    t0 = t1 = t2 = 0.0
-    if band > 0.0:
-        for i in range(a, b + 1):
-            t0 += bk[0, i]
-            t1 += bk[1, i]
-            t2 += bk[2, i]
-    row[col] = floored(t0 * s, min_mass)
-    row[col + 1] = floored(t1 * s, min_mass)
-    row[col + 2] = floored(t2 * s, min_mass)
-
-
 @njit(cache=True, error_model="numpy")
 def renormalise(st, long, short, coh):
     """Fold the survival factor into the stored masses (``S`` back to 1), before it underflows.
@@ -312,20 +268,27 @@ def renormalise(st, long, short, coh):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def expire_side(side, coh, h, d0, d1, k0, s):
-    """Remove deposits ``d0 .. d1-1`` of cohort ``h`` from ``side``, except where the bin was
-    liquidated after the cohort was made (that mass left already)."""
+def expire_side(side, bk, bucket, flog, coh, h, m0, k0, s, inv_logb):
+    """Remove cohort ``h``'s deposits on ``side`` (leverages ``flog``, masses from column
+    ``m0`` of ``coh.mass``) from its book and bucket books ``bk``, except where the bin was
+    liquidated after the cohort was made (that mass left already). The bins are those of
+    :func:`deposit_side`, computed by the same arithmetic from the stored entry prices."""
     acc = side.acc[0]
     book, wipe = side.book, side.wipe
     seq = coh.seq[h]
-    for d in range(d0, d1):
-        i = coh.bin[h, d] - k0
-        m = coh.mass[h, d]
-        if wipe[i] <= seq:
-            v = book[i] - m
-            book[i] = v if v > 0.0 else 0.0
-            acc.total -= m
-            acc.expired += m * s
+    n_e = coh.entry.shape[1]
+    for j in range(flog.shape[0]):
+        m = coh.mass[h, m0 + j]
+        b = bucket[j]
+        for e in range(n_e):
+            i = np.int64(math.floor((coh.entry[h, e] + flog[j]) * inv_logb)) - k0
+            if wipe[i] <= seq:
+                v = book[i] - m
+                book[i] = v if v > 0.0 else 0.0
+                v = bk[b, i] - m
+                bk[b, i] = v if v > 0.0 else 0.0
+                acc.total -= m
+                acc.expired += m * s
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -459,29 +422,36 @@ def entry_logs(entries, h, lo, c):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def deposit_side(side, flog, weights, entries, side_mass, coh, at):
+def deposit_side(side, bk, bucket, flog, weights, entries, side_mass, coh, at):
     """Step 3 on one side: ``side_mass`` (real) spread over the leverages (log liquidation
     factors ``flog``, weights ``weights[at.wrow]``) and ``entries`` (log prices), each landing
-    at its liquidation bin; the deposits are recorded as cohort ``at.slot``'s entries
-    ``at.d0, at.d0 + 1, ...`` (see :class:`Deposit`)."""
+    at its liquidation bin of the book and of its leverage's bucket book ``bk``; cohort
+    ``at.slot`` records the stored mass per leverage from column ``at.d0`` on (see
+    :class:`Deposit`; the entries are recorded by the caller)."""
     n_e = entries.shape[0]
     acc = side.acc[0]
     book, sign = side.book, side.sign
     empty = sign * NONE
     k0, inv_s, inv_logb, slot = at.k0, at.inv_s, at.inv_logb, at.slot
-    d = at.d0
     for j in range(flog.shape[0]):
         m = side_mass * weights[at.wrow, j] / n_e * inv_s
+        b = bucket[j]
         for e in range(n_e):
             k = np.int64(math.floor((entries[e] + flog[j]) * inv_logb))
             book[k - k0] += m
+            bk[b, k - k0] += m
             if sign * (k - acc.edge) < 0 or acc.edge == empty:
                 acc.edge = k
-            coh.bin[slot, d] = k
-            coh.mass[slot, d] = m
-            d += 1
+        coh.mass[slot, at.d0 + j] = m
     acc.total += side_mass * inv_s
     acc.opened += side_mass
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def record_entries(coh, slot, entries):
+    """The candle's log entry prices into cohort ``slot`` (its deposits' bins follow from them)."""
+    for e in range(entries.shape[0]):
+        coh.entry[slot, e] = entries[e]
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -513,12 +483,42 @@ def finish_candle(st, coh, date, oi_t, close, filler):
 
 # ----------------------------------------------------------------------------- book readout
 @njit(cache=True, inline="always", error_model="numpy")
-def range_sum(book, a, b):
-    """Sum of ``book[a..b]`` (inclusive), in index order."""
-    total = 0.0
-    for i in range(a, b + 1):
-        total += book[i]
-    return total
+def band_sums(book, bk, lo, hi, band_lo, band_hi, range_lo, range_hi):
+    """One pass over ``book[lo..hi]`` for five sums, each in index order: the band
+    ``book[band_lo..band_hi]``, the cluster range ``book[range_lo..range_hi]`` and the band of
+    each bucket book ``bk[b, band_lo..band_hi]`` (stored units). Independent sums in one loop:
+    each keeps its own order and value, and the additions overlap instead of waiting on each
+    other."""
+    band = rng = t0 = t1 = t2 = 0.0
+    for i in range(lo, hi + 1):
+        m = book[i]
+        if range_lo <= i <= range_hi:
+            rng += m
+        if band_lo <= i <= band_hi:
+            band += m
+            t0 += bk[0, i]
+            t1 += bk[1, i]
+            t2 += bk[2, i]
+    return band, rng, t0, t1, t2
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def put_bands(row, col, bucket_col, sums, s, min_mass):
+    """The band of :func:`band_sums` into ``row[col]`` and its bucket totals into
+    ``row[bucket_col ..]`` (real mass). Each is 0 below the significance floor ``min_mass``,
+    and the buckets are all 0 when the band is (a bucket book keeps rounding dust where
+    deposits expired), so the three sum to the band within ``3 * min_mass``."""
+    band = floored(sums[0] * s, min_mass)
+    row[col] = band
+    if band > 0.0:
+        row[bucket_col] = floored(sums[2] * s, min_mass)
+        row[bucket_col + 1] = floored(sums[3] * s, min_mass)
+        row[bucket_col + 2] = floored(sums[4] * s, min_mass)
+    else:
+        z = floored(0.0, min_mass)
+        row[bucket_col] = z
+        row[bucket_col + 1] = z
+        row[bucket_col + 2] = z
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -601,56 +601,44 @@ def put_cluster(row, at, work, c, k0, logb):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def cluster_outputs(work, n, ctx, prm, row, base):
-    """The ``n`` clusters of one side found by :func:`scan_clusters` (nearest first): the
-    nearest goes to ``row[base : base + 4]`` (price, low, high, size). Returns the best magnet
-    ``(score, price)`` of the side (score -1 without clusters)."""
+def cluster_readout(work, n, ctx, prm, row, base, base2, wall):
+    """One side's readout from the ``n`` clusters :func:`scan_clusters` found (nearest first):
+    the nearest to ``row[base : base + 4]`` (price, low, high, size), the second and third to
+    ``row[base2 : base2 + 8]``, the largest with its centre within the band (at most
+    ``prm.band`` from the close; the nearest of equal ones) to ``row[wall : wall + 4]``.
+    Returns the side's best magnet ``(score, price)`` (score -1 without clusters) and the sums
+    of its clusters' magnet scores and of score times centre."""
     for j in range(4):
         row[base + j] = np.nan
-    logb = prm.logb
-    min_dist = 100.0 * (math.exp(logb) - 1.0)  # one bin, in %
-    best_score = -1.0
-    best_price = np.nan
-    for c in range(n):
-        centre = math.exp(work.wk[c] * logb)
-        if c == 0:
-            put_cluster(row, base, work, c, ctx.k0, logb)
-        dist = max(abs(centre / ctx.close - 1.0) * 100.0, min_dist)
-        score = (work.sum[c] / ctx.total) / dist**prm.mag_power
-        if score > best_score:
-            best_score = score
-            best_price = centre
-    return best_score, best_price
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def more_clusters(work, n, ctx, prm, row, base2, wall):
-    """The rest of one side's readout from the same ``n`` clusters: the second and third
-    nearest go to ``row[base2 : base2 + 8]``, the largest with its centre within the band (at
-    most ``prm.band`` from the close; the nearest of equal ones) to ``row[wall : wall + 4]``.
-    Returns the sums of the clusters' magnet scores and of score times centre."""
-    for j in range(4):
         row[wall + j] = np.nan
     for j in range(8):
         row[base2 + j] = np.nan
     logb = prm.logb
     min_dist = 100.0 * (math.exp(logb) - 1.0)  # one bin, in %
+    linear = prm.mag_power == 1.0  # pow(x, 1.0) is x exactly: skip the call
+    best_score = -1.0
+    best_price = np.nan
     sum_score = sum_price = 0.0
     wall_c = -1
     for c in range(n):
         centre = math.exp(work.wk[c] * logb)
-        if 0 < c < 3:
+        if c == 0:
+            put_cluster(row, base, work, c, ctx.k0, logb)
+        elif c < 3:
             put_cluster(row, base2 + 4 * (c - 1), work, c, ctx.k0, logb)
-        in_band = abs(centre / ctx.close - 1.0) <= prm.band
-        if in_band and (wall_c < 0 or work.sum[c] > work.sum[wall_c]):
+        rel = abs(centre / ctx.close - 1.0)
+        if rel <= prm.band and (wall_c < 0 or work.sum[c] > work.sum[wall_c]):
             wall_c = c
-        dist = max(abs(centre / ctx.close - 1.0) * 100.0, min_dist)
-        score = (work.sum[c] / ctx.total) / dist**prm.mag_power
+        dist = max(rel * 100.0, min_dist)
+        score = (work.sum[c] / ctx.total) / (dist if linear else dist**prm.mag_power)
+        if score > best_score:
+            best_score = score
+            best_price = centre
         sum_score += score
         sum_price += score * centre
     if wall_c >= 0:
         put_cluster(row, wall, work, wall_c, ctx.k0, logb)
-    return sum_score, sum_price
+    return (best_score, best_price), (sum_score, sum_price)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -817,7 +805,7 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
     n_half = mix.f_long_log.shape[0] * mix.n_entries
     max_gap = np.int64(prm.max_gap_bins)
     bucket, bk_long, bk_short = mix.bucket, mix.bk_long, mix.bk_short
-    n_ent = mix.n_entries
+    n_lev = mix.f_long_log.shape[0]
     for t in range(n):
         if not has_room(cd, t, st, nb, cap, prm):
             return t
@@ -830,11 +818,11 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
         # step 0: cohorts opened a window or more before the candle leave the book
         h = expiring(st, coh.date, date, prm.window_ns)
         while h >= 0:
-            nd = coh.n[h]
-            expire_side(long, coh, h, 0, min(nd, n_half), st.k0, st.scale)
-            expire_side(short, coh, h, n_half, nd, st.k0, st.scale)
-            expire_buckets(bk_long, bucket, coh, h, 0, min(nd, n_half), n_ent, st.k0, long.wipe)
-            expire_buckets(bk_short, bucket, coh, h, n_half, nd, n_ent, st.k0, short.wipe)
+            if coh.n[h] > 0:
+                expire_side(long, bk_long, bucket, mix.f_long_log, coh, h, 0, st.k0, st.scale,
+                            prm.inv_logb)  # fmt: skip
+                expire_side(short, bk_short, bucket, mix.f_short_log, coh, h, n_lev, st.k0,
+                            st.scale, prm.inv_logb)  # fmt: skip
             st.head = (h + 1) % cap
             st.size -= 1
             h = expiring(st, coh.date, date, prm.window_ns)
@@ -874,11 +862,16 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
                 entry_logs(entries, h, lo, c)
                 wrow = t if mix.weights.shape[0] == cd.dates.shape[0] else 0
                 at = Deposit(st.k0, 1.0 / st.scale, prm.inv_logb, slot, wrow, 0)
-                deposit_side(long, mix.f_long_log, mix.weights, entries, opened_long, coh, at)
-                at = Deposit(st.k0, at.inv_s, at.inv_logb, slot, wrow, n_half)
-                deposit_side(short, mix.f_short_log, mix.weights, entries, opened_short, coh, at)
-                deposit_buckets(bk_long, bucket, coh, slot, 0, n_ent, st.k0)
-                deposit_buckets(bk_short, bucket, coh, slot, n_half, n_ent, st.k0)
+                deposit_side(
+                    long, bk_long, bucket, mix.f_long_log, mix.weights, entries, opened_long,
+                    coh, at,
+                )  # fmt: skip
+                at = Deposit(st.k0, at.inv_s, at.inv_logb, slot, wrow, n_lev)
+                deposit_side(
+                    short, bk_short, bucket, mix.f_short_log, mix.weights, entries,
+                    opened_short, coh, at,
+                )  # fmt: skip
+                record_entries(coh, slot, entries)
                 coh.n[slot] = 2 * n_half
         finish_candle(st, coh, date, oi_t, cd.close[t], filler)
         s = st.scale
@@ -898,12 +891,12 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
         kb_hi = clip_bin(close * (1.0 + prm.band), k0, nb, prm.inv_logb, -(2**62), nb - 1)
         kr_lo = clip_bin(close * (1.0 - prm.range), k0, nb, prm.inv_logb, 0, 2**62)
         kr_hi = clip_bin(close * (1.0 + prm.range), k0, nb, prm.inv_logb, -(2**62), nb - 1)
-        row[O_LONG_BAND] = floored(range_sum(long.book, kb_lo, kc) * s, prm.min_mass)
-        row[O_SHORT_BAND] = floored(range_sum(short.book, kc, kb_hi) * s, prm.min_mass)
-        bucket_bands(bk_long, kb_lo, kc, s, row[O_LONG_BAND], row, O_LB_LOW, prm.min_mass)
-        bucket_bands(bk_short, kc, kb_hi, s, row[O_SHORT_BAND], row, O_SB_LOW, prm.min_mass)
-        long_range = range_sum(long.book, kr_lo, kc) * s
-        short_range = range_sum(short.book, kc, kr_hi) * s
+        sums = band_sums(long.book, bk_long, min(kb_lo, kr_lo), kc, kb_lo, kc, kr_lo, kc)
+        put_bands(row, O_LONG_BAND, O_LB_LOW, sums, s, prm.min_mass)
+        long_range = sums[1] * s
+        sums = band_sums(short.book, bk_short, kc, max(kb_hi, kr_hi), kc, kb_hi, kc, kr_hi)
+        put_bands(row, O_SHORT_BAND, O_SB_LOW, sums, s, prm.min_mass)
+        short_range = sums[1] * s
         ctx = Ctx(close, s, k0, long_range + short_range)
         # clusters: longs from the close down to the range's low end, shorts up to its high end
         n_c = 0
@@ -911,15 +904,17 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
         if long_range > 0.0 and nbins > 0:
             thr, min_mass = cluster_threshold(long_range, nbins, prm)
             n_c = scan_clusters(long.book, s, kc, kr_lo - 1, -1, thr, max_gap, min_mass, k0, work)
-        long_best = cluster_outputs(work, n_c, ctx, prm, row, O_LC_PRICE)
-        long_sums = more_clusters(work, n_c, ctx, prm, row, O_LC2_PRICE, O_LW_PRICE)
+        long_best, long_sums = cluster_readout(
+            work, n_c, ctx, prm, row, O_LC_PRICE, O_LC2_PRICE, O_LW_PRICE
+        )
         n_c = 0
         nbins = kr_hi - kc + 1
         if short_range > 0.0 and nbins > 0:
             thr, min_mass = cluster_threshold(short_range, nbins, prm)
             n_c = scan_clusters(short.book, s, kc, kr_hi + 1, 1, thr, max_gap, min_mass, k0, work)
-        short_best = cluster_outputs(work, n_c, ctx, prm, row, O_SC_PRICE)
-        short_sums = more_clusters(work, n_c, ctx, prm, row, O_SC2_PRICE, O_SW_PRICE)
+        short_best, short_sums = cluster_readout(
+            work, n_c, ctx, prm, row, O_SC_PRICE, O_SC2_PRICE, O_SW_PRICE
+        )
         pick_magnet(row, long_best, short_best)
         mean_magnet(row, long_sums, short_sums)
         # liquidity gaps: the first bin of meaningful combined mass above and below the close
@@ -973,7 +968,7 @@ def one_table(
         (state, STATE_DTYPE, 1), (long.book, np.float64, 1), (long.wipe, np.int64, 1),
         (long.acc, SIDE_DTYPE, 1), (short.book, np.float64, 1), (short.wipe, np.int64, 1),
         (short.acc, SIDE_DTYPE, 1), (coh.date, np.int64, 1), (coh.seq, np.int64, 1),
-        (coh.bin, np.int64, 2), (coh.mass, np.float64, 2), (coh.n, np.int64, 1),
+        (coh.entry, np.float64, 2), (coh.mass, np.float64, 2), (coh.n, np.int64, 1),
         (mix.f_long_log, np.float64, 1), (mix.f_short_log, np.float64, 1),
         (mix.weights, np.float64, 2), (out, np.float64, 2), (work.lo, np.int64, 1),
         (work.hi, np.int64, 1), (work.sum, np.float64, 1), (work.wk, np.float64, 1),
@@ -996,7 +991,7 @@ def one_table(
     if cd.dates.shape[0] != 1 or out.shape != (1, N_OUT) or len(prm_values) != len(Params._fields):
         raise ValueError("one_table: one candle, one output row and every parameter")
     tab[36:44] = (
-        long.book.shape[0], coh.date.shape[0], coh.bin.shape[1], mix.weights.shape[1],
+        long.book.shape[0], coh.date.shape[0], coh.mass.shape[1], mix.weights.shape[1],
         mix.f_long_log.shape[0], mix.n_entries, work.lo.shape[0], work.entries.shape[0],
     )  # fmt: skip
     if (
@@ -1005,6 +1000,8 @@ def one_table(
         or mix.bucket.shape[0] != tab[40]
         or mix.bk_long.shape != (N_BUCKETS, tab[36])
         or mix.bk_short.shape != (N_BUCKETS, tab[36])
+        or coh.entry.shape[1] != tab[43]
+        or coh.mass.shape[1] != 2 * tab[40]
     ):
         raise ValueError("one_table: the sides' arrays differ in size")
     return tab
@@ -1017,7 +1014,7 @@ def run_one(tab, date, values, warm_until):
     volume, long/short ratio, mark high, mark low) are written into its one-candle buffers first, and the output row
     is NaN while ``date < warm_until``. Returns :func:`run_candles`' count."""
     o, h, lo, c, vol, oi, tb, lsr, mh, ml = values
-    nb, cap, n_dep, n_lev = tab[36], tab[37], tab[38], tab[39]
+    nb, cap, n_mass, n_lev = tab[36], tab[37], tab[38], tab[39]
     n_fac, n_work, n_ent = tab[40], tab[42], tab[43]
     state = carray(_P_STATE(tab[0]), (1,))
     long = Side(
@@ -1030,7 +1027,7 @@ def run_one(tab, date, values, warm_until):
     )  # fmt: skip
     coh = Cohorts(
         carray(_P_I64(tab[7]), (cap,)), carray(_P_I64(tab[8]), (cap,)),
-        carray(_P_I64(tab[9]), (cap, n_dep)), carray(_P_F64(tab[10]), (cap, n_dep)),
+        carray(_P_F64(tab[9]), (cap, n_ent)), carray(_P_F64(tab[10]), (cap, n_mass)),
         carray(_P_I64(tab[11]), (cap,)),
     )  # fmt: skip
     mix = Mix(

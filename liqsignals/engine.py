@@ -302,7 +302,6 @@ class LiquidationEngine:
     def _set_mix(self, f_long_log: np.ndarray, f_short_log: np.ndarray) -> None:
         """The kernel's leverage mix: logs of the liquidation factors, the weights as one row,
         each leverage's bucket and empty per-bucket books."""
-        self._n_dep = 2 * len(self.mix) * int(self.model.entry_samples)
         empty = np.zeros((self._k.N_BUCKETS, 0))
         self._kmix = self._k.Mix(
             np.ascontiguousarray(f_long_log, dtype=np.float64),
@@ -334,8 +333,8 @@ class LiquidationEngine:
     def _cohorts(self, cap: int) -> Any:
         z = np.zeros
         return self._k.Cohorts(
-            z(cap, np.int64), z(cap, np.int64), z((cap, self._n_dep), np.int64),
-            z((cap, self._n_dep)), z(cap, np.int64),
+            z(cap, np.int64), z(cap, np.int64), z((cap, int(self.model.entry_samples))),
+            z((cap, 2 * len(self.mix))), z(cap, np.int64),
         )  # fmt: skip
 
     @staticmethod

@@ -7,6 +7,9 @@ A state file is an uncompressed ``.npz`` archive (no pickles) with
 * ``factors``: the leverage mix as used (logs of the long / short liquidation factors, weights);
 * the state arrays of :meth:`LiquidationEngine.state_arrays` (records, book, wipe marks, cohort
   ring, the per-leverage-bucket books ``long_buckets`` / ``short_buckets``: new in version 3).
+  Version 4 keeps each cohort's log entry prices (``coh_entry``) and its mass per side and
+  leverage (``coh_mass``) instead of every deposit's bin and mass; older files are refused
+  with a message to rebuild from candle history.
 
 The **fingerprint** (:func:`model_fingerprint`) is the SHA-256 of the model's canonical JSON plus
 the leverage mix. :func:`load_engine` with ``model=`` refuses a file made with another model or
@@ -42,7 +45,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "MAX_STATE_BYTES", "load_engine", "model_
            "save_engine"]  # fmt: skip
 
 FORMAT = "liqsignals-engine-state"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MAX_STATE_BYTES = 4 << 30  # no single state array may claim more than this
 _MAX_ABS_BIN = 1 << 40  # absolute bins of any real price are far inside this
 
@@ -165,8 +168,10 @@ def _expect(arrays: dict[str, np.ndarray], name: str, dtype: Any, shape: tuple[i
         )
 
 
-def _check_arrays(arrays: dict[str, np.ndarray], n_lev: int, n_dep: int) -> None:
-    """dtypes, shapes and every index the kernel follows."""
+def _check_arrays(
+    arrays: dict[str, np.ndarray], factors: np.ndarray, model: LiquidationModel
+) -> None:
+    """dtypes, shapes and every index the kernel follows (``factors``: the stored mix)."""
     from liqsignals import _kernels as k
 
     _expect(arrays, "state", k.STATE_DTYPE, (1,))
@@ -178,8 +183,10 @@ def _check_arrays(arrays: dict[str, np.ndarray], n_lev: int, n_dep: int) -> None
         _expect(arrays, f"{side}_acc", k.SIDE_DTYPE, (1,))
     for name in ("date", "seq", "n"):
         _expect(arrays, f"coh_{name}", np.int64, (cap,))
-    _expect(arrays, "coh_bin", np.int64, (cap, n_dep))
-    _expect(arrays, "coh_mass", np.float64, (cap, n_dep))
+    n_lev, n_e = factors.shape[1], int(model.entry_samples)
+    n_dep = 2 * n_lev * n_e
+    _expect(arrays, "coh_entry", np.float64, (cap, n_e))
+    _expect(arrays, "coh_mass", np.float64, (cap, 2 * n_lev))
     for side in ("long", "short"):
         _expect(arrays, f"{side}_buckets", np.float64, (k.N_BUCKETS, max(nb, 0)))
         bk = arrays[f"{side}_buckets"]
@@ -201,10 +208,17 @@ def _check_arrays(arrays: dict[str, np.ndarray], n_lev: int, n_dep: int) -> None
     if np.any((counts != 0) & (counts != n_dep)):
         raise _corrupt(f"a cohort holds a deposit count other than 0 or {n_dep}")
     live = (head + np.arange(size)) % max(cap, 1)
-    bins = arrays["coh_bin"][live][counts[live] == n_dep]
+    entry = arrays["coh_entry"][live][counts[live] == n_dep]
+    if not np.all(np.isfinite(entry)):
+        raise _corrupt("a live cohort's entry price is not finite")
+    # the deposits' bins as the kernel computes them (entry + log factor, over log(B))
+    inv_logb = 1.0 / model.bin_log_width()
+    flogs = factors[:2].reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        bins = np.floor((entry[:, :, None] + flogs[None, None, :]) * inv_logb)
     if bins.size and (bins.min() < k0 or bins.max() >= k0 + nb):
         raise _corrupt(
-            f"a live cohort deposit lies in bin {int(bins.min())}..{int(bins.max())}, outside "
+            f"a live cohort deposit lies in bin {bins.min():.0f}..{bins.max():.0f}, outside "
             f"the book {k0}..{k0 + nb - 1}"
         )
     for side, sign in (("long", k.LONG), ("short", k.SHORT)):
@@ -252,8 +266,7 @@ def load_engine(
             file_model = LiquidationModel(**params)
         except (TypeError, ValueError) as exc:
             raise _corrupt(f"the stored model is invalid ({exc})") from None
-        n_dep = 2 * factors.shape[1] * int(file_model.entry_samples)
-        _check_arrays(members, factors.shape[1], n_dep)
+        _check_arrays(members, factors, file_model)
     except _Corrupt as exc:
         raise ValueError(f"{path}: engine state file is corrupt: {exc}") from None
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:

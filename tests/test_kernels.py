@@ -43,14 +43,17 @@ def params(**kw):
 # numba passes a record taken from an array by value from Python: these wrappers take the
 # one-record state array and hand its record (a reference) to the kernel
 @njit
-def _expire_cohorts(date, state, long, short, coh, n_half, window_ns):
-    """Step 0 as ``run_candles`` runs it: the expiring cohorts, each side's deposits out."""
+def _expire_cohorts(date, state, long, short, coh, sides, window_ns):
+    """Step 0 as ``run_candles`` runs it: the expiring cohorts, each side's deposits out
+    (``sides``: the long and short bucket books, the leverages' buckets and log factors)."""
     st = state[0]
+    bk_long, bk_short, bucket, f_long, f_short = sides
+    n_lev = f_long.shape[0]
     h = k.expiring(st, coh.date, date, window_ns)
     while h >= 0:
-        nd = coh.n[h]
-        k.expire_side(long, coh, h, 0, min(nd, n_half), st.k0, st.scale)
-        k.expire_side(short, coh, h, n_half, nd, st.k0, st.scale)
+        if coh.n[h] > 0:
+            k.expire_side(long, bk_long, bucket, f_long, coh, h, 0, st.k0, st.scale, INV)
+            k.expire_side(short, bk_short, bucket, f_short, coh, h, n_lev, st.k0, st.scale, INV)
         st.head = (h + 1) % coh.date.shape[0]
         st.size -= 1
         h = k.expiring(st, coh.date, date, window_ns)
@@ -65,7 +68,11 @@ def side_clusters(sd, kc, k_end, side_total, ctx, prm, work, row, base):
         stop = k_end + sd.sign
         gap = int(prm.max_gap_bins)
         n = k.scan_clusters(sd.book, ctx.s, kc, stop, sd.sign, thr, gap, min_mass, ctx.k0, work)
-    return k.cluster_outputs(work, n, ctx, prm, row, base)
+    more = {
+        k.O_LC_PRICE: (k.O_LC2_PRICE, k.O_LW_PRICE),
+        k.O_SC_PRICE: (k.O_SC2_PRICE, k.O_SW_PRICE),
+    }
+    return k.cluster_readout(work, n, ctx, prm, row, base, *more[base])[0]
 
 
 def liquidity_gaps(long, short, kc, kr_lo, kr_hi, ctx, prm, row):
@@ -139,50 +146,70 @@ def test_consume_side_matches_reference(sign, edge, reach):
     assert sd.acc[0]["liquidated"] == pytest.approx(want_liq)
 
 
+def cohort_ring(cap, n_e, n_mass):
+    """An empty cohort ring of ``cap`` slots (``n_e`` entry prices, ``n_mass`` masses)."""
+    return k.Cohorts(np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros((cap, n_e)),
+                     np.zeros((cap, n_mass)), np.zeros(cap, np.int64))  # fmt: skip
+
+
+def in_bin(b):
+    """A log price in the middle of bin ``b``."""
+    return (b + 0.5) * LOGB
+
+
 def test_expire_side_skips_bins_wiped_after_the_deposit():
-    sd = side(k.LONG, [5.0, 5.0, 5.0, 5.0], wipe=[-1, 9, 3, -1], total=20.0)
-    bins = np.array([10, 11, 12, 13, 13], np.int64)  # k0 = 10
-    mass = np.array([1.0, 2.0, 3.0, 9.0, 0.5])
-    # cohort 1 of a ring of two, made at candle 5; its deposit d = 4 is not this side's
-    coh = k.Cohorts(np.zeros(2, np.int64), np.array([0, 5], np.int64),
-                    np.stack([bins * 0, bins]), np.stack([mass * 0, mass]),
-                    np.array([0, 5], np.int64))  # fmt: skip
-    k.expire_side(sd, coh, 1, 0, 4, 10, 2.0)
-    # reference: deposit d leaves unless its bin was wiped after candle 5; never below zero
+    sd = side(k.LONG, [5.0, 5.0, 5.0, 5.0], wipe=[-1, 9, 3, -1], total=20.0)  # k0 = 10
+    bk = np.full((3, 4), 5.0)
+    # two entries (bins 10, 11) and two leverages; the second's log factor is two bins: its
+    # deposits land in bins 12, 13
+    flog = np.array([0.0, 2.0 * LOGB])
+    bucket = np.array([0, 2], np.int64)
+    # cohort 1 of a ring of two, made at candle 5; masses 1 (leverage 0) and 3 (leverage 1),
+    # then the other side's (not touched here)
+    coh = cohort_ring(2, 2, 4)
+    coh.seq[1] = 5
+    coh.entry[1] = [in_bin(10), in_bin(11)]
+    coh.mass[1] = [1.0, 3.0, 9.0, 9.0]
+    coh.n[1] = 8
+    k.expire_side(sd, bk, bucket, flog, coh, 1, 0, 10, 2.0, INV)
+    # reference: deposit (leverage j, bin) leaves unless its bin was wiped after candle 5
     want = [5.0, 5.0, 5.0, 5.0]
+    want_bk = np.full((3, 4), 5.0)
     gone = 0.0
-    for d in range(4):
-        i = bins[d] - 10
-        if [-1, 9, 3, -1][i] <= 5:
-            want[i] = max(want[i] - mass[d], 0.0)
-            gone += mass[d]
-    assert sd.book.tolist() == want == [4.0, 5.0, 2.0, 0.0]
-    assert sd.acc[0]["total"] == 20.0 - gone
+    for j, (m, b) in enumerate(((1.0, 0), (3.0, 2))):
+        for kk in (10 + 2 * j, 11 + 2 * j):
+            i = kk - 10
+            if [-1, 9, 3, -1][i] <= 5:
+                want[i] = max(want[i] - m, 0.0)
+                want_bk[b, i] = max(want_bk[b, i] - m, 0.0)
+                gone += m
+    assert sd.book.tolist() == want == [4.0, 5.0, 2.0, 2.0]
+    assert bk.tolist() == want_bk.tolist()
+    assert bk[0].tolist() == [4.0, 5.0, 5.0, 5.0] and bk[2].tolist() == [5.0, 5.0, 2.0, 2.0]
+    assert sd.acc[0]["total"] == 20.0 - gone == 13.0
     assert sd.acc[0]["expired"] == gone * 2.0
 
 
 def test_expire_cohorts_removes_exactly_the_old_cohorts_from_the_ring():
-    n_half = 2
-    coh = k.Cohorts(
-        np.array([0, 0, 300, 100, 200], np.int64),  # ring of capacity 5, head at 3
-        np.array([0, 0, 3, 1, 2], np.int64),
-        np.array([[0] * 4, [0] * 4, [1, 1, 2, 2], [0, 1, 2, 3], [0, 0, 3, 3]], np.int64),
-        np.array([[0.0] * 4, [0.0] * 4, [1.0] * 4, [1.0, 2.0, 3.0, 4.0], [0.5] * 4]),
-        np.array([0, 0, 4, 4, 4], np.int64),
-    )
+    # ring of capacity 5, head at 3; one leverage (factor 1), two entries per candle
+    coh = cohort_ring(5, 2, 2)
+    coh.date[:] = [0, 0, 300, 100, 200]
+    coh.seq[:] = [0, 0, 3, 1, 2]
+    coh.entry[2:] = [[in_bin(1), in_bin(2)], [in_bin(0), in_bin(1)], [in_bin(0), in_bin(3)]]
+    coh.mass[2:] = [[1.0, 1.0], [1.5, 3.5], [0.5, 0.5]]  # long, short
+    coh.n[2:] = 4
     long, short = side(k.LONG, [10.0] * 4), side(k.SHORT, [10.0] * 4)
+    sides = (np.full((3, 4), 10.0), np.full((3, 4), 10.0), np.array([1], np.int64),
+             np.zeros(1), np.zeros(1))  # fmt: skip
     state = k.new_state()
     state[0]["head"], state[0]["size"] = 3, 3
-    _expire_cohorts(np.int64(350), state, long, short, coh, n_half, 200.0)
-    # reference: only the cohort dated 100 is a window (200) old at 350; remove its long
-    # deposits (the first two) from the long book, the short ones from the short book
-    want_long, want_short = [10.0] * 4, [10.0] * 4
-    for slot in (3,):
-        for d in range(4):
-            book = want_long if d < n_half else want_short
-            book[coh.bin[slot, d]] -= coh.mass[slot, d]
-    assert long.book.tolist() == want_long == [9.0, 8.0, 10.0, 10.0]
-    assert short.book.tolist() == want_short == [10.0, 10.0, 7.0, 6.0]
+    _expire_cohorts(np.int64(350), state, long, short, coh, sides, 200.0)
+    # reference: only the cohort dated 100 is a window (200) old at 350; its long mass leaves
+    # the long book at both entries' bins (0 and 1), its short mass the short book
+    assert long.book.tolist() == [8.5, 8.5, 10.0, 10.0]
+    assert short.book.tolist() == [6.5, 6.5, 10.0, 10.0]
+    assert sides[0][1].tolist() == [8.5, 8.5, 10.0, 10.0] and sides[0][0].tolist() == [10.0] * 4
+    assert sides[1][1].tolist() == [6.5, 6.5, 10.0, 10.0]
     assert (state[0]["head"], state[0]["size"]) == (4, 2)
     assert long.acc[0]["expired"] == 3.0 and short.acc[0]["expired"] == 7.0
 
@@ -210,8 +237,8 @@ def test_close_fraction_cases_by_hand():
 
 def test_close_positions_scales_and_renormalises():
     long, short = side(k.LONG, [2.0, 4.0]), side(k.SHORT, [1.0, 1.0])
-    coh = k.Cohorts(*(np.zeros(1, np.int64) for _ in range(2)), np.zeros((1, 2), np.int64),
-                    np.array([[3.0, 5.0]]), np.zeros(1, np.int64))  # fmt: skip
+    coh = cohort_ring(1, 2, 2)
+    coh.mass[0] = [3.0, 5.0]
     state = k.new_state()
     _close_positions(state, long, short, coh, 0.25)
     assert state[0]["scale"] == 0.75
@@ -259,33 +286,45 @@ def test_deposit_side_places_each_leverage_and_entry_at_its_bin():
     entries = np.log(np.array([100.0, 101.0]))
     flog = np.log(np.array([0.9, 0.95]))
     w = np.array([0.25, 0.75])
+    bucket = np.array([2, 0], np.int64)
     k0 = 2200
     sd = side(k.LONG, np.zeros(200))
-    # cohort slot 1 of a ring of two; the long deposits first, the short ones after them
-    coh = k.Cohorts(*(np.zeros(2, np.int64) for _ in range(2)), np.zeros((2, 8), np.int64),
-                    np.zeros((2, 8)), np.zeros(2, np.int64))  # fmt: skip
+    bk = np.zeros((3, 200))
+    # cohort slot 1 of a ring of two; the long masses first, the short ones after them
+    coh = cohort_ring(2, 2, 4)
     weights = np.stack([w * 0, w])  # the weights of row 1
     at = k.Deposit(k0, 0.5, INV, 1, 1, 0)
-    k.deposit_side(sd, flog, weights, entries, 8.0, coh, at)
-    bins, mass = coh.bin[1, :4], coh.mass[1, :4]
+    k.deposit_side(sd, bk, bucket, flog, weights, entries, 8.0, coh, at)
     want_book = np.zeros(200)
-    want = []
+    want_bk = np.zeros((3, 200))
+    bins = []
     for j, f in enumerate((0.9, 0.95)):
+        m = 8.0 * w[j] / 2 * 0.5
         for p in (100.0, 101.0):
             kk = math.floor(math.log(p * f) / LOGB)
-            m = 8.0 * w[j] / 2 * 0.5
             want_book[kk - k0] += m
-            want.append((kk, m))
-    assert bins.tolist() == [b for b, _ in want]
-    assert mass.tolist() == [m for _, m in want]
+            want_bk[bucket[j], kk - k0] += m
+            bins.append(kk)
+    assert coh.mass[1].tolist() == [8.0 * 0.25 / 4, 8.0 * 0.75 / 4, 0.0, 0.0]
     np.testing.assert_allclose(sd.book, want_book, rtol=1e-15)
-    assert sd.acc[0]["edge"] == max(b for b, _ in want)  # longs: the highest bin
+    np.testing.assert_allclose(bk, want_bk, rtol=1e-15)
+    assert bk[1].sum() == 0.0 and bk[0].sum() == pytest.approx(3.0)
+    assert sd.acc[0]["edge"] == max(bins)  # longs: the highest bin
     assert sd.acc[0]["total"] == 4.0 and sd.acc[0]["opened"] == 8.0
-    assert coh.bin[0].tolist() == [0] * 8 and coh.mass[1, 4:].tolist() == [0.0] * 4
+    assert coh.mass[0].tolist() == [0.0] * 4
     short = side(k.SHORT, np.zeros(300))
-    k.deposit_side(short, -flog, weights, entries, 8.0, coh, k.Deposit(k0, 0.5, INV, 1, 1, 4))
-    assert coh.bin[1, :4].tolist() == [b for b, _ in want]  # the long ones stay
-    assert short.acc[0]["edge"] == min(coh.bin[1, 4:])  # shorts: the lowest
+    bk_short = np.zeros((3, 300))
+    at = k.Deposit(k0, 0.5, INV, 1, 1, 2)
+    k.deposit_side(short, bk_short, bucket, -flog, weights, entries, 8.0, coh, at)
+    assert coh.mass[1].tolist() == [0.5, 1.5, 0.5, 1.5]  # the long ones stay
+    lowest = min(math.floor(math.log(p / f) / LOGB) for p in (100.0, 101.0) for f in (0.9, 0.95))
+    assert short.acc[0]["edge"] == lowest  # shorts: the lowest
+
+
+def test_record_entries_keeps_the_candles_log_prices():
+    coh = cohort_ring(3, 2, 2)
+    k.record_entries(coh, 2, np.array([1.5, 2.5]))
+    assert coh.entry.tolist() == [[0.0, 0.0], [0.0, 0.0], [1.5, 2.5]]
 
 
 def test_opened_notional_by_hand():
@@ -296,8 +335,7 @@ def test_opened_notional_by_hand():
 
 
 def test_finish_candle_records_the_cohort_and_the_candle():
-    coh = k.Cohorts(np.zeros(3, np.int64), np.zeros(3, np.int64), np.zeros((3, 2), np.int64),
-                    np.zeros((3, 2)), np.zeros(3, np.int64))  # fmt: skip
+    coh = cohort_ring(3, 2, 2)
     state = k.new_state()
     state[0]["head"], state[0]["size"], state[0]["seq"] = 2, 2, 9
     _finish_candle(state, coh, np.int64(500), 42.0, 101.0, False)
@@ -312,10 +350,30 @@ def test_finish_candle_records_the_cohort_and_the_candle():
     assert math.isnan(state[0]["prev_oi"])  # a traded candle without it: unknown
 
 
-def test_range_sum_inclusive():
-    book = np.arange(10.0)
-    assert k.range_sum(book, 2, 5) == sum(book[2:6])
-    assert k.range_sum(book, 5, 4) == 0.0
+@pytest.mark.parametrize(
+    "lo,hi,band,rng",
+    [((0, 9), (0, 9), (3, 9), (0, 9)), ((2, 9), (2, 9), (2, 9), (5, 9)), ((0, 6), (0, 6), (0, 3), (0, 6)),
+     ((4, 3), (4, 3), (4, 3), (4, 3))],
+)  # fmt: skip
+def test_band_sums_are_the_five_range_sums(lo, hi, band, rng):
+    book = np.arange(10.0) ** 1.5
+    bk = np.stack([np.arange(10.0), np.arange(10.0) * 0.1, np.arange(10.0) ** 2])
+    got = k.band_sums(book, bk, lo[0], hi[1], band[0], band[1], rng[0], rng[1])
+    want = (
+        sum(book[band[0] : band[1] + 1]), sum(book[rng[0] : rng[1] + 1]),
+        *(sum(bk[b, band[0] : band[1] + 1]) for b in range(3)),
+    )  # fmt: skip
+    assert got == want  # each sum in index order: exactly the plain sum
+
+
+def test_put_bands_floors_the_band_and_its_buckets():
+    row = np.full(k.N_OUT, -1.0)
+    k.put_bands(row, k.O_LONG_BAND, k.O_LB_LOW, (10.0, 99.0, 6.0, 0.2, 3.8), 2.0, 1.0)
+    assert row[k.O_LONG_BAND] == 20.0
+    assert row[k.O_LB_LOW : k.O_LB_LOW + 3].tolist() == [12.0, 0.0, 7.6]  # 0.4 < the floor
+    k.put_bands(row, k.O_SHORT_BAND, k.O_SB_LOW, (0.4, 99.0, 0.3, 0.1, 0.0), 2.0, 1.0)
+    assert row[k.O_SHORT_BAND] == 0.0  # floored band: no bucket keeps mass either
+    assert row[k.O_SB_LOW : k.O_SB_LOW + 3].tolist() == [0.0, 0.0, 0.0]
 
 
 def ref_clusters(masses, positions, thr, max_gap, min_mass, k0):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -71,9 +73,34 @@ def test_hand_edited_cohort_bin_outside_the_book_is_corrupt(tmp_path):
     cap = arr["coh_date"].shape[0]
     live = (int(st["head"]) + np.arange(int(st["size"]))) % cap
     live = live[arr["coh_n"][live] > 0][-1]  # a live cohort that holds deposits
-    arr["coh_bin"][live, 0] = int(st["k0"]) + arr["long_book"].shape[0] + 10_000
+    # an entry price 10,000 bins (of 20 bp) up puts the cohort's deposits far above the book
+    arr["coh_entry"][live, 0] += 10_000 * math.log1p(20e-4)
     rewrite(path, arr)
     with pytest.raises(ValueError, match="corrupt.*outside the book"):
+        LiquidationEngine.load(path)
+
+
+def test_hand_edited_non_finite_entry_price_is_corrupt(tmp_path):
+    path = saved(tmp_path)
+    arr = members(path)
+    st = arr["state"][0]
+    cap = arr["coh_date"].shape[0]
+    live = (int(st["head"]) + np.arange(int(st["size"]))) % cap
+    arr["coh_entry"][live[arr["coh_n"][live] > 0][0], 1] = np.nan
+    rewrite(path, arr)
+    with pytest.raises(ValueError, match="corrupt.*entry price is not finite"):
+        LiquidationEngine.load(path)
+
+
+def test_a_state_of_the_previous_format_is_refused_with_a_rebuild_hint(tmp_path):
+    path = saved(tmp_path)
+    arr = members(path)
+    meta = json.loads(str(arr["meta"]))
+    assert meta["version"] == FORMAT_VERSION == 4
+    meta["version"] = 3  # the layout that kept every deposit's bin and mass
+    arr["meta"] = np.array(json.dumps(meta))
+    rewrite(path, arr)
+    with pytest.raises(ValueError, match="version 3 is not supported.*rebuild the state"):
         LiquidationEngine.load(path)
 
 
