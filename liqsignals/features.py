@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from liqsignals import _derive, _tracking
 from liqsignals.columns import FEATURE_COLUMNS, rename_prefix
-from liqsignals.engine import liquidation_levels
+from liqsignals.engine import LiquidationEngine
 from liqsignals.inputs import prepare_inputs, single_values
 from liqsignals.model import LiquidationModel, resolve_model, timeframe_to_timedelta
 from liqsignals.readout import LOOKBACK_FIELDS, ReadoutParams, split_readout
@@ -55,226 +56,84 @@ DEFAULT_INTENSITY_LOOKBACK = _DEFAULT.intensity_lookback
 DEFAULT_DRIFT_LOOKBACK = _DEFAULT.drift_lookback
 
 
-def _atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np.ndarray:
-    """Simple-mean ATR. Each window is summed on its own (not as a running sum), so the value
-    at a candle does not depend on how much history precedes it: bit-identical on any tail."""
-    prev = np.concatenate([[np.nan], close[:-1]])
-    tr = np.fmax(high - low, np.fmax(np.abs(high - prev), np.abs(low - prev)))
-    out = np.full(tr.shape[0], np.nan)
-    if tr.shape[0] >= period:
-        windows = np.lib.stride_tricks.sliding_window_view(tr, period)
-        out[period - 1 :] = windows.sum(axis=1) / period
-    return out
+def _layout(columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in the engine's rows (``columns``) of what the derive kernel reads: the
+    :data:`liqsignals._derive.INPUTS` and the tracked clusters' low, high, price."""
+    key = tuple(columns)
+    hit = _LAYOUTS.get(key)
+    if hit is not None:
+        return hit
+    pos = {c: i for i, c in enumerate(key)}
+    need = [*_derive.INPUTS] + [
+        f"liq_{side}_{slot}_{f}"
+        for side in ("long", "short")
+        for slot in _derive.SLOTS
+        for f in ("low", "high", "price")
+    ]
+    need += [c for c in FEATURE_COLUMNS if c not in _derive.DERIVED]
+    missing = [c for c in need if c not in pos]
+    if missing:
+        raise ValueError(f"the engine's rows lack {missing} (the features need every summary)")
+    src = np.array([pos[c] for c in _derive.INPUTS], dtype=np.int64)
+    slots = np.array(
+        [
+            pos[f"liq_{side}_{slot}_{f}"]
+            for side in ("long", "short")
+            for slot in _derive.SLOTS
+            for f in ("low", "high", "price")
+        ],
+        dtype=np.int64,
+    )
+    _LAYOUTS[key] = (src, slots)
+    return src, slots
 
 
-def _intensity(near: np.ndarray, lookback: int, rows: int | None) -> np.ndarray:
-    """Percentile rank (``method="max"``: share of the window's valid values ``<=`` the value)
-    of each value of ``near`` among the last ``lookback`` values, with at least a quarter of the
-    window valid; ``rows``: only the last ``rows`` values are ranked (the others are NaN)."""
-    minp = max(2, lookback // 4)
-    n = near.shape[0]
-    if rows is None or rows > 64:
-        inten = (
-            pd.Series(near)
-            .rolling(lookback, min_periods=minp)
-            .rank(pct=True, method="max")
-            .to_numpy(copy=True)
-        )
-        if rows is not None:
-            inten[: n - rows] = np.nan
-    else:
-        # the same rank for a few rows: what a live bot needs per new candle
-        inten = np.full(n, np.nan)
-        for t in range(max(0, n - rows), n):
-            win = near[max(0, t - lookback + 1) : t + 1]
-            valid = win[~np.isnan(win)]
-            if valid.shape[0] >= minp:
-                inten[t] = np.count_nonzero(valid <= near[t]) / valid.shape[0]
-    inten[np.isnan(near)] = np.nan
-    return inten
+_LAYOUTS: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
+_OUT_POS = {c: j for j, c in enumerate(FEATURE_COLUMNS)}
+#: output row of each derived column (``_near`` after the feature columns)
+_DERIVED_DST = np.array(
+    [_OUT_POS.get(c, len(FEATURE_COLUMNS)) for c in _derive.DERIVED], dtype=np.int64
+)
+_BATCH_DST = np.where(_DERIVED_DST < len(FEATURE_COLUMNS), _DERIVED_DST, -1)
 
 
-#: the clusters of a side the tracking follows, in slot order (those the engine reports)
-TRACK_SLOTS: tuple[str, ...] = ("cluster", "cluster2", "cluster3", "wall")
+def _level_dst(columns: Sequence[str]) -> np.ndarray:
+    """Output row of each engine column (-1: not a feature column)."""
+    return np.array([_OUT_POS.get(c, -1) for c in columns], dtype=np.int64)
 
 
-def _slots(lv: Mapping[str, np.ndarray]) -> list[str]:
-    return [s for s in TRACK_SLOTS if f"liq_long_{s}_price" in lv]
-
-
-def new_track_state(lv: Mapping[str, np.ndarray], readout: ReadoutParams) -> dict[str, Any]:
-    """The empty tracking state of both sides (see :mod:`liqsignals._tracking`)."""
-    from liqsignals import _tracking
-
-    return {"state": _tracking.new_state(len(_slots(lv)), readout.drift_lookback)}
-
-
-def _tracked(
-    lv: Mapping[str, np.ndarray],
-    readout: ReadoutParams,
-    rows: int | None,
-    state: dict[str, Any] | None,
-) -> dict[str, np.ndarray]:
-    """Age, fresh flag, continuity and drift of the tracked clusters, for the last ``rows``
-    rows (all rows without ``rows``) from ``state`` (updated in place; default: empty)."""
-    from liqsignals import _tracking
-
-    slots = _slots(lv)
-    n = lv["liq_long_total"].shape[0]
-    first = 0 if rows is None else n - rows
-    if state is None:
-        state = new_track_state(lv, readout)
-    books = np.empty((2, 3, n - first, len(slots)))
-    for i, side in enumerate(("long", "short")):
-        for j, slot in enumerate(slots):
-            books[i, 0, :, j] = lv[f"liq_{side}_{slot}_low"][first:]
-            books[i, 1, :, j] = lv[f"liq_{side}_{slot}_high"][first:]
-            books[i, 2, :, j] = lv[f"liq_{side}_{slot}_price"][first:]
-    mag = np.empty((n - first, 2))
-    mag[:, 0] = lv["liq_magnet_price"][first:]
-    mag[:, 1] = lv["liq_magnet_side"][first:]
-    res = np.full((n, 12), np.nan)
-    wall = slots.index("wall") if "wall" in slots else -1
-    _tracking.track_columns(
-        books, mag, float(readout.age_limit), float(readout.fresh_age), wall, state["state"],
-        res[first:],
+def _look(readout: ReadoutParams) -> np.ndarray:
+    return np.array(
+        [readout.atr_period, readout.intensity_lookback, readout.drift_lookback,
+         readout.age_limit, readout.fresh_age],
+        dtype=np.float64,
     )  # fmt: skip
-    names = [f"liq_{side}_{c}" for side in ("long", "short") for c in _tracking.SIDE_COLUMNS]
-    names += [f"liq_{c}" for c in _tracking.MAGNET_COLUMNS]
-    out = {name: res[:, i] for i, name in enumerate(names)}
-    if wall < 0:
-        del out["liq_long_wall_age"], out["liq_short_wall_age"]
-    return out
 
 
-def _derive_arrays(
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
-    lv: dict[str, np.ndarray],
-    *,
+def new_track_state(readout: ReadoutParams) -> Any:
+    """The empty tracking state of both sides (see :mod:`liqsignals._tracking`)."""
+    return _tracking.new_state(len(_derive.SLOTS), readout.drift_lookback)
+
+
+def _feature_frame(
+    px: np.ndarray,
+    lv: np.ndarray,
+    columns: Sequence[str],
     readout: ReadoutParams,
-    rows: int | None = None,
-    near_prefix: np.ndarray | None = None,
-    track: dict[str, Any] | None = None,
-) -> dict[str, np.ndarray]:
-    """The derived columns as arrays (plus ``_near``, the size of the nearest cluster that the
-    intensity ranks).
-
-    ``rows``: the percentile rank is computed for the last ``rows`` rows only (other rows of
-    ``liq_intensity`` / its bucket are then NaN). ``near_prefix``: the ``_near`` values of the
-    candles before those last ``rows`` rows (a stream keeps them), so the arrays themselves only
-    need to reach back as far as the short lookbacks (ATR, drift, previous candle). ``track``:
-    the cluster tracking's state before those last ``rows`` rows (a stream keeps it; updated in
-    place); without it the tracking starts empty at the first row."""
-    atr_period, intensity_lookback, drift_lookback = (
-        readout.atr_period,
-        readout.intensity_lookback,
-        readout.drift_lookback,
-    )
-    out: dict[str, np.ndarray] = {}
-    warm = np.isnan(lv["liq_long_total"])
-
-    long_band, short_band = lv["liq_long_band"], lv["liq_short_band"]
-    tot = long_band + short_band
-    with np.errstate(invalid="ignore", divide="ignore"):
-        imb = np.where(tot > 0, (short_band - long_band) / tot, np.nan)
-    imb[warm] = np.nan
-    out["liq_imbalance"] = imb
-
-    atr = _atr(high, low, close, atr_period)
-    out["liq_atr"] = atr
-    lc, sc = lv["liq_long_cluster_price"], lv["liq_short_cluster_price"]
-    out["liq_long_cluster_dist_pct"] = (close - lc) / close * 100.0
-    out["liq_short_cluster_dist_pct"] = (sc - close) / close * 100.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["liq_long_cluster_dist_atr"] = np.where(atr > 0, (close - lc) / atr, np.nan)
-        out["liq_short_cluster_dist_atr"] = np.where(atr > 0, (sc - close) / atr, np.nan)
-    extra_dist = []
-    for slot in ("cluster2", "cluster3", "wall"):
-        if f"liq_long_{slot}_price" not in lv:
-            continue
-        lp, sp = lv[f"liq_long_{slot}_price"], lv[f"liq_short_{slot}_price"]
-        out[f"liq_long_{slot}_dist_pct"] = (close - lp) / close * 100.0
-        out[f"liq_short_{slot}_dist_pct"] = (sp - close) / close * 100.0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[f"liq_long_{slot}_dist_atr"] = np.where(atr > 0, (close - lp) / atr, np.nan)
-            out[f"liq_short_{slot}_dist_atr"] = np.where(atr > 0, (sp - close) / atr, np.nan)
-        extra_dist += [
-            f"liq_{side}_{slot}_dist_{u}" for side in ("long", "short") for u in ("pct", "atr")
-        ]
-    mag = lv["liq_magnet_price"]
-    out["liq_magnet_dist_pct"] = (mag / close - 1.0) * 100.0
-    if "liq_magnet_mean_price" in lv:
-        out["liq_magnet_mean_dist_pct"] = (lv["liq_magnet_mean_price"] / close - 1.0) * 100.0
-        extra_dist.append("liq_magnet_mean_dist_pct")
-    prev_mag = np.concatenate(
-        [np.full(min(drift_lookback, len(mag)), np.nan), mag[:-drift_lookback]]
-    )
-    out["liq_magnet_drift"] = (mag / prev_mag - 1.0) * 100.0
-
-    # intensity: size of the nearest significant cluster (either side) vs its own history
-    dl = out["liq_long_cluster_dist_pct"]
-    ds = out["liq_short_cluster_dist_pct"]
-    near = np.where(
-        np.isnan(ds) | (~np.isnan(dl) & (dl <= ds)),
-        lv["liq_long_cluster_size"],
-        lv["liq_short_cluster_size"],
-    )
-    out["_near"] = near
-    if near_prefix is None:
-        inten = _intensity(near, intensity_lookback, rows)
-    else:
-        # the rows before the last ``rows`` ones are given as their ``near`` values only
-        if rows is None or not 0 < rows <= near.shape[0]:
-            raise ValueError("near_prefix needs rows between 1 and the number of rows")
-        series = np.concatenate([near_prefix, near[-rows:]])
-        inten = np.full(near.shape[0], np.nan)
-        inten[-rows:] = _intensity(series, intensity_lookback, rows)[-rows:]
-    inten[np.isnan(near)] = np.nan
-    out["liq_intensity"] = inten
-    bucket = np.floor(np.clip(inten, 0.0, 0.999999) * 4.0)
-    out["liq_intensity_bucket"] = bucket
-
-    # sweeps against the previous candle's nearest clusters
-    def prev(a: np.ndarray) -> np.ndarray:
-        return np.concatenate([[np.nan], a[:-1]])
-
-    p_lc, p_lc_lo, p_lc_hi = (prev(lv[f"liq_long_cluster_{x}"]) for x in ("price", "low", "high"))
-    p_sc, p_sc_lo, p_sc_hi = (prev(lv[f"liq_short_cluster_{x}"]) for x in ("price", "low", "high"))
-    undefined = warm | np.isnan(prev(lv["liq_long_total"]))
-    with np.errstate(invalid="ignore"):
-        hit_long = low <= p_lc
-        hit_short = high >= p_sc
-        sw_l = hit_long & (close > p_lc_hi)
-        sw_l_thru = hit_long & (close < p_lc_lo)
-        sw_s = hit_short & (close < p_sc_lo)
-        sw_s_thru = hit_short & (close > p_sc_hi)
-
-    def flag(mask: np.ndarray) -> np.ndarray:
-        f = mask.astype(np.float64)
-        f[undefined] = np.nan
-        return f
-
-    out["liq_sweep_long"] = flag(sw_l)
-    out["liq_sweep_long_through"] = flag(sw_l_thru)
-    notional_l = np.where(sw_l | sw_l_thru, lv["liq_long_liquidated"], 0.0)
-    notional_l[undefined] = np.nan
-    out["liq_sweep_long_notional"] = notional_l
-    out["liq_sweep_long_low"] = np.where(sw_l | sw_l_thru, p_lc_lo, np.nan)
-    out["liq_sweep_short"] = flag(sw_s)
-    out["liq_sweep_short_through"] = flag(sw_s_thru)
-    notional_s = np.where(sw_s | sw_s_thru, lv["liq_short_liquidated"], 0.0)
-    notional_s[undefined] = np.nan
-    out["liq_sweep_short_notional"] = notional_s
-    out["liq_sweep_short_high"] = np.where(sw_s | sw_s_thru, p_sc_hi, np.nan)
-    out.update(_tracked(lv, readout, rows if track is not None else None, track))
-
-    for key in ("liq_atr", "liq_long_cluster_dist_pct", "liq_short_cluster_dist_pct",
-                "liq_long_cluster_dist_atr", "liq_short_cluster_dist_atr",
-                "liq_magnet_dist_pct", "liq_magnet_drift", *extra_dist):  # fmt: skip
-        out[key][warm] = np.nan
-    return out
+    index: pd.Index,
+) -> pd.DataFrame:
+    """Every feature column of the candles ``px`` (high, low, close rows) with engine rows
+    ``lv`` (named by ``columns``), as one block."""
+    src, slots = _layout(columns)
+    dst = _level_dst(columns)
+    n = px.shape[1]
+    out = np.empty((len(FEATURE_COLUMNS), n))
+    _derive.copy_rows(lv, 0, dst, out)
+    _derive.derive_rows(
+        px, lv, src, slots, 0, np.zeros(0), _look(readout), new_track_state(readout), out,
+        _BATCH_DST,
+    )  # fmt: skip
+    return pd.DataFrame(out.T, index=index, columns=list(FEATURE_COLUMNS), copy=False)
 
 
 def derive_features(
@@ -293,17 +152,9 @@ def derive_features(
     values as over the whole frame (what the live bot relies on).
     """
     readout = _lookbacks(readout, lookbacks)
-    lv = {c: levels[c].to_numpy(dtype=np.float64, copy=True) for c in levels.columns}
-    out = _derive_arrays(
-        candles["high"].to_numpy(dtype=np.float64),
-        candles["low"].to_numpy(dtype=np.float64),
-        candles["close"].to_numpy(dtype=np.float64),
-        lv,
-        readout=readout,
-    )
-    return pd.DataFrame(
-        {c: lv[c] if c in lv else out[c] for c in FEATURE_COLUMNS}, index=levels.index
-    )
+    px = np.stack([candles[c].to_numpy(dtype=np.float64) for c in ("high", "low", "close")])
+    lv = np.ascontiguousarray(levels.to_numpy(dtype=np.float64))
+    return _feature_frame(px, lv, list(levels.columns), readout, levels.index)
 
 
 def _lookbacks(readout: ReadoutParams | None, lookbacks: Mapping[str, Any]) -> ReadoutParams:
@@ -372,28 +223,37 @@ def liquidation_features(
     model_params, look = _split(params)
     base, readout = split_readout(resolve_model(model, model_params), readout, look)
     wmap = _window_map(windows)
-    prepare_inputs(df)  # validate once, with a clear error, before any work
-    if wmap is None:
-        return derive_features(df, liquidation_levels(df, base), readout)
+    inp = prepare_inputs(df)  # validate once, with a clear error, before any work
+    px = np.stack([inp.high, inp.low, inp.close])
+    models = [base] if wmap is None else [base.replace(window=w) for w in wmap.values()]
     frames = []
-    for name, window in wmap.items():
-        feats = derive_features(df, liquidation_levels(df, base.replace(window=window)), readout)
-        frames.append(feats.rename(columns=lambda c, n=name: rename_prefix(c, f"liq_{n}_")))
-    return pd.concat(frames, axis=1)
+    for m in models:
+        res = LiquidationEngine(m).run(inp)
+        frames.append(_feature_frame(px, res.values, res.columns, readout, df.index))
+    if wmap is None:
+        return frames[0]
+    return pd.concat(
+        [
+            f.rename(columns=lambda c, n=name: rename_prefix(c, f"liq_{n}_"))
+            for name, f in zip(wmap, frames, strict=True)
+        ],
+        axis=1,
+    )
 
 
 class FeatureStream:
     """Candle-by-candle feature computation for live bots (same values as the batch function).
 
-        Keeps a :class:`~liqsignals.LiquidationEngine`, a short tail of candles and engine rows (as
-        far back as the ATR and drift lookbacks reach) and the sizes the intensity percentile ranks
-        (``intensity_lookback`` values), and the cluster tracking's state after the last candle (the
-    previous candle's clusters, their ages and last ``drift_lookback`` centres). Each update advances the engine by the new candles only and
-        derives the feature columns of those candles from that bounded state, so the cost of a new
-        candle does not grow with the history.
+    Keeps a :class:`~liqsignals.LiquidationEngine`, a short tail of candles and engine rows (as
+    far back as the ATR and drift lookbacks reach), the sizes the intensity percentile ranks
+    (``intensity_lookback`` values) and the cluster tracking's state after the last candle (the
+    previous candle's clusters, their ages and last ``drift_lookback`` centres). Each update
+    advances the engine by the new candles only and derives the feature columns of those candles
+    from that bounded state in one kernel call (:mod:`liqsignals._derive`, the batch functions'
+    kernel), so the cost of a new candle does not grow with the history.
 
-        >>> stream = FeatureStream(LiquidationModel(window="1d"))   # doctest: +SKIP
-        >>> row = stream.update(candle_dict)                         # doctest: +SKIP
+    >>> stream = FeatureStream(LiquidationModel(window="1d"))   # doctest: +SKIP
+    >>> row = stream.update(candle_dict)                         # doctest: +SKIP
     """
 
     _LEAN_ROWS = 64  # up to this many new candles go through the engine's per-candle path
@@ -412,24 +272,24 @@ class FeatureStream:
         self.engine = LiquidationEngine(base)
         self.context = self.readout.context
         self.intensity_lookback = self.readout.intensity_lookback
-        self._tail: dict[str, np.ndarray] | None = None
-        self._near = np.zeros(0)
-        self._track: dict[str, Any] | None = None
-        self._tail2d: np.ndarray | None = None
         self._levels = list(self.engine.columns)
-        self._tail_names = ["high", "low", "close", *self._levels]
-        self._level_pos = {c: i for i, c in enumerate(self._levels)}
-        # where each output column comes from: the engine's row, or the derived arrays
-        pos = [
-            (j, self._levels.index(c))
-            for j, c in enumerate(FEATURE_COLUMNS)
-            if c in self._level_pos
-        ]
-        self._out_level_pos = np.array([j for j, _ in pos], dtype=np.int64)
-        self._level_src = np.array([i for _, i in pos], dtype=np.int64)
-        self._out_derived = [
-            (j, c) for j, c in enumerate(FEATURE_COLUMNS) if c not in self._level_pos
-        ]
+        self._src, self._slots = _layout(self._levels)
+        self._level_dst = _level_dst(self._levels)
+        self._look = _look(self.readout)
+        # the tail, right-aligned in fixed buffers: high, low, close (rows) and the engine's
+        # rows of the last ``context`` candles (and room for the next one); the last
+        # ``intensity_lookback`` nearest-cluster sizes; how many of each are held
+        cap = self.context + 1
+        self._pxb = np.zeros((3, cap))
+        self._lvb = np.zeros((cap, len(self._levels)))
+        self._nearb = np.zeros(self.intensity_lookback)
+        self._counts = np.zeros(2, dtype=np.int64)
+        self._track = new_track_state(self.readout)
+        self._meta = np.concatenate(
+            [self._look.astype(np.int64), self._src, self._slots, _DERIVED_DST, self._level_dst]
+        )
+        self._out1 = np.empty((len(FEATURE_COLUMNS) + 1, 1))
+        self._px1 = np.empty(3)
         self._failed: str | None = None
 
     @property
@@ -502,42 +362,47 @@ class FeatureStream:
                 {"date": pd.to_datetime(dates, utc=True), **{c: values[c] for c in values}}
             )
             levels = self.engine.update_many(frame)[self._levels].to_numpy(dtype=np.float64)
-        hlc = [np.asarray(values[c], dtype=np.float64) for c in ("high", "low", "close")]
-        return self._derive(n, hlc, levels)
+        px = np.stack([np.asarray(values[c], dtype=np.float64) for c in ("high", "low", "close")])
+        return np.ascontiguousarray(self._derive(px, levels))
 
-    def _derive(self, n: int, hlc: list[np.ndarray], levels: np.ndarray) -> np.ndarray:
-        """The feature rows of ``n`` new candles from their high, low, close and engine rows."""
+    @property
+    def _tail(self) -> dict[str, np.ndarray]:
+        """The last ``context`` candles the stream keeps, by column (for inspection)."""
+        held = min(int(self._counts[0]), self.context)
+        names = ["high", "low", "close", *self._levels]
+        cap = self._lvb.shape[0]
+        px, lv = self._pxb[:, cap - held :], self._lvb[cap - held :]
+        return {c: (px[j] if j < 3 else lv[:, j - 3]) for j, c in enumerate(names)}
+
+    @property
+    def _near(self) -> np.ndarray:
+        """The nearest-cluster sizes the intensity ranks the next candle's among."""
+        held = int(self._counts[1])
+        return self._nearb[self._nearb.shape[0] - held :]
+
+    def _derive(self, px_new: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """The feature rows of the new candles from their high, low, close (``(3, n)``) and
+        engine rows (``(n, len(engine.columns))``)."""
+        n = px_new.shape[1]
         width = len(FEATURE_COLUMNS)
-        # the tail as one array (high, low, close, then the engine's columns): one concatenation
-        # per update instead of one per column
-        block = np.empty((n, 3 + len(self._levels)))
-        for j, a in enumerate(hlc):
-            block[:, j] = a
-        block[:, 3:] = levels[:, : len(self._levels)]
-        full = block if self._tail2d is None else np.concatenate([self._tail2d, block])
-        tail = {c: full[:, j] for j, c in enumerate(self._tail_names)}
-        lv = {c: tail[c] for c in self._levels}
-        if self._track is None:
-            self._track = new_track_state(lv, self.readout)
-        out = _derive_arrays(
-            tail["high"],
-            tail["low"],
-            tail["close"],
-            dict(lv),
-            rows=n,
-            near_prefix=self._near,
-            readout=self.readout,
-            track=self._track,
-        )
-        result = np.empty((n, width))
-        # the engine's columns in one step, the derived ones one by one
-        result[:, self._out_level_pos] = full[-n:, 3:][:, self._level_src]
-        for j, c in self._out_derived:
-            result[:, j] = out[c][-n:]
-        self._tail2d = full[-self.context :].copy()
-        self._tail = {c: self._tail2d[:, j] for j, c in enumerate(self._tail_names)}
-        self._near = np.concatenate([self._near, out["_near"][-n:]])[-self.intensity_lookback :]
-        return result
+        cap = self._lvb.shape[0]
+        held = int(self._counts[0])
+        px = np.concatenate([self._pxb[:, cap - held :], px_new], axis=1)
+        lv = np.concatenate([self._lvb[cap - held :], levels])
+        m = px.shape[1]
+        out = np.empty((width + 1, n))  # the feature rows, then the nearest-cluster sizes
+        _derive.copy_rows(lv, m - n, self._level_dst, out)
+        _derive.derive_rows(
+            px, lv, self._src, self._slots, m - n, self._near, self._look, self._track, out,
+            _DERIVED_DST,
+        )  # fmt: skip
+        keep = min(cap, m)
+        self._pxb[:, cap - keep :] = px[:, m - keep :]
+        self._lvb[cap - keep :] = lv[m - keep :]
+        near = np.concatenate([self._near, out[width]])[-self._nearb.shape[0] :]
+        self._nearb[self._nearb.shape[0] - near.shape[0] :] = near
+        self._counts[:] = (keep, near.shape[0])
+        return out[:width].T
 
     def update(self, candle: Mapping[str, Any]) -> dict[str, float]:
         """Process one closed candle; returns ``{column: value}``.
@@ -553,13 +418,19 @@ class FeatureStream:
                 "build a new one from valid history"
             )
         try:
-            levels = self.engine.update_values(vals)[None, : len(self._levels)].copy()
-            hlc = [np.array([vals[2]]), np.array([vals[3]]), np.array([vals[4]])]
-            row = self._derive(1, hlc, levels)
+            level_row = self.engine.update_values(vals)
+            px1 = self._px1
+            px1[0], px1[1], px1[2] = vals[2], vals[3], vals[4]
+            out = self._out1
+            _derive.stream_step(
+                self._pxb, self._lvb, px1, level_row, self._nearb, self._counts, self._meta,
+                self._track, out,
+            )  # fmt: skip
+            row = out[: len(FEATURE_COLUMNS), 0].tolist()
         except Exception as exc:
             self._failed = str(exc)
             raise
-        return dict(zip(FEATURE_COLUMNS, row[0].tolist(), strict=True))
+        return dict(zip(FEATURE_COLUMNS, row, strict=True))
 
 
 # ----------------------------------------------------------------------------- multi-timeframe

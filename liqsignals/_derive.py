@@ -1,0 +1,360 @@
+"""numba kernel of the derived ``liq_*`` columns (ATR, distances, drift, intensity, sweeps,
+tracking) from the engine's rows: one pass over the candles instead of one numpy operation per
+column, for the batch functions and for :class:`liqsignals.FeatureStream` alike (the same
+kernel, so a stream and a batch run agree bit for bit by construction).
+
+The arithmetic is that of the plain numpy formulation the columns were defined with
+(``tests/test_derive_kernel.py`` keeps that formulation as the reference): the same operations
+in the same order, the ATR's window sum in numpy's pairwise order, the intensity as pandas'
+rolling ``rank(pct=True, method="max")`` (share of the window's valid values ``<=`` the value).
+
+Layout
+------
+``px``: ``(3, m)`` high, low, close. ``lv``: ``(m, k)`` the engine's rows. ``src``: the
+positions in ``lv`` of the columns in :data:`INPUTS`; ``slots``: the positions of low, high,
+price of each side's tracked clusters (nearest, second, third, wall), flat: entry
+``(side * 4 + slot) * 3 + field``. Rows
+``first .. m - 1`` are derived; the rows before them are context (ATR window, drift, previous
+candle). ``hist``: the nearest-cluster sizes of the candles before row ``first`` (the last
+``intensity_lookback - 1`` of them are used). ``out``: ``(len(DERIVED), m - first)``, or wider
+with ``dst`` giving the row of each derived column (-1: not written).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from liqsignals._tracking import track_columns
+
+#: the engine columns the kernel reads, in the order of ``src``
+INPUTS: tuple[str, ...] = (
+    "liq_long_total",
+    "liq_long_band",
+    "liq_short_band",
+    "liq_long_cluster_price",
+    "liq_long_cluster_low",
+    "liq_long_cluster_high",
+    "liq_long_cluster_size",
+    "liq_short_cluster_price",
+    "liq_short_cluster_low",
+    "liq_short_cluster_high",
+    "liq_short_cluster_size",
+    "liq_magnet_price",
+    "liq_magnet_side",
+    "liq_magnet_mean_price",
+    "liq_long_liquidated",
+    "liq_short_liquidated",
+    "liq_long_cluster2_price",
+    "liq_short_cluster2_price",
+    "liq_long_cluster3_price",
+    "liq_short_cluster3_price",
+    "liq_long_wall_price",
+    "liq_short_wall_price",
+)
+#: the tracked clusters of a side, in slot order
+SLOTS: tuple[str, ...] = ("cluster", "cluster2", "cluster3", "wall")
+
+_DIST = tuple(
+    f"liq_{side}_{slot}_dist_{unit}"
+    for slot in ("cluster2", "cluster3", "wall")
+    for unit in ("pct", "atr")
+    for side in ("long", "short")
+)
+#: the kernel's output rows, in order (``_near``: the size of the nearest cluster the
+#: intensity ranks, kept by a stream)
+DERIVED: tuple[str, ...] = (
+    "liq_imbalance",
+    "liq_atr",
+    "liq_long_cluster_dist_pct",
+    "liq_short_cluster_dist_pct",
+    "liq_long_cluster_dist_atr",
+    "liq_short_cluster_dist_atr",
+    *_DIST,
+    "liq_magnet_dist_pct",
+    "liq_magnet_mean_dist_pct",
+    "liq_magnet_drift",
+    "liq_intensity",
+    "liq_intensity_bucket",
+    "liq_sweep_long",
+    "liq_sweep_long_through",
+    "liq_sweep_long_notional",
+    "liq_sweep_long_low",
+    "liq_sweep_short",
+    "liq_sweep_short_through",
+    "liq_sweep_short_notional",
+    "liq_sweep_short_high",
+    "_near",
+    *(f"liq_{side}_{c}" for side in ("long", "short")
+      for c in ("cluster_age", "cluster_fresh", "cluster_same", "cluster_drift_pct", "wall_age")),
+    "liq_magnet_age",
+    "liq_magnet_tracked_drift",
+)  # fmt: skip
+_O_NEAR = DERIVED.index("_near")
+_O_TRACK = _O_NEAR + 1
+_O_INT = DERIVED.index("liq_intensity")
+_O_SWEEP = DERIVED.index("liq_sweep_long")
+_O_MAG = DERIVED.index("liq_magnet_dist_pct")
+
+
+@njit(cache=True, error_model="numpy")
+def pairwise_sum(a, lo, n):
+    """``a[lo : lo + n].sum()`` in numpy's order (pairwise, blocks of 8 accumulators)."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    if n <= 128:
+        r = np.empty(8)
+        for j in range(8):
+            r[j] = a[lo + j]
+        i = 8
+        while i < n - (n % 8):
+            for j in range(8):
+                r[j] += a[lo + i + j]
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            res += a[lo + i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return pairwise_sum(a, lo, n2) + pairwise_sum(a, lo + n2, n - n2)
+
+
+@njit(cache=True)
+def _fmax(a, b):
+    if b != b:
+        return a
+    if a != a:
+        return b
+    return a if a >= b else b
+
+
+@njit(cache=True, error_model="numpy")
+def rank_max(series, start, lookback, out, dst):
+    """``out[dst, i - start]`` for each ``i >= start``: the share of the valid values of
+    ``series[i - lookback + 1 .. i]`` that are ``<= series[i]`` (NaN with fewer than
+    ``max(2, lookback // 4)`` valid values or a NaN value), kept as a sorted window."""
+    n = series.shape[0]
+    minp = max(2, lookback // 4)
+    if n - start <= 16:
+        for i in range(start, n):
+            x = series[i]
+            cnt = 0
+            le = 0
+            for q in range(max(0, i - lookback + 1), i + 1):
+                v = series[q]
+                if v == v:
+                    cnt += 1
+                    if v <= x:
+                        le += 1
+            out[dst, i - start] = le / cnt if (x == x and cnt >= minp) else np.nan
+        return
+    win = np.empty(lookback)
+    cnt = 0
+    for q in range(max(0, start - lookback), start):
+        v = series[q]
+        if v == v:
+            win[cnt] = v
+            cnt += 1
+    win[:cnt] = np.sort(win[:cnt])
+    for i in range(start, n):
+        old = i - lookback
+        if old >= 0:
+            v = series[old]
+            if v == v:
+                p = np.searchsorted(win[:cnt], v)
+                for q in range(p, cnt - 1):
+                    win[q] = win[q + 1]
+                cnt -= 1
+        x = series[i]
+        if x == x:
+            p = np.searchsorted(win[:cnt], x, side="right")
+            for q in range(cnt, p, -1):
+                win[q] = win[q - 1]
+            win[p] = x
+            cnt += 1
+            if cnt >= minp:
+                out[dst, i - start] = np.searchsorted(win[:cnt], x, side="right") / cnt
+            else:
+                out[dst, i - start] = np.nan
+        else:
+            out[dst, i - start] = np.nan
+
+
+@njit(cache=True, error_model="numpy")
+def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
+    """The derived columns of rows ``first ..`` (see the module docstring); ``look``: atr
+    period, intensity lookback, drift lookback, age limit, fresh age; ``state``: the tracking's
+    :class:`~liqsignals._tracking.TrackState` before row ``first`` (updated in place)."""
+    high, low, close = px[0], px[1], px[2]
+    m = px.shape[1]
+    n = m - first
+    period, lookback, drift = int(look[0]), int(look[1]), int(look[2])
+    nan = np.nan
+    # true ranges of the rows the ATR windows reach
+    tr_lo = max(0, first - period + 1)
+    tr = np.empty(m)
+    for t in range(tr_lo, m):
+        prev = close[t - 1] if t >= 1 else nan
+        tr[t] = _fmax(high[t] - low[t], _fmax(abs(high[t] - prev), abs(low[t] - prev)))
+    series = np.empty(hist.shape[0] + n)
+    series[: hist.shape[0]] = hist
+    res = np.empty(_O_NEAR + 1)
+    for t in range(first, m):
+        r = t - first
+        row = lv[t]
+        c = close[t]
+        warm = row[src[0]] != row[src[0]]
+        res[:] = nan
+        lb, sb = row[src[1]], row[src[2]]
+        tot = lb + sb
+        if tot > 0 and not warm:
+            res[0] = (sb - lb) / tot
+        atr = nan
+        if t >= period - 1:
+            atr = pairwise_sum(tr, t - period + 1, period) / period
+        lc, sc = row[src[3]], row[src[7]]
+        dl = (c - lc) / c * 100.0
+        ds = (sc - c) / c * 100.0
+        if not warm:
+            res[1] = atr
+            res[2] = dl
+            res[3] = ds
+            if atr > 0:
+                res[4] = (c - lc) / atr
+                res[5] = (sc - c) / atr
+            for s in range(3):
+                lp, sp = row[src[16 + 2 * s]], row[src[17 + 2 * s]]
+                res[6 + 4 * s] = (c - lp) / c * 100.0
+                res[7 + 4 * s] = (sp - c) / c * 100.0
+                if atr > 0:
+                    res[8 + 4 * s] = (c - lp) / atr
+                    res[9 + 4 * s] = (sp - c) / atr
+            mag = row[src[11]]
+            res[_O_MAG] = (mag / c - 1.0) * 100.0
+            res[_O_MAG + 1] = (row[src[13]] / c - 1.0) * 100.0
+            prev_mag = lv[t - drift, src[11]] if t >= drift else nan
+            res[_O_MAG + 2] = (mag / prev_mag - 1.0) * 100.0
+        near = row[src[6]] if (ds != ds or (dl == dl and dl <= ds)) else row[src[10]]
+        res[_O_NEAR] = near
+        series[hist.shape[0] + r] = near
+        # sweeps against the previous candle's nearest clusters
+        if t >= 1:
+            p = lv[t - 1]
+            p_lc, p_lc_lo, p_lc_hi = p[src[3]], p[src[4]], p[src[5]]
+            p_sc, p_sc_lo, p_sc_hi = p[src[7]], p[src[8]], p[src[9]]
+            undefined = warm or p[src[0]] != p[src[0]]
+        else:
+            p_lc = p_lc_lo = p_lc_hi = p_sc = p_sc_lo = p_sc_hi = nan
+            undefined = True
+        hit_long = low[t] <= p_lc
+        hit_short = high[t] >= p_sc
+        sw_l = hit_long and c > p_lc_hi
+        sw_l_thru = hit_long and c < p_lc_lo
+        sw_s = hit_short and c < p_sc_lo
+        sw_s_thru = hit_short and c > p_sc_hi
+        o = _O_SWEEP
+        if not undefined:
+            res[o] = 1.0 if sw_l else 0.0
+            res[o + 1] = 1.0 if sw_l_thru else 0.0
+            res[o + 2] = row[src[14]] if (sw_l or sw_l_thru) else 0.0
+            res[o + 4] = 1.0 if sw_s else 0.0
+            res[o + 5] = 1.0 if sw_s_thru else 0.0
+            res[o + 6] = row[src[15]] if (sw_s or sw_s_thru) else 0.0
+        if sw_l or sw_l_thru:
+            res[o + 3] = p_lc_lo
+        if sw_s or sw_s_thru:
+            res[o + 7] = p_sc_hi
+        for k in range(_O_NEAR + 1):
+            if dst[k] >= 0 and k != _O_INT and k != _O_INT + 1:
+                out[dst[k], r] = res[k]
+    # intensity: the nearest cluster's size ranked among its last ``lookback`` values
+    if dst[_O_INT] >= 0:
+        rank_max(series, hist.shape[0], lookback, out, dst[_O_INT])
+        d_b = dst[_O_INT + 1]
+        if d_b >= 0:
+            for r in range(n):
+                v = out[dst[_O_INT], r]
+                out[d_b, r] = np.floor(min(max(v, 0.0), 0.999999) * 4.0) if v == v else nan
+    # cluster tracking (age, fresh flag, continuity, drift) from ``state``
+    k = slots.shape[0] // 6
+    books = np.empty((2, 3, n, k))
+    magb = np.empty((n, 2))
+    for r in range(n):
+        row = lv[first + r]
+        for side in range(2):
+            for j in range(k):
+                for f in range(3):
+                    books[side, f, r, j] = row[slots[(side * k + j) * 3 + f]]
+        magb[r, 0] = row[src[11]]
+        magb[r, 1] = row[src[12]]
+    tracked = np.full((n, 12), nan)
+    track_columns(books, magb, look[3], look[4], k - 1, state, tracked)
+    for q in range(12):
+        d = dst[_O_TRACK + q]
+        if d >= 0:
+            for r in range(n):
+                out[d, r] = tracked[r, q]
+
+
+@njit(cache=True)
+def copy_rows(lv, first, dst, out):
+    """``out[dst[j], r] = lv[first + r, j]`` (the engine's columns into the output rows; in
+    blocks of candles so that both sides stay in cache)."""
+    m, k = lv.shape
+    for b in range(first, m, 256):
+        e = min(m, b + 256)
+        for j in range(k):
+            d = dst[j]
+            if d >= 0:
+                for t in range(b, e):
+                    out[d, t - first] = lv[t, j]
+
+
+#: where the parts of :func:`stream_step`'s ``meta`` start: the five lookbacks (atr period,
+#: intensity lookback, drift lookback, age limit, fresh age), ``src``, ``slots``, ``dst``, then the
+#: output row of each engine column
+META_SRC = 5
+META_SLOTS = META_SRC + len(INPUTS)
+META_DST = META_SLOTS + 2 * len(SLOTS) * 3
+META_LEVELS = META_DST + len(DERIVED)
+
+
+@njit(cache=True, error_model="numpy")
+def stream_step(pxb, lvb, new_px, new_row, near, counts, meta, state, out):
+    """One new candle of a stream: its high, low, close ``new_px`` and engine row ``new_row``
+    join the tail (``pxb`` ``(3, cap)``, ``lvb`` ``(cap, k)``, the last ``counts[0]`` columns /
+    rows valid), its feature rows are written into ``out[:, :1]`` (see :func:`derive_rows`) and
+    its nearest-cluster size joins ``near`` (the last ``counts[1]`` entries valid)."""
+    cap, k = lvb.shape
+    filled = min(cap, counts[0] + 1)
+    for t in range(cap - filled, cap - 1):
+        for f in range(3):
+            pxb[f, t] = pxb[f, t + 1]
+        for j in range(k):
+            lvb[t, j] = lvb[t + 1, j]
+    for f in range(3):
+        pxb[f, cap - 1] = new_px[f]
+    for j in range(k):
+        lvb[cap - 1, j] = new_row[j]
+    counts[0] = filled
+    look = np.empty(5)
+    for q in range(5):
+        look[q] = meta[q]
+    src = meta[META_SRC:META_SLOTS]
+    slots = meta[META_SLOTS:META_DST]
+    dst = meta[META_DST:META_LEVELS]
+    px = pxb[:, cap - filled :]
+    lv = lvb[cap - filled :]
+    nl = near.shape[0]
+    derive_rows(px, lv, src, slots, filled - 1, near[nl - counts[1] :], look, state, out, dst)
+    copy_rows(lv, filled - 1, meta[META_LEVELS:], out)
+    held = min(nl, counts[1] + 1)
+    for q in range(nl - held, nl - 1):
+        near[q] = near[q + 1]
+    near[nl - 1] = out[dst[_O_NEAR], 0]
+    counts[1] = held
