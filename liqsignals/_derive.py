@@ -106,15 +106,21 @@ def pairwise_sum(a, lo, n):
             res += a[i]
         return res
     if n <= 128:
-        r = np.empty(8)
-        for j in range(8):
-            r[j] = a[lo + j]
+        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
         i = 8
         while i < n - (n % 8):
-            for j in range(8):
-                r[j] += a[lo + i + j]
+            q = lo + i
+            r0 += a[q]
+            r1 += a[q + 1]
+            r2 += a[q + 2]
+            r3 += a[q + 3]
+            r4 += a[q + 4]
+            r5 += a[q + 5]
+            r6 += a[q + 6]
+            r7 += a[q + 7]
             i += 8
-        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
         while i < n:
             res += a[lo + i]
             i += 1
@@ -137,7 +143,7 @@ def _fmax(a, b):
 def rank_max(series, start, lookback, out, dst):
     """``out[dst, i - start]`` for each ``i >= start``: the share of the valid values of
     ``series[i - lookback + 1 .. i]`` that are ``<= series[i]`` (NaN with fewer than
-    ``max(2, lookback // 4)`` valid values or a NaN value), kept as a sorted window."""
+    ``max(2, lookback // 4)`` valid values or a NaN value); a few rows by counting, many through a Fenwick tree."""
     n = series.shape[0]
     minp = max(2, lookback // 4)
     if n - start <= 16:
@@ -153,36 +159,37 @@ def rank_max(series, start, lookback, out, dst):
                         le += 1
             out[dst, i - start] = le / cnt if (x == x and cnt >= minp) else np.nan
         return
-    win = np.empty(lookback)
+    # many rows: counts of a Fenwick tree over the window's values (ranked once)
+    lo = max(0, start - lookback + 1)
+    vals = series[lo:n]
+    uniq = np.unique(vals[vals == vals])
+    tree = np.zeros(uniq.shape[0] + 1, dtype=np.int64)
+    pos = np.searchsorted(uniq, vals) + 1  # 1-based tree index of each value
     cnt = 0
-    for q in range(max(0, start - lookback), start):
-        v = series[q]
-        if v == v:
-            win[cnt] = v
-            cnt += 1
-    win[:cnt] = np.sort(win[:cnt])
-    for i in range(start, n):
-        old = i - lookback
-        if old >= 0:
-            v = series[old]
-            if v == v:
-                p = np.searchsorted(win[:cnt], v)
-                for q in range(p, cnt - 1):
-                    win[q] = win[q + 1]
-                cnt -= 1
+    for i in range(lo, n):
+        if i >= start and i - lookback >= lo and series[i - lookback] == series[i - lookback]:
+            q = pos[i - lookback - lo]
+            while q < tree.shape[0]:
+                tree[q] -= 1
+                q += q & -q
+            cnt -= 1
         x = series[i]
         if x == x:
-            p = np.searchsorted(win[:cnt], x, side="right")
-            for q in range(cnt, p, -1):
-                win[q] = win[q - 1]
-            win[p] = x
+            q = pos[i - lo]
+            while q < tree.shape[0]:
+                tree[q] += 1
+                q += q & -q
             cnt += 1
-            if cnt >= minp:
-                out[dst, i - start] = np.searchsorted(win[:cnt], x, side="right") / cnt
+        if i >= start:
+            if x == x and cnt >= minp:
+                le = 0
+                q = pos[i - lo]
+                while q > 0:
+                    le += tree[q]
+                    q -= q & -q
+                out[dst, i - start] = le / cnt
             else:
                 out[dst, i - start] = np.nan
-        else:
-            out[dst, i - start] = np.nan
 
 
 @njit(cache=True, error_model="numpy")

@@ -347,23 +347,39 @@ class FeatureStream:
     def _advance(self, dates: np.ndarray, values: Mapping[str, np.ndarray]) -> np.ndarray:
         n = dates.shape[0]
         if n <= self._LEAN_ROWS:
-            # the engine's lean per-candle path (same values as a block, bit for bit)
+            # the engine's lean per-candle path (same values as a block, bit for bit), and the
+            # stream's one-candle kernel
             names = list(values)
-            cols = [np.asarray(values[c], dtype=np.float64) for c in names]
-            levels = np.empty((n, len(self._levels)))
-            update = self.engine.update_row
+            cols = [np.asarray(values[c], dtype=np.float64).tolist() for c in names]
+            day = dates.tolist()
+            width = len(FEATURE_COLUMNS)
+            result = np.empty((n, width))
             for i in range(n):
-                rec: dict[str, Any] = {"date": int(dates[i])}
+                rec: dict[str, Any] = {"date": day[i]}
                 for name, col in zip(names, cols, strict=True):
                     rec[name] = col[i]
-                levels[i] = update(rec)[: len(self._levels)]
-        else:
-            frame = pd.DataFrame(
-                {"date": pd.to_datetime(dates, utc=True), **{c: values[c] for c in values}}
-            )
-            levels = self.engine.update_many(frame)[self._levels].to_numpy(dtype=np.float64)
+                result[i] = self._step(single_values(rec))[:width, 0]
+            return result
+        frame = pd.DataFrame(
+            {"date": pd.to_datetime(dates, utc=True), **{c: values[c] for c in values}}
+        )
+        levels = self.engine.update_many(frame)[self._levels].to_numpy(dtype=np.float64)
         px = np.stack([np.asarray(values[c], dtype=np.float64) for c in ("high", "low", "close")])
         return np.ascontiguousarray(self._derive(px, levels))
+
+    def _step(self, vals: Any) -> np.ndarray:
+        """One validated candle (:func:`~liqsignals.inputs.single_values`) through the engine
+        and the one-candle kernel; the output buffer (feature rows, then the nearest-cluster
+        size), reused by the next call."""
+        level_row = self.engine.update_values(vals)
+        px1 = self._px1
+        px1[0], px1[1], px1[2] = vals[2], vals[3], vals[4]
+        out = self._out1
+        _derive.stream_step(
+            self._pxb, self._lvb, px1, level_row, self._nearb, self._counts, self._meta,
+            self._track, out,
+        )  # fmt: skip
+        return out
 
     @property
     def _tail(self) -> dict[str, np.ndarray]:
@@ -418,15 +434,7 @@ class FeatureStream:
                 "build a new one from valid history"
             )
         try:
-            level_row = self.engine.update_values(vals)
-            px1 = self._px1
-            px1[0], px1[1], px1[2] = vals[2], vals[3], vals[4]
-            out = self._out1
-            _derive.stream_step(
-                self._pxb, self._lvb, px1, level_row, self._nearb, self._counts, self._meta,
-                self._track, out,
-            )  # fmt: skip
-            row = out[: len(FEATURE_COLUMNS), 0].tolist()
+            row = self._step(vals)[: len(FEATURE_COLUMNS), 0].tolist()
         except Exception as exc:
             self._failed = str(exc)
             raise
