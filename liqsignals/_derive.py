@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from liqsignals._tracking import track_columns
+from liqsignals._tracking import track_row
 
 #: the engine columns the kernel reads, in the order of ``src``
 INPUTS: tuple[str, ...] = (
@@ -211,6 +211,8 @@ def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
     series = np.empty(hist.shape[0] + n)
     series[: hist.shape[0]] = hist
     res = np.empty(_O_NEAR + 1)
+    tres = np.empty(12)
+    work = np.empty((slots.shape[0] // 6, state.hist.shape[2] + 4))
     for t in range(first, m):
         r = t - first
         row = lv[t]
@@ -279,6 +281,12 @@ def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
         for k in range(_O_NEAR + 1):
             if dst[k] >= 0 and k != _O_INT and k != _O_INT + 1:
                 out[dst[k], r] = res[k]
+        # cluster tracking (age, fresh flag, continuity, drift) from ``state``
+        track_row(row, slots, row[src[11]], row[src[12]], look, state, work, tres)
+        for q in range(12):
+            d = dst[_O_TRACK + q]
+            if d >= 0:
+                out[d, r] = tres[q]
     # intensity: the nearest cluster's size ranked among its last ``lookback`` values
     if dst[_O_INT] >= 0:
         rank_max(series, hist.shape[0], lookback, out, dst[_O_INT])
@@ -287,25 +295,6 @@ def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
             for r in range(n):
                 v = out[dst[_O_INT], r]
                 out[d_b, r] = np.floor(min(max(v, 0.0), 0.999999) * 4.0) if v == v else nan
-    # cluster tracking (age, fresh flag, continuity, drift) from ``state``
-    k = slots.shape[0] // 6
-    books = np.empty((2, 3, n, k))
-    magb = np.empty((n, 2))
-    for r in range(n):
-        row = lv[first + r]
-        for side in range(2):
-            for j in range(k):
-                for f in range(3):
-                    books[side, f, r, j] = row[slots[(side * k + j) * 3 + f]]
-        magb[r, 0] = row[src[11]]
-        magb[r, 1] = row[src[12]]
-    tracked = np.full((n, 12), nan)
-    track_columns(books, magb, look[3], look[4], k - 1, state, tracked)
-    for q in range(12):
-        d = dst[_O_TRACK + q]
-        if d >= 0:
-            for r in range(n):
-                out[d, r] = tracked[r, q]
 
 
 @njit(cache=True)

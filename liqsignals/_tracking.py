@@ -2,7 +2,7 @@
 
 The engine reports a few clusters per side and candle (nearest, second, third, the wall: the
 "slots"), each as its lower and upper edge and its centre. :func:`track` follows them through the
-candles: a cluster of candle ``t`` *is* the first cluster of candle ``t - 1`` (in slot order) on the
+candles (:func:`track_row`, one candle at a time): a cluster of candle ``t`` *is* the first cluster of candle ``t - 1`` (in slot order) on the
 same side whose price span overlaps its own (``low_t < high_{t-1}`` and ``low_{t-1} < high_t``);
 otherwise it is new. A tracked cluster carries its age (candles since it became significant,
 counted up to ``cap``) and its last ``lookback`` centres, from which its drift over ``lookback``
@@ -27,7 +27,7 @@ from numba import njit
 #: how many of them are known
 TrackState = namedtuple("TrackState", ["lo", "hi", "age", "hist", "hlen"])
 
-#: the columns of :func:`track_columns`' output, per side (long first, then short), then the
+#: the columns of :func:`track_row`'s output, per side (long first, then short), then the
 #: magnet's two
 SIDE_COLUMNS: tuple[str, ...] = ("cluster_age", "cluster_fresh", "cluster_same",
                                  "cluster_drift_pct", "wall_age")  # fmt: skip
@@ -47,83 +47,74 @@ def new_state(slots: int, lookback: int) -> TrackState:
 
 
 @njit(cache=True, error_model="numpy")
-def track_side(lo, hi, price, cap, state, side, age, drift, match):
-    """Follow one side's clusters ``lo, hi, price`` (``(n, slots)``, NaN: empty slot) from
-    ``state[side]`` (updated in place), writing the age in candles (NaN: empty slot), the
-    drift in % over ``hist.shape[2] - 1`` candles on the same cluster (NaN until it has been
-    tracked that long) and the previous candle's slot the cluster continues (-1: new) into
-    ``age, drift, match``."""
-    n, k = lo.shape
+def track_row(row, slots, mag_price, mag_side, look, state, work, res):
+    """Follow one candle's clusters from ``state`` (updated in place) and write the
+    :data:`SIDE_COLUMNS` of both sides, then the :data:`MAGNET_COLUMNS` into ``res`` (12
+    values, NaN where undefined).
+
+    ``row``: the engine's row; ``slots``: the positions in ``row`` of low, high, price of each
+    side's slots (entry ``(side * k + slot) * 3 + field``; slot 0 the nearest cluster, the last
+    the wall); ``look[3]``, ``look[4]``: the age cap and the fresh age; ``work``: scratch of
+    ``(k, lookback + 5)``. A cluster is the first slot of the previous candle (slot order) on
+    its side whose span overlaps its own; it carries that slot's age (capped) and centres, from
+    which its drift over ``lookback`` candles follows (NaN until tracked that long). The magnet
+    is the first slot of its side with its centre."""
+    k = state.lo.shape[1]
     lookback = state.hist.shape[2] - 1
-    s_lo, s_hi, s_age = state.lo[side], state.hi[side], state.age[side]
-    s_hist, s_hlen = state.hist[side], state.hlen[side]
-    new_age = np.empty(k)
-    new_hist = np.empty((k, lookback + 1))
-    new_hlen = np.empty(k, dtype=np.int64)
-    for t in range(n):
+    cap, fresh_age = look[3], look[4]
+    res[:] = np.nan
+    for side in range(2):
+        s_lo, s_hi, s_age = state.lo[side], state.hi[side], state.age[side]
+        s_hist, s_hlen = state.hist[side], state.hlen[side]
+        c = 5 * side
+        sign = -1.0 if side == 0 else 1.0
+        ages = work[:, lookback + 1]
+        lens = work[:, lookback + 2]
+        los = work[:, lookback + 3]
+        his = work[:, lookback + 4]
         for j in range(k):
-            p = price[t, j]
-            new_hist[j, :] = np.nan
-            match[t, j] = -1
+            base = (side * k + j) * 3
+            lo, hi, p = row[slots[base]], row[slots[base + 1]], row[slots[base + 2]]
+            los[j] = lo
+            his[j] = hi
             if p != p:
-                new_age[j] = np.nan
-                new_hlen[j] = 0
+                ages[j] = np.nan
+                lens[j] = 0.0
                 continue
             m = -1
             for i in range(k):
-                if s_age[i] == s_age[i] and lo[t, j] < s_hi[i] and s_lo[i] < hi[t, j]:
+                if s_age[i] == s_age[i] and lo < s_hi[i] and s_lo[i] < hi:
                     m = i
                     break
-            new_hist[j, 0] = p
+            # the centres along the chain: entries past the chain's length are never read
+            work[j, 0] = p
             if m >= 0:
-                new_age[j] = min(cap, s_age[m] + 1.0)
-                for q in range(lookback):
-                    new_hist[j, q + 1] = s_hist[m, q]
-                new_hlen[j] = min(s_hlen[m] + 1, lookback + 1)
+                ages[j] = min(cap, s_age[m] + 1.0)
+                h = min(s_hlen[m], lookback)
+                for q in range(h):
+                    work[j, q + 1] = s_hist[m, q]
+                lens[j] = min(s_hlen[m] + 1, lookback + 1)
             else:
-                new_age[j] = 0.0
-                new_hlen[j] = 1
-            match[t, j] = m
-            age[t, j] = new_age[j]
-            if new_hlen[j] == lookback + 1:
-                drift[t, j] = (p / new_hist[j, lookback] - 1.0) * 100.0
+                ages[j] = 0.0
+                lens[j] = 1.0
+            drift = np.nan
+            if lens[j] == lookback + 1:
+                drift = (p / work[j, lookback] - 1.0) * 100.0
+            if j == 0:
+                res[c] = ages[0]
+                res[c + 1] = 1.0 if ages[0] < fresh_age else 0.0
+                res[c + 2] = 1.0 if m == 0 else 0.0
+                res[c + 3] = drift
+            if j == k - 1:
+                res[c + 4] = ages[j]
+            if mag_side == sign and p == mag_price and res[10] != res[10]:
+                # the first slot with the magnet's centre (its age is never NaN)
+                res[10] = ages[j]
+                res[11] = drift
         for j in range(k):
-            s_lo[j] = lo[t, j]
-            s_hi[j] = hi[t, j]
-            s_age[j] = new_age[j]
-            s_hlen[j] = new_hlen[j]
-            for q in range(lookback + 1):
-                s_hist[j, q] = new_hist[j, q]
-
-
-@njit(cache=True, error_model="numpy")
-def track_columns(books, mag, cap, fresh_age, wall, state, out):
-    """The tracked columns of the candles in ``books`` (``(2, 3, n, slots)``: side, then low /
-    high / price, candle, slot; slot 0 the nearest cluster, ``wall`` the wall's slot or -1)
-    from ``state`` (updated in place) into ``out`` (``(n, 12)``, NaN-filled: per side the
-    :data:`SIDE_COLUMNS`, then the :data:`MAGNET_COLUMNS`); ``mag``: ``(n, 2)`` the magnet's
-    price and side (-1 / +1). The magnet is the first slot of its side with its centre."""
-    n, k = books.shape[2], books.shape[3]
-    for side in range(2):
-        age = np.full((n, k), np.nan)
-        drift = np.full((n, k), np.nan)
-        match = np.empty((n, k), dtype=np.int64)
-        price = books[side, 2]
-        track_side(books[side, 0], books[side, 1], price, cap, state, side, age, drift, match)
-        c = 5 * side
-        sign = -1.0 if side == 0 else 1.0
-        for t in range(n):
-            a = age[t, 0]
-            if a == a:
-                out[t, c] = a
-                out[t, c + 1] = 1.0 if a < fresh_age else 0.0
-                out[t, c + 2] = 1.0 if match[t, 0] == 0 else 0.0
-                out[t, c + 3] = drift[t, 0]
-            if wall >= 0:
-                out[t, c + 4] = age[t, wall]
-            if mag[t, 1] == sign:
-                for j in range(k):
-                    if price[t, j] == mag[t, 0]:
-                        out[t, 10] = age[t, j]
-                        out[t, 11] = drift[t, j]
-                        break
+            s_lo[j] = los[j]
+            s_hi[j] = his[j]
+            s_age[j] = ages[j]
+            s_hlen[j] = int(lens[j])
+            for q in range(int(lens[j])):
+                s_hist[j, q] = work[j, q]
