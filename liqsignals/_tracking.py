@@ -1,9 +1,9 @@
 """numba kernel of the cluster tracking: which cluster of a candle is which of the previous one.
 
 The engine reports a few clusters per side and candle (nearest, second, third, the wall: the
-"slots"), each as its lower and upper edge and its centre. :func:`track` follows them through the
-candles (:func:`track_row`, one candle at a time): a cluster of candle ``t`` *is* the first cluster of candle ``t - 1`` (in slot order) on the
-same side whose price span overlaps its own (``low_t < high_{t-1}`` and ``low_{t-1} < high_t``);
+"slots"), each as its lower and upper edge and its centre. :func:`track_row` follows them
+through the candles, one candle at a time: a cluster of candle ``t`` *is* the first cluster of
+candle ``t - 1`` (in slot order) on the same side whose price span overlaps its own (``low_t < high_{t-1}`` and ``low_{t-1} < high_t``);
 otherwise it is new. A tracked cluster carries its age (candles since it became significant,
 counted up to ``cap``) and its last ``lookback`` centres, from which its drift over ``lookback``
 candles follows.
