@@ -120,13 +120,16 @@ N_BUCKETS = 3
 # candles whose book (absolute bins k_lo .. k_lo + width - 1) is copied out, real mass float32
 Snap = namedtuple("Snap", ["rows", "k_lo", "long", "short"])
 # scratch of a run: per cluster, array positions of its lowest/highest bin, mass, mean bin;
-# the entry prices of one candle (see new_work)
-Work = namedtuple("Work", ["lo", "hi", "sum", "wk", "entries"])
+# the entry prices of one candle; the dense bins of one scan; the bin edge prices of the book
+# and the book start they were computed for (see new_work)
+Work = namedtuple("Work", ["lo", "hi", "sum", "wk", "entries", "pos", "edge", "edge_k0"])
 # where one side's deposits of a candle go: book offset k0, 1/S, 1/log(B), cohort slot, row
 # of the leverage weights, the side's first column of the cohort's masses
 Deposit = namedtuple("Deposit", ["k0", "inv_s", "inv_logb", "slot", "wrow", "d0"])
-# what the cluster readout of one candle needs besides the book
-Ctx = namedtuple("Ctx", ["close", "s", "k0", "total"])
+# what the cluster readout of one candle needs besides the book: ``edge[i]`` is the lower edge
+# price of array position ``i``, ``exp((i + k0) * log(B))`` (:func:`fill_edges`)
+Ctx = namedtuple("Ctx", ["close", "s", "k0", "total", "edge"])
+EDGES_UNSET = -(2**62)  # Work.edge_k0 before the first fill
 
 # output columns of the kernel (order matters: engine.py names them)
 O_LONG_LIQ = 0
@@ -180,7 +183,8 @@ def new_state() -> np.ndarray:
 
 def new_work(n_bins: int, n_entries: int) -> Work:
     """Scratch for :func:`run_candles` on a book of ``n_bins`` bins (clusters alternate with
-    gaps, so at most ``n_bins // 2 + 1`` per side) and ``n_entries`` entry prices."""
+    gaps, so at most ``n_bins // 2 + 1`` per side) and ``n_entries`` entry prices; the edge
+    prices are filled by the first run (:func:`fill_edges`)."""
     n = n_bins // 2 + 2
     return Work(
         np.empty(n, dtype=np.int64),
@@ -188,6 +192,9 @@ def new_work(n_bins: int, n_entries: int) -> Work:
         np.empty(n, dtype=np.float64),
         np.empty(n, dtype=np.float64),
         np.empty(n_entries, dtype=np.float64),
+        np.empty(n_bins + 2, dtype=np.int64),
+        np.empty(n_bins + 1, dtype=np.float64),
+        np.full(1, EDGES_UNSET, dtype=np.int64),
     )
 
 
@@ -254,6 +261,19 @@ def consume_buckets(bk, acc, sign, reach, k0):
     for b in range(bk.shape[0]):
         for i in range(i0, i1 + 1):
             bk[b, i] = 0.0
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def fill_edges(work, k0, logb):
+    """``work.edge[i] = exp((i + k0) * logb)``, the lower edge price of array position ``i``
+    (the readout's edges and gaps look them up instead of calling ``exp``: the same
+    expression, the same values), unless already filled for this ``k0``."""
+    if work.edge_k0[0] == k0:
+        return
+    edge = work.edge
+    for i in range(edge.shape[0]):
+        edge[i] = math.exp((i + k0) * logb)
+    work.edge_k0[0] = k0
 
 
 @njit(cache=True, error_model="numpy")
@@ -484,21 +504,39 @@ def finish_candle(st, coh, date, oi_t, close, filler):
 # ----------------------------------------------------------------------------- book readout
 @njit(cache=True, inline="always", error_model="numpy")
 def band_sums(book, bk, lo, hi, band_lo, band_hi, range_lo, range_hi):
-    """One pass over ``book[lo..hi]`` for five sums, each in index order: the band
+    """Five sums over ``book[lo..hi]``, each in index order: the band
     ``book[band_lo..band_hi]``, the cluster range ``book[range_lo..range_hi]`` and the band of
-    each bucket book ``bk[b, band_lo..band_hi]`` (stored units). Independent sums in one loop:
-    each keeps its own order and value, and the additions overlap instead of waiting on each
-    other."""
+    each bucket book ``bk[b, band_lo..band_hi]`` (stored units). The bins are visited once, in
+    stretches where the same sums take them (a loop without branches each), so the
+    independent additions overlap instead of waiting on each other; each sum keeps its order
+    and value."""
     band = rng = t0 = t1 = t2 = 0.0
-    for i in range(lo, hi + 1):
-        m = book[i]
-        if range_lo <= i <= range_hi:
-            rng += m
-        if band_lo <= i <= band_hi:
-            band += m
-            t0 += bk[0, i]
-            t1 += bk[1, i]
-            t2 += bk[2, i]
+    i = lo
+    while i <= hi:
+        in_r = range_lo <= i <= range_hi
+        in_b = band_lo <= i <= band_hi
+        nxt = hi + 1  # the next bin where a sum starts or stops
+        for edge in (band_lo, band_hi + 1, range_lo, range_hi + 1):
+            if i < edge < nxt:
+                nxt = edge
+        if in_b and in_r:
+            for j in range(i, nxt):
+                m = book[j]
+                rng += m
+                band += m
+                t0 += bk[0, j]
+                t1 += bk[1, j]
+                t2 += bk[2, j]
+        elif in_b:
+            for j in range(i, nxt):
+                band += book[j]
+                t0 += bk[0, j]
+                t1 += bk[1, j]
+                t2 += bk[2, j]
+        elif in_r:
+            for j in range(i, nxt):
+                rng += book[j]
+        i = nxt
     return band, rng, t0, t1, t2
 
 
@@ -536,50 +574,53 @@ def scan_clusters(book, s, start, stop, step, thr, max_gap, min_mass, k0, work):
     ``work`` gets the array positions of its lowest/highest bin, its mass and the mass-weighted
     mean *absolute* bin coordinate (bin centres at ``k + 0.5``; absolute so that the result does
     not depend on where the array starts).
+
+    First the dense bins are listed in scan order (a loop without branches), then the runs are
+    built from that list: a run's mass adds its bins in scan order, each bridged stretch of
+    non-dense bins summed first and then added (the order of a single scan that keeps the
+    bridged bins aside until the next dense bin).
     """
-    n = 0
-    in_run = False
-    run_sum = run_wk = gap_sum = gap_wk = 0.0
-    run_first = run_last = gap = 0
+    pos = work.pos
+    nd = 0
     i = start
-    # one past the last bin: the run still open at the end is kept like any other
-    end = stop + step
-    while i != end:
-        if i != stop:
-            m = book[i] * s
-            dense = m > 0.0 and m >= thr
-        else:
-            m = 0.0
-            dense = False
-        if dense:
-            if not in_run:
-                in_run = True
-                run_sum = run_wk = 0.0
-                run_first = i
-            else:
-                run_sum += gap_sum
-                run_wk += gap_wk
-            gap = 0
-            gap_sum = gap_wk = 0.0
-            run_sum += m
-            run_wk += m * (i + k0 + 0.5)
-            run_last = i
-        elif in_run:
-            if i != stop:
-                gap += 1
-                gap_sum += m
-                gap_wk += m * (i + k0 + 0.5)
-            if gap > max_gap or i == stop:
-                if run_sum >= min_mass and run_sum > 0.0:
-                    work.lo[n] = min(run_first, run_last)
-                    work.hi[n] = max(run_first, run_last)
-                    work.sum[n] = run_sum
-                    work.wk[n] = run_wk / run_sum
-                    n += 1
-                in_run = False
-                gap = 0
-                gap_sum = gap_wk = 0.0
+    while i != stop:
+        m = book[i] * s
+        pos[nd] = i
+        nd += np.int64((m > 0.0) & (m >= thr))
         i += step
+    n = 0
+    r = 0
+    while r < nd:
+        p = pos[r]
+        m = book[p] * s
+        run_sum = m
+        run_wk = m * (p + k0 + 0.5)
+        first = last = p
+        r += 1
+        while r < nd:
+            q = pos[r]
+            if (q - last) * step - 1 > max_gap:
+                break
+            gap_sum = gap_wk = 0.0
+            j = last + step
+            while j != q:
+                mg = book[j] * s
+                gap_sum += mg
+                gap_wk += mg * (j + k0 + 0.5)
+                j += step
+            mq = book[q] * s
+            run_sum += gap_sum
+            run_wk += gap_wk
+            run_sum += mq
+            run_wk += mq * (q + k0 + 0.5)
+            last = q
+            r += 1
+        if run_sum >= min_mass and run_sum > 0.0:
+            work.lo[n] = min(first, last)
+            work.hi[n] = max(first, last)
+            work.sum[n] = run_sum
+            work.wk[n] = run_wk / run_sum
+            n += 1
     return n
 
 
@@ -592,11 +633,12 @@ def cluster_threshold(side_total, nbins, prm):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def put_cluster(row, at, work, c, k0, logb):
-    """Cluster ``c`` of ``work`` into ``row[at : at + 4]`` (price, low, high, size)."""
-    row[at] = math.exp(work.wk[c] * logb)
-    row[at + 1] = math.exp((work.lo[c] + k0) * logb)
-    row[at + 2] = math.exp((work.hi[c] + k0 + 1) * logb)
+def put_cluster(row, at, work, c, centre, edge):
+    """Cluster ``c`` of ``work`` (centre price ``centre``, bin edge prices ``edge``) into
+    ``row[at : at + 4]`` (price, low, high, size)."""
+    row[at] = centre
+    row[at + 1] = edge[work.lo[c]]
+    row[at + 2] = edge[work.hi[c] + 1]
     row[at + 3] = work.sum[c]
 
 
@@ -620,15 +662,17 @@ def cluster_readout(work, n, ctx, prm, row, base, base2, wall):
     best_price = np.nan
     sum_score = sum_price = 0.0
     wall_c = -1
+    wall_centre = np.nan
     for c in range(n):
         centre = math.exp(work.wk[c] * logb)
         if c == 0:
-            put_cluster(row, base, work, c, ctx.k0, logb)
+            put_cluster(row, base, work, c, centre, ctx.edge)
         elif c < 3:
-            put_cluster(row, base2 + 4 * (c - 1), work, c, ctx.k0, logb)
+            put_cluster(row, base2 + 4 * (c - 1), work, c, centre, ctx.edge)
         rel = abs(centre / ctx.close - 1.0)
         if rel <= prm.band and (wall_c < 0 or work.sum[c] > work.sum[wall_c]):
             wall_c = c
+            wall_centre = centre
         dist = max(rel * 100.0, min_dist)
         score = (work.sum[c] / ctx.total) / (dist if linear else dist**prm.mag_power)
         if score > best_score:
@@ -637,7 +681,7 @@ def cluster_readout(work, n, ctx, prm, row, base, base2, wall):
         sum_score += score
         sum_price += score * centre
     if wall_c >= 0:
-        put_cluster(row, wall, work, wall_c, ctx.k0, logb)
+        put_cluster(row, wall, work, wall_c, wall_centre, ctx.edge)
     return (best_score, best_price), (sum_score, sum_price)
 
 
@@ -697,8 +741,8 @@ def gap_pct(i, above, ctx, prm):
     if i < 0:
         return np.nan
     if above:
-        return (math.exp((i + ctx.k0) * prm.logb) / ctx.close - 1.0) * 100.0
-    return (1.0 - math.exp((i + ctx.k0 + 1) * prm.logb) / ctx.close) * 100.0
+        return (ctx.edge[i] / ctx.close - 1.0) * 100.0
+    return (1.0 - ctx.edge[i + 1] / ctx.close) * 100.0
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -733,10 +777,10 @@ def gap_width(long, short, kc, first, stop, step, thr, ctx, prm):
     nxt = first_dense(long, short, j, stop, step, thr, ctx.s)
     if nxt < 0:
         return np.nan
-    logb, k0 = prm.logb, ctx.k0
+    edge = ctx.edge
     if step > 0:
-        return (math.exp((nxt + k0) * logb) - math.exp((j + k0) * logb)) / ctx.close * 100.0
-    return (math.exp((j + k0 + 1) * logb) - math.exp((nxt + k0 + 1) * logb)) / ctx.close * 100.0
+        return (edge[nxt] - edge[j]) / ctx.close * 100.0
+    return (edge[j + 1] - edge[nxt + 1]) / ctx.close * 100.0
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -797,6 +841,8 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
     if n and st.has_prev == 1 and cd.dates[0] <= st.prev_date:
         return -1
     summaries = prm.summaries > 0.0
+    if summaries and n:
+        fill_edges(work, st.k0, prm.logb)
     use_mark = prm.mark > 0.0
     nb = long.book.shape[0]
     cap = coh.date.shape[0]
@@ -897,7 +943,7 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
         sums = band_sums(short.book, bk_short, kc, max(kb_hi, kr_hi), kc, kb_hi, kc, kr_hi)
         put_bands(row, O_SHORT_BAND, O_SB_LOW, sums, s, prm.min_mass)
         short_range = sums[1] * s
-        ctx = Ctx(close, s, k0, long_range + short_range)
+        ctx = Ctx(close, s, k0, long_range + short_range, work.edge)
         # clusters: longs from the close down to the range's low end, shorts up to its high end
         n_c = 0
         nbins = kc - kr_lo + 1
@@ -954,7 +1000,7 @@ _P_I64 = _pointer_to(types.int64)
 _P_F32 = _pointer_to(types.float32)
 _P_STATE = _pointer_to(from_dtype(STATE_DTYPE))
 _P_SIDE = _pointer_to(from_dtype(SIDE_DTYPE))
-N_TABLE = 47
+N_TABLE = 50
 
 
 def one_table(
@@ -978,6 +1024,7 @@ def one_table(
     )  # fmt: skip
     buckets = (
         (mix.bucket, np.int64, 1), (mix.bk_long, np.float64, 2), (mix.bk_short, np.float64, 2),
+        (work.pos, np.int64, 1), (work.edge, np.float64, 1), (work.edge_k0, np.int64, 1),
     )  # fmt: skip
     tab = np.zeros(N_TABLE, dtype=np.int64)
     for i, (a, dtype, ndim) in enumerate(arrays):
@@ -986,7 +1033,7 @@ def one_table(
         tab[i] = a.ctypes.data
     for i, (a, dtype, ndim) in enumerate(buckets):
         if a.dtype != dtype or a.ndim != ndim or not a.flags.c_contiguous:
-            raise ValueError(f"one_table: bucket array {i} is not a C-contiguous {ndim}-d {dtype}")
+            raise ValueError(f"one_table: array {44 + i} is not a C-contiguous {ndim}-d {dtype}")
         tab[44 + i] = a.ctypes.data
     if cd.dates.shape[0] != 1 or out.shape != (1, N_OUT) or len(prm_values) != len(Params._fields):
         raise ValueError("one_table: one candle, one output row and every parameter")
@@ -1002,6 +1049,9 @@ def one_table(
         or mix.bk_short.shape != (N_BUCKETS, tab[36])
         or coh.entry.shape[1] != tab[43]
         or coh.mass.shape[1] != 2 * tab[40]
+        or work.pos.shape[0] != tab[36] + 2
+        or work.edge.shape[0] != tab[36] + 1
+        or work.edge_k0.shape[0] != 1
     ):
         raise ValueError("one_table: the sides' arrays differ in size")
     return tab
@@ -1039,7 +1089,8 @@ def run_one(tab, date, values, warm_until):
     work = Work(
         carray(_P_I64(tab[16]), (n_work,)), carray(_P_I64(tab[17]), (n_work,)),
         carray(_P_F64(tab[18]), (n_work,)), carray(_P_F64(tab[19]), (n_work,)),
-        carray(_P_F64(tab[20]), (n_ent,)),
+        carray(_P_F64(tab[20]), (n_ent,)), carray(_P_I64(tab[47]), (nb + 2,)),
+        carray(_P_F64(tab[48]), (nb + 1,)), carray(_P_I64(tab[49]), (1,)),
     )  # fmt: skip
     p = carray(_P_F64(tab[21]), (19,))
     prm = Params(

@@ -29,6 +29,13 @@ def side(sign: int, book, wipe=None, edge=None, total=None):
     return k.Side(book, wipe.copy(), acc, sign)
 
 
+def ctx_at(close, k0, total, nb, s=1.0):
+    """The readout context of a book of ``nb`` bins from absolute bin ``k0`` (edge prices
+    computed here with the formula, not by the kernel)."""
+    edge = np.array([math.exp((i + k0) * LOGB) for i in range(nb + 1)])
+    return k.Ctx(close, s, k0, total, edge)
+
+
 def params(**kw):
     base = dict(
         inv_logb=INV, logb=LOGB, window_ns=86_400e9, half_life_ns=0.0, participation=0.1,
@@ -437,7 +444,7 @@ def test_first_dense_and_liquidity_gaps():
     assert k.first_dense(long, short, 4, 1, -1, 1.0, 1.0) == -1
     row = np.zeros(k.N_OUT)
     close = math.exp((1000 + 4.5) * LOGB)
-    ctx = k.Ctx(close, 1.0, 1000, 7.1)
+    ctx = ctx_at(close, 1000, 7.1, 10)
     liquidity_gaps(long, short, 4, 0, 9, ctx, params(gap_factor=1.0), row)
     # threshold 7.1 / 10 bins: above, bin 8's lower edge; below, bin 1's upper edge
     assert row[k.O_GAP_ABOVE] == pytest.approx((math.exp(1008 * LOGB) / close - 1) * 100)
@@ -467,7 +474,7 @@ def test_side_clusters_nearest_cluster_and_magnet():
     short = side(k.SHORT, book)
     row = np.full(k.N_OUT, -7.0)
     total = book[20:40].sum()
-    ctx = k.Ctx(math.exp((1000 + 20.5) * LOGB), 1.0, 1000, total)
+    ctx = ctx_at(math.exp((1000 + 20.5) * LOGB), 1000, total, 40)
     work = k.new_work(60, 1)
     p = params(dense=1.0, min_share=0.1, max_gap_bins=0.0)
     score, price = side_clusters(short, 20, 39, total, ctx, p, work, row, k.O_SC_PRICE)
@@ -497,7 +504,7 @@ def test_side_clusters_ignore_dust_below_the_absolute_floor():
     book = np.zeros(40)
     book[[30, 31]] = 5e-12  # rounding dust: a "cluster" by share alone
     dust = side(k.SHORT, book)
-    ctx = k.Ctx(math.exp((1000 + 20.5) * LOGB), 1.0, 1000, 1e-11)
+    ctx = ctx_at(math.exp((1000 + 20.5) * LOGB), 1000, 1e-11, 40)
     work = k.new_work(60, 1)
     row = np.zeros(k.N_OUT)
     no_floor = params(dense=1.0, min_share=0.1, max_gap_bins=0.0)
@@ -508,3 +515,15 @@ def test_side_clusters_ignore_dust_below_the_absolute_floor():
     empty = side(k.LONG, np.zeros(40))
     liquidity_gaps(empty, dust, 20, 0, 39, ctx, params(gap_factor=1.0, min_mass=1.0), row)
     assert np.isnan(row[k.O_GAP_ABOVE]) and np.isnan(row[k.O_GAP_BELOW])
+
+
+def test_fill_edges_are_the_bin_edge_prices_and_refill_only_for_a_new_start():
+    work = k.new_work(6, 1)
+    assert work.edge.shape == (7,) and work.edge_k0[0] == k.EDGES_UNSET
+    k.fill_edges(work, 500, LOGB)
+    assert work.edge.tolist() == [math.exp((i + 500) * LOGB) for i in range(7)]
+    work.edge[0] = -1.0
+    k.fill_edges(work, 500, LOGB)  # same start: kept
+    assert work.edge[0] == -1.0
+    k.fill_edges(work, 499, LOGB)
+    assert work.edge[0] == math.exp(499 * LOGB) and work.edge_k0[0] == 499
