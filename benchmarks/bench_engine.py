@@ -38,21 +38,22 @@ import pandas as pd
 N_YEAR_1M = 525_600
 
 
-def synthetic_1m(n: int, seed: int = 42) -> pd.DataFrame:
-    """Random-walk 1m candles around 60,000 with BTC-like volatility and volume."""
+def synthetic_1m(n: int, seed: int = 42, minutes: int = 1) -> pd.DataFrame:
+    """Random-walk 1m candles around 60,000 with BTC-like volatility and volume (``minutes``:
+    candles of that many minutes instead, moves scaled by its square root, volume by it)."""
     rng = np.random.default_rng(seed)
-    ret = rng.standard_t(4, n) * 0.0006
+    ret = rng.standard_t(4, n) * 0.0006 * np.sqrt(minutes)
     close = 60_000.0 * np.exp(np.cumsum(ret))
     open_ = np.r_[60_000.0, close[:-1]]
-    wick = np.abs(rng.normal(0, 0.0004, (2, n)))
+    wick = np.abs(rng.normal(0, 0.0004 * np.sqrt(minutes), (2, n)))
     return pd.DataFrame(
         {
-            "date": pd.date_range("2024-01-01", periods=n, freq="1min", tz="UTC"),
+            "date": pd.date_range("2024-01-01", periods=n, freq=f"{minutes}min", tz="UTC"),
             "open": open_,
             "high": np.maximum(open_, close) * (1 + wick[0]),
             "low": np.minimum(open_, close) * (1 - wick[1]),
             "close": close,
-            "volume": rng.lognormal(3.0, 1.0, n),
+            "volume": rng.lognormal(3.0, 1.0, n) * minutes,
         }
     )
 

@@ -27,31 +27,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_engine import synthetic_1m
-
-
-def synthetic_15m(n: int, seed: int = 15) -> pd.DataFrame:
-    """Random-walk 15m candles: the 1m generator's shape with 15m-sized moves and volume."""
-    rng = np.random.default_rng(seed)
-    ret = rng.standard_t(4, n) * 0.0006 * np.sqrt(15.0)
-    close = 60_000.0 * np.exp(np.cumsum(ret))
-    open_ = np.r_[60_000.0, close[:-1]]
-    wick = np.abs(rng.normal(0, 0.0004 * np.sqrt(15.0), (2, n)))
-    return pd.DataFrame(
-        {
-            "date": pd.date_range("2024-01-01", periods=n, freq="15min", tz="UTC"),
-            "open": open_,
-            "high": np.maximum(open_, close) * (1 + wick[0]),
-            "low": np.minimum(open_, close) * (1 - wick[1]),
-            "close": close,
-            "volume": rng.lognormal(3.0, 1.0, n) * 15.0,
-        }
-    )
 
 
 def _timed(fn: Any) -> tuple[float, float]:
@@ -110,7 +90,7 @@ def measure(rows: int = 100_000, runs: int = 5) -> dict[str, Any]:
     liquidation_features(df.iloc[:20_000], model)
     hist_1m = max(rows - 5_000, rows // 2)
     cases = {
-        "15m": _stream_case(synthetic_15m(2_700), 1_700, model),
+        "15m": _stream_case(synthetic_1m(2_700, seed=15, minutes=15), 1_700, model),
         "1m": _stream_case(df, hist_1m, model),
     }
     _time_stream(_stream_case(df.iloc[:12_000], 11_000, model), "update")  # warm the paths

@@ -504,39 +504,19 @@ def finish_candle(st, coh, date, oi_t, close, filler):
 # ----------------------------------------------------------------------------- book readout
 @njit(cache=True, inline="always", error_model="numpy")
 def band_sums(book, bk, lo, hi, band_lo, band_hi, range_lo, range_hi):
-    """Five sums over ``book[lo..hi]``, each in index order: the band
+    """Five sums in one pass over ``book[lo..hi]``, each in index order: the band
     ``book[band_lo..band_hi]``, the cluster range ``book[range_lo..range_hi]`` and the band of
-    each bucket book ``bk[b, band_lo..band_hi]`` (stored units). The bins are visited once, in
-    stretches where the same sums take them (a loop without branches each), so the
-    independent additions overlap instead of waiting on each other; each sum keeps its order
-    and value."""
+    each bucket book ``bk[b, band_lo..band_hi]`` (stored units)."""
     band = rng = t0 = t1 = t2 = 0.0
-    i = lo
-    while i <= hi:
-        in_r = range_lo <= i <= range_hi
-        in_b = band_lo <= i <= band_hi
-        nxt = hi + 1  # the next bin where a sum starts or stops
-        for edge in (band_lo, band_hi + 1, range_lo, range_hi + 1):
-            if i < edge < nxt:
-                nxt = edge
-        if in_b and in_r:
-            for j in range(i, nxt):
-                m = book[j]
-                rng += m
-                band += m
-                t0 += bk[0, j]
-                t1 += bk[1, j]
-                t2 += bk[2, j]
-        elif in_b:
-            for j in range(i, nxt):
-                band += book[j]
-                t0 += bk[0, j]
-                t1 += bk[1, j]
-                t2 += bk[2, j]
-        elif in_r:
-            for j in range(i, nxt):
-                rng += book[j]
-        i = nxt
+    for i in range(lo, hi + 1):
+        m = book[i]
+        if range_lo <= i <= range_hi:
+            rng += m
+        if band_lo <= i <= band_hi:
+            band += m
+            t0 += bk[0, i]
+            t1 += bk[1, i]
+            t2 += bk[2, i]
     return band, rng, t0, t1, t2
 
 

@@ -66,13 +66,17 @@ def test_hand_edited_ring_size_beyond_capacity_is_corrupt(tmp_path):
         LiquidationEngine.load(path)
 
 
+def live_cohorts(arr: dict[str, np.ndarray]) -> np.ndarray:
+    """Ring slots of the live cohorts that hold deposits, oldest first."""
+    st = arr["state"][0]
+    live = (int(st["head"]) + np.arange(int(st["size"]))) % arr["coh_date"].shape[0]
+    return live[arr["coh_n"][live] > 0]
+
+
 def test_hand_edited_cohort_bin_outside_the_book_is_corrupt(tmp_path):
     path = saved(tmp_path)
     arr = members(path)
-    st = arr["state"][0]
-    cap = arr["coh_date"].shape[0]
-    live = (int(st["head"]) + np.arange(int(st["size"]))) % cap
-    live = live[arr["coh_n"][live] > 0][-1]  # a live cohort that holds deposits
+    live = live_cohorts(arr)[-1]
     # an entry price 10,000 bins (of 20 bp) up puts the cohort's deposits far above the book
     arr["coh_entry"][live, 0] += 10_000 * math.log1p(20e-4)
     rewrite(path, arr)
@@ -83,10 +87,7 @@ def test_hand_edited_cohort_bin_outside_the_book_is_corrupt(tmp_path):
 def test_hand_edited_non_finite_entry_price_is_corrupt(tmp_path):
     path = saved(tmp_path)
     arr = members(path)
-    st = arr["state"][0]
-    cap = arr["coh_date"].shape[0]
-    live = (int(st["head"]) + np.arange(int(st["size"]))) % cap
-    arr["coh_entry"][live[arr["coh_n"][live] > 0][0], 1] = np.nan
+    arr["coh_entry"][live_cohorts(arr)[0], 1] = np.nan
     rewrite(path, arr)
     with pytest.raises(ValueError, match="corrupt.*entry price is not finite"):
         LiquidationEngine.load(path)
