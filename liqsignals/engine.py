@@ -67,6 +67,7 @@ import pandas as pd
 from liqsignals import inputs as _inputs
 from liqsignals.columns import LEVEL_COLUMNS
 from liqsignals.inputs import Inputs, SingleBuffers, SingleValues, single_values
+from liqsignals.levelrow import LevelRow
 from liqsignals.model import LiquidationModel, resolve_model
 
 __all__ = [
@@ -278,6 +279,7 @@ class LiquidationEngine:
         self._prm = self._params()
         self._window_ns = int(self.model.window_td.value)
         self._cols: tuple[str, ...] = LEVEL_COLUMNS if summaries else LEVEL_COLUMNS[:_N_CORE]
+        self._col_index = {name: i for i, name in enumerate(self._cols)}
         self._out1 = np.empty((1, self._k.N_OUT))
         self._no_rows = np.zeros(0, dtype=np.int64)
         self._no_snap = self._k.Snap(
@@ -544,15 +546,17 @@ class LiquidationEngine:
         """Process a block of new candles (after any already processed); one row per candle."""
         return self.run(_inputs.prepare_inputs(df)).to_frame(df.index)
 
-    def update(self, candle: Mapping[str, Any] | pd.Series) -> dict[str, float]:
-        """Process one closed candle; returns ``{column: value}`` as in the batch output.
+    def update(self, candle: Mapping[str, Any] | pd.Series) -> LevelRow:
+        """Process one closed candle; returns ``{column: value}`` as in the batch output, as a
+        read-only :class:`~liqsignals.levelrow.LevelRow` mapping (``row[name]``, ``dict(row)``,
+        ``row.to_dict()``; it keeps its own copy of the row).
 
         ``candle`` maps ``date, open, high, low, close, volume`` (and optionally the extra input
         columns) to values; a Series named by its date works too. Validation is the same as for
         frames.
         """
-        # the kernel's row holds every column; zip stops at the last of self._cols
-        return dict(zip(self._cols, self._row_values(single_values(candle)).tolist(), strict=False))
+        # the kernel's row holds every column; the first len(self._cols) are this engine's
+        return LevelRow(self._cols, self._col_index, self._row_values(single_values(candle)).copy())
 
     def update_row(self, candle: Mapping[str, Any] | pd.Series) -> np.ndarray:
         """:meth:`update` returning the row as an array in :attr:`columns` order.
