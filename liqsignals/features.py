@@ -39,6 +39,7 @@ from liqsignals import _derive, _tracking
 from liqsignals.columns import FEATURE_COLUMNS, rename_prefix
 from liqsignals.engine import LiquidationEngine
 from liqsignals.inputs import prepare_inputs, single_values
+from liqsignals.levelrow import LevelRow
 from liqsignals.model import LiquidationModel, resolve_model, timeframe_to_timedelta
 from liqsignals.readout import LOOKBACK_FIELDS, ReadoutParams, split_readout
 
@@ -91,6 +92,8 @@ def _layout(columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 _LAYOUTS: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
 _OUT_POS = {c: j for j, c in enumerate(FEATURE_COLUMNS)}
 #: output row of each derived column (``_near`` after the feature columns)
+#: column -> position in a feature row (the LevelRow of FeatureStream.update)
+_FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_COLUMNS)}
 _DERIVED_DST = np.array(
     [_OUT_POS.get(c, len(FEATURE_COLUMNS)) for c in _derive.DERIVED], dtype=np.int64
 )
@@ -420,8 +423,9 @@ class FeatureStream:
         self._counts[:] = (keep, near.shape[0])
         return out[:width].T
 
-    def update(self, candle: Mapping[str, Any]) -> dict[str, float]:
-        """Process one closed candle; returns ``{column: value}``.
+    def update(self, candle: Mapping[str, Any]) -> LevelRow:
+        """Process one closed candle; returns ``{column: value}`` as a read-only
+        :class:`~liqsignals.levelrow.LevelRow` mapping (``row.to_dict()`` for a ``dict``).
 
         The engine's per-candle path (:meth:`LiquidationEngine.update`): the candle is
         validated by :func:`liqsignals.inputs.single_values` (the rules and messages of the
@@ -434,11 +438,11 @@ class FeatureStream:
                 "build a new one from valid history"
             )
         try:
-            row = self._step(vals)[: len(FEATURE_COLUMNS), 0].tolist()
+            row = self._step(vals)[: len(FEATURE_COLUMNS), 0].copy()
         except Exception as exc:
             self._failed = str(exc)
             raise
-        return dict(zip(FEATURE_COLUMNS, row, strict=True))
+        return LevelRow(FEATURE_COLUMNS, _FEATURE_INDEX, row)
 
 
 # ----------------------------------------------------------------------------- multi-timeframe

@@ -99,3 +99,18 @@ def test_values_past_the_names_are_ignored() -> None:
 def test_from_values_checks_the_shape(values) -> None:
     with pytest.raises(ValueError, match="one row of 2 values"):
         LevelRow.from_values(("a", "b"), values)
+
+
+def test_feature_stream_rows_are_level_rows_equal_to_the_batch() -> None:
+    from liqsignals.columns import FEATURE_COLUMNS
+    from liqsignals.features import FeatureStream, liquidation_features
+
+    df = random_candles(5, 300)
+    stream = FeatureStream(**SMALL)
+    stream.update_many(df.iloc[:240])
+    got = [stream.update(r) for r in df.iloc[240:].to_dict("records")]
+    assert all(isinstance(r, LevelRow) and list(r) == list(FEATURE_COLUMNS) for r in got)
+    want = liquidation_features(df, **SMALL).iloc[240:][list(FEATURE_COLUMNS)]
+    np.testing.assert_array_equal(np.array([r.to_array() for r in got]), want.to_numpy())
+    # each row is its own copy (the stream's buffer is reused by the next candle)
+    assert not np.array_equal(got[0].to_array(), got[-1].to_array(), equal_nan=True)
