@@ -394,6 +394,9 @@ def _fast_values(candle: dict[str, Any]) -> SingleValues | None:
         return None
     if not (lo_tol <= c <= hi_tol and 0.0 < c <= MAX_VALUE):
         return None
+    if len(candle) == 6:
+        # the six required columns (all present: their types were checked) and nothing else
+        return ns, o, h, lo, c, v, math.nan, math.nan, math.nan, math.nan, math.nan
     oi = get("open_interest")
     oiv = get("open_interest_value")
     tb = get("taker_buy_volume")

@@ -59,6 +59,7 @@ FAST = [
     {"date": TS, **BASE, "open_interest_value": 1005.0},
     {"date": TS, **BASE, "open_interest": math.nan, "open_interest_value": 1005.0},
     {"date": TS, **BASE, "open_interest": 0.0, "taker_buy_volume": math.nan, "extra": "x"},
+    {"date": TS, **BASE, "enter_long": 1},  # seven keys, none of them an optional input
     {"date": TS, **BASE, "open": 101.0 * (1 + 1e-9), "volume": 0.0},  # on the tolerance
     {"date": TS, **BASE, "high": MAX_VALUE, "low": MAX_VALUE, "open": MAX_VALUE,
      "close": MAX_VALUE},
@@ -130,6 +131,8 @@ BAD = [
     {**BASE, "mark_high": math.inf, "mark_low": 99.0},
     {**BASE, "mark_high": MAX_VALUE * 2, "mark_low": 99.0},
     {"open": 100.0, "high": 101.0, "low": 99.0, "close": 100.5},
+    # six keys with the volume missing and an optional input in its place
+    {"open": 100.0, "high": 101.0, "low": 99.0, "close": 100.5, "open_interest": 5.0},
 ]
 
 
