@@ -460,15 +460,20 @@ class LiquidationEngine:
         *,
         snapshots: Snapshots | None = None,
         weights: np.ndarray | None = None,
+        order: str = "C",
     ) -> RunResult:
         """Process validated inputs (:func:`~liqsignals.inputs.prepare_inputs`), newer than any
         candle already processed.
 
         ``snapshots`` selects candles whose books are copied out; ``weights`` (``(n, n_lev)``,
         one row per candle) replaces the mix's leverage weights candle by candle (several
-        exchanges weighted by their share of each candle's volume).
+        exchanges weighted by their share of each candle's volume). ``order``: the memory
+        layout of ``values``, ``"C"`` (row-major) or ``"F"`` (column-major: what a DataFrame
+        holds, so one can wrap it without a copy); the values are the same.
         """
-        out, snap_long, snap_short = self._advance(inputs, snapshots, weights)
+        if order not in ("C", "F"):
+            raise ValueError(f"order must be 'C' or 'F', got {order!r}")
+        out, snap_long, snap_short = self._advance(inputs, snapshots, weights, order)
         return RunResult(
             values=out[:, : len(self._cols)],
             columns=self._cols,
@@ -485,7 +490,11 @@ class LiquidationEngine:
             )
 
     def _advance(
-        self, inp: Inputs, snapshots: Snapshots | None, weights: np.ndarray | None
+        self,
+        inp: Inputs,
+        snapshots: Snapshots | None,
+        weights: np.ndarray | None,
+        order: str = "C",
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = self._k
         n = len(inp)
@@ -497,7 +506,7 @@ class LiquidationEngine:
             mix = mix._replace(weights=np.ascontiguousarray(weights, dtype=np.float64))
         if n:
             self._check_order(int(inp.dates[0]))
-        out = np.full((n, k.N_OUT), np.nan)
+        out = np.full((n, k.N_OUT), np.nan, order="F" if order == "F" and n > 1 else "C")
         if snapshots is None:
             snapshots = Snapshots(self._no_rows, 0, 0)
         rows = snapshots.rows
@@ -544,7 +553,9 @@ class LiquidationEngine:
 
     def update_many(self, df: pd.DataFrame) -> pd.DataFrame:
         """Process a block of new candles (after any already processed); one row per candle."""
-        return self.run(_inputs.prepare_inputs(df)).to_frame(df.index)
+        # column-major rows: the frame takes them as its block without copying them
+        values = self.run(_inputs.prepare_inputs(df), order="F").values
+        return pd.DataFrame(values, index=df.index, columns=list(self._cols), copy=False)
 
     def update(self, candle: Mapping[str, Any] | pd.Series) -> LevelRow:
         """Process one closed candle; returns ``{column: value}`` as in the batch output, as a

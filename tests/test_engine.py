@@ -657,3 +657,18 @@ def test_cluster_min_mass_is_validated():
         LiquidationModel(cluster_min_mass=-1.0)
     with pytest.raises(ValueError, match="cluster_min_mass"):
         LiquidationModel(cluster_min_mass=float("nan"))
+
+
+def test_column_major_run_gives_the_same_values_and_frames_wrap_it() -> None:
+    df = random_candles(21, 300)
+    inp = prepare_inputs(df)
+    c = LiquidationEngine(**SMALL).run(inp).values
+    f = LiquidationEngine(**SMALL).run(inp, order="F").values
+    assert c.flags.c_contiguous and not c.flags.f_contiguous
+    assert f.flags.f_contiguous and not f.flags.c_contiguous
+    np.testing.assert_array_equal(f, c)  # NaN == NaN, exact bits
+    frame = LiquidationEngine(**SMALL).update_many(df)
+    np.testing.assert_array_equal(frame.to_numpy(), c)
+    assert list(frame.columns) == list(LEVEL_COLUMNS) and frame.index.equals(df.index)
+    with pytest.raises(ValueError, match="order must be 'C' or 'F'"):
+        LiquidationEngine(**SMALL).run(inp, order="K")
