@@ -26,12 +26,14 @@ import glob
 import logging
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from liqsignals._time import to_utc_datetime, utc_timestamp
@@ -44,11 +46,13 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ATTACHED_COLUMNS",
     "EXTRA_KINDS",
+    "FRESH_SECONDS",
     "FREQTRADE_CANDLE_TYPES",
     "LAYOUTS",
     "LOCK_TIMEOUT",
     "OHLCV_COLUMNS",
     "FileBusyError",
+    "ReadCache",
     "TimeRange",
     "append_frame",
     "attach_market_data",
@@ -64,6 +68,7 @@ __all__ = [
     "load_series",
     "load_taker_volume",
     "lock_path",
+    "market_columns",
     "pair_to_filename",
     "parse_timerange",
     "pick_timeframe",
@@ -151,26 +156,36 @@ def data_path(
     return folder / f"{stem}-{tf}-{candle_type}.feather"
 
 
+def _data_folders(root: Path) -> tuple[tuple[Path, str | None], ...]:
+    """The folders :func:`list_data` scans, each with the kind of a file named without one."""
+    return ((root, "spot"), (root / "futures", None), (root / "futures" / _EXTRA_DIR, None))
+
+
+def _folder_data(names: Iterable[str], default: str | None) -> set[tuple[str, str, str]]:
+    """``(pair, timeframe, candle_type)`` of the data files among the file ``names`` of one
+    folder."""
+    found: set[tuple[str, str, str]] = set()
+    for name in names:
+        if not name.endswith(".feather"):
+            continue
+        match = _FILENAME_RE.match(name[: -len(".feather")])
+        if not match:
+            continue
+        kind = match["kind"] or default
+        if kind not in LAYOUTS:
+            continue
+        tf = match["tf"].replace("Mo", "M")
+        found.add((filename_to_pair(match["pair"]), tf, kind))
+    return found
+
+
 def list_data(datadir: str | os.PathLike[str]) -> list[tuple[str, str, str]]:
     """Sorted ``(pair, timeframe, candle_type)`` of every data file found in ``datadir``."""
-    root = Path(datadir)
     found: set[tuple[str, str, str]] = set()
-    for folder, default in (
-        (root, "spot"),
-        (root / "futures", None),
-        (root / "futures" / _EXTRA_DIR, None),
-    ):
+    for folder, default in _data_folders(Path(datadir)):
         if not folder.is_dir():
             continue
-        for path in folder.glob("*.feather"):
-            match = _FILENAME_RE.match(path.name[: -len(".feather")])
-            if not match:
-                continue
-            kind = match["kind"] or default
-            if kind not in LAYOUTS:
-                continue
-            tf = match["tf"].replace("Mo", "M")
-            found.add((filename_to_pair(match["pair"]), tf, kind))
+        found |= _folder_data((path.name for path in folder.glob("*.feather")), default)
     return sorted(found)
 
 
@@ -498,6 +513,25 @@ def _project(df: pd.DataFrame, kind: str, path: Path | str) -> pd.DataFrame:
     return out
 
 
+def _series_path(datadir: Path, pair: str, timeframe: str, kind: str) -> Path:
+    """The file :func:`load_series` reads (it may not exist): freqtrade's path, or for
+    ``EXTRA_KINDS`` also a file written next to the candles."""
+    path = data_path(datadir, pair, timeframe, kind)
+    if not path.exists() and kind in EXTRA_KINDS:
+        flat = datadir / "futures" / path.name  # also accept files written next to the candles
+        path = flat if flat.exists() else path
+    return path
+
+
+def _series_frame(raw: pd.DataFrame, kind: str, path: Path) -> pd.DataFrame:
+    """A stored frame with the canonical columns of ``kind``, sorted, one row per date (the
+    last stored)."""
+    df = _project(_normalise_dates(raw, path), kind, path)
+    if not df["date"].is_monotonic_increasing or df["date"].duplicated().any():
+        df = df.drop_duplicates("date", keep="last").sort_values("date", kind="stable")
+    return df
+
+
 def load_series(
     datadir: str | os.PathLike[str],
     pair: str,
@@ -512,16 +546,10 @@ def load_series(
     Duplicated dates keep the last stored row.
     """
     datadir = Path(datadir)
-    path = data_path(datadir, pair, timeframe, kind)
-    if not path.exists() and kind in EXTRA_KINDS:
-        flat = datadir / "futures" / path.name  # also accept files written next to the candles
-        path = flat if flat.exists() else path
+    path = _series_path(datadir, pair, timeframe, kind)
     if not path.exists():
         raise _missing_file(path, datadir, pair, timeframe, kind, timerange, exchange)
-    df = _project(read_frame(path), kind, path)
-    if not df["date"].is_monotonic_increasing or df["date"].duplicated().any():
-        df = df.drop_duplicates("date", keep="last").sort_values("date", kind="stable")
-    return _trim(df, timerange)
+    return _trim(_series_frame(pd.read_feather(path), kind, path), timerange)
 
 
 def save_series(
@@ -708,6 +736,7 @@ def attach_market_data(
     timeframe: str,
     *,
     kinds: Iterable[str] | None = None,
+    cache: ReadCache | None = None,
 ) -> pd.DataFrame:
     """Return ``candles`` with the optional market data found in ``datadir`` merged on, causally.
 
@@ -741,16 +770,58 @@ def attach_market_data(
     """
     if "date" not in candles.columns:
         raise ValueError("candles have no 'date' column")
+    got = market_columns(candles["date"], datadir, pair, timeframe, kinds=kinds, cache=cache)
+    out = candles.copy()
+    for col, values in got.items():
+        out[col] = values
+    if "open_interest" in got and "close" in out.columns:
+        close = out["close"].astype("float64")
+        amount, value = out["open_interest"], out["open_interest_value"]
+        out["open_interest"] = amount.fillna(value / close)
+        out["open_interest_value"] = value.fillna(amount * close)
+    return out
+
+
+def _ms_dates(dates: pd.Series) -> pd.Series:
+    """Candle dates as UTC datetimes in milliseconds, index reset; unsorted ones refused."""
+    out = to_utc_datetime(dates).dt.as_unit("ms").reset_index(drop=True)
+    if not out.is_monotonic_increasing:
+        raise ValueError("candles must be sorted by date before attaching market data")
+    return out
+
+
+def market_columns(
+    dates: pd.Series,
+    datadir: str | os.PathLike[str],
+    pair: str,
+    timeframe: str,
+    *,
+    kinds: Iterable[str] | None = None,
+    cache: ReadCache | None = None,
+) -> dict[str, np.ndarray]:
+    """The columns :func:`attach_market_data` adds to candles dated ``dates``, as arrays row
+    for row with them, before its open-interest completion from the close (open interest
+    comes as stored: amount and value, NaN where the exchange reported the other one).
+    ``cache`` (a :class:`ReadCache`) keeps the listing and the files between calls."""
     tf = timeframe_to_timedelta(timeframe)
     wanted = list(_ATTACH) if kinds is None else list(kinds)
     unknown = [k for k in wanted if k not in _ATTACH]
     if unknown:
         raise ValueError(f"cannot attach {unknown}; known kinds: {sorted(_ATTACH)}")
-    dates = to_utc_datetime(candles["date"]).dt.as_unit("ms").reset_index(drop=True)
-    if not dates.is_monotonic_increasing:
-        raise ValueError("candles must be sorted by date before attaching market data")
-    available = list_data(datadir)
-    out = candles.copy()
+    raw = dates
+    dtype = getattr(raw, "dtype", None)
+    # datetime dates in order stay in order at millisecond resolution: converted only when a
+    # series is attached; any other dates are read (and refused) first, as always
+    ordered = (
+        (isinstance(dtype, pd.DatetimeTZDtype) or getattr(dtype, "kind", "") == "M")
+        and isinstance(raw, pd.Series)
+        and raw.is_monotonic_increasing
+    )
+    converted: pd.Series | None = None
+    if not ordered:
+        converted = _ms_dates(raw)
+    available = list_data(datadir) if cache is None else cache.pair_data(datadir, pair)
+    out: dict[str, np.ndarray] = {}
     for kind in wanted:
         columns, how = _ATTACH[kind]
         tfs = [t for p, t, k in available if p == pair and k == kind]
@@ -763,7 +834,13 @@ def attach_market_data(
                     pair, kind, datadir, timeframe, ", ".join(sorted(tfs)),
                 )  # fmt: skip
             continue
-        series = load_series(datadir, pair, chosen, kind)
+        if converted is None:
+            converted = _ms_dates(raw)
+        dates = converted
+        if cache is None:
+            series = load_series(datadir, pair, chosen, kind)
+        else:
+            series = cache.load_series(datadir, pair, chosen, kind)
         period = timeframe_to_timedelta(chosen)
         if how == "extremes":
             hi, lo = align_extremes(
@@ -778,9 +855,125 @@ def attach_market_data(
             frame = attach(dates, tf, series, period, columns)
         for col in frame.columns:
             out[col] = frame[col].to_numpy()
-        if kind == "open_interest" and "close" in out.columns:
-            close = out["close"].astype("float64")
-            amount, value = out["open_interest"], out["open_interest_value"]
-            out["open_interest"] = amount.fillna(value / close)
-            out["open_interest_value"] = value.fillna(amount * close)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# repeated reads in a running bot
+
+#: seconds within which a file's modification time may not yet show a later change to it
+#: (file systems stamp times in ticks): a file modified this recently is read again next time
+FRESH_SECONDS = 2.0
+
+
+def _file_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class ReadCache:
+    """The datadir listings and series reads a running bot repeats on every candle, kept while
+    the file (or folder) is unchanged.
+
+    Every lookup stats the file or folder again (a stat costs microseconds; reading a feather
+    file and re-projecting it costs milliseconds). A kept read is used only when the
+    ``(device, inode, mtime_ns, size)`` of the stat equals what the file had when it was read
+    and the file had then been unmodified for ``fresh_s`` seconds: a write within the same
+    time-stamp tick as the read would leave the stat unchanged, so such a read is not trusted
+    and is repeated next time. A new, replaced (atomic rename: a new inode), rewritten or
+    deleted file is therefore seen on the next lookup. Errors (a missing or corrupt file) are
+    raised as by :func:`load_series` and never kept.
+
+    Frames returned by :meth:`load_series` are shared between calls: read them, do not modify
+    them.
+    """
+
+    def __init__(self, fresh_s: float = FRESH_SECONDS) -> None:
+        self.fresh_ns = int(fresh_s * 1e9)
+        self._series: dict[tuple[str, str], tuple[tuple[int, ...], bool, pd.DataFrame]] = {}
+        self._folders: dict[str, tuple[tuple[int, ...], bool, frozenset]] = {}
+        self._listing: dict[str, tuple[tuple[object, ...], list[tuple[str, str, str]]]] = {}
+        self._by_pair: dict[str, tuple[list, dict[str, list[tuple[str, str, str]]]]] = {}
+        self.reads = 0  # files read (not served from the cache)
+        self.listings = 0  # folders listed
+
+    def _trusted(self, st: os.stat_result) -> bool:
+        return time.time_ns() - st.st_mtime_ns > self.fresh_ns
+
+    def _folder(self, folder: Path, default: str | None) -> frozenset | None:
+        """The data files of ``folder`` (``None`` when it is not a folder)."""
+        name = str(folder)
+        try:
+            st = os.stat(name)
+        except OSError:
+            self._folders.pop(name, None)
+            return None
+        if not stat.S_ISDIR(st.st_mode):
+            return None
+        key = _file_key(st)
+        kept = self._folders.get(name)
+        if kept is not None and kept[0] == key and kept[1]:
+            return kept[2]
+        trusted = self._trusted(st)  # before the listing: a change during it is seen next time
+        with os.scandir(name) as entries:
+            found = frozenset(_folder_data((e.name for e in entries), default))
+        self.listings += 1
+        self._folders[name] = (key, trusted, found)
+        return found
+
+    def list_data(self, datadir: str | os.PathLike[str]) -> list[tuple[str, str, str]]:
+        """:func:`list_data` of ``datadir``, each folder listed again only when it changed."""
+        parts = [self._folder(folder, default) for folder, default in _data_folders(Path(datadir))]
+        name = os.fspath(datadir)
+        kept = self._listing.get(name)
+        if (
+            kept is not None
+            and len(kept[0]) == len(parts)
+            and all(a is b for a, b in zip(kept[0], parts, strict=True))
+        ):
+            return kept[1]
+        found: set[tuple[str, str, str]] = set()
+        for part in parts:
+            if part is not None:
+                found |= part
+        listing = sorted(found)
+        self._listing[name] = (tuple(parts), listing)
+        return listing
+
+    def pair_data(self, datadir: str | os.PathLike[str], pair: str) -> list[tuple[str, str, str]]:
+        """The entries of :meth:`list_data` for ``pair`` alone (in the same order)."""
+        listing = self.list_data(datadir)
+        name = os.fspath(datadir)
+        kept = self._by_pair.get(name)
+        if kept is None or kept[0] is not listing:
+            index: dict[str, list[tuple[str, str, str]]] = {}
+            for entry in listing:
+                index.setdefault(entry[0], []).append(entry)
+            kept = (listing, index)
+            self._by_pair[name] = kept
+        return kept[1].get(pair, [])
+
+    def load_series(
+        self, datadir: str | os.PathLike[str], pair: str, timeframe: str, kind: str
+    ) -> pd.DataFrame:
+        """:func:`load_series` (no time range), read again only when the file changed. The
+        frame is shared: do not modify it."""
+        root = Path(datadir)
+        path = _series_path(root, pair, timeframe, kind)
+        name = str(path)
+        try:
+            st = os.stat(name)
+        except FileNotFoundError:
+            self._series.pop((name, kind), None)
+            raise _missing_file(path, root, pair, timeframe, kind, None, None) from None
+        kept = self._series.get((name, kind))
+        if kept is not None and kept[0] == _file_key(st) and kept[1]:
+            return kept[2]
+        self._series.pop((name, kind), None)
+        with open(name, "rb") as fh:
+            st = os.fstat(fh.fileno())  # the file read, whatever replaced the path since
+            trusted = self._trusted(st)
+            raw = pd.read_feather(fh)
+        frame = _trim(_series_frame(raw, kind, path), None)
+        self.reads += 1
+        self._series[(name, kind)] = (_file_key(st), trusted, frame)
+        return frame

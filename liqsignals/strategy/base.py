@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from freqtrade.strategy import IStrategy
 
+from liqsignals.data.datadir import ReadCache
 from liqsignals.features import DEFAULT_INTENSITY_LOOKBACK, FeatureStream, liquidation_features
 from liqsignals.model import LiquidationModel
 from liqsignals.strategy import alerts, costs, settings, stops
@@ -71,6 +72,7 @@ class LiqStrategy(IStrategy):
             self.startup_candle_count = settings.live_startup(self.liq_intensity_lookback)
         self.liq_alerts = alerts.AlertBook(alerts.alert_settings(config))
         self.liq_live_cache = LiveFeatureCache()
+        self.liq_read_cache = ReadCache()  # the datadir's files, read again when changed
         self._liq_warned: set[tuple[str, str]] = set()
         self.liq_fetcher: Any = None  # liqsignals.live.series.SeriesFetcher, made when live
         for message in md.deprecated_settings(config):
@@ -104,17 +106,38 @@ class LiqStrategy(IStrategy):
         (:class:`liqsignals.live.series.SeriesFetcher`)."""
         if not self._liq_lookups():
             return md.candle_inputs(dataframe)
-        datadir = self.config.get("datadir")
+        self._liq_fetch(dataframe, pair)
+        return md.market_inputs(
+            dataframe, self.dp, pair, self.timeframe, self._liq_warned,
+            datadir=self.config.get("datadir"), cache=self._liq_reads(),
+        )  # fmt: skip
+
+    def _liq_fetch(self, dataframe: pd.DataFrame, pair: str) -> None:
+        """Dry-run / live: fetch what the datadir lacks of the frame's span (SeriesFetcher)."""
         if self.liq_live() and len(dataframe) and md.has_exchange(self.dp, pair):
             if self.liq_fetcher is None:
                 from liqsignals.live.series import SeriesFetcher
 
                 self.liq_fetcher = SeriesFetcher(self.config)
             dates = pd.to_datetime(dataframe["date"], utc=True)
+            datadir = self.config.get("datadir")
             self.liq_fetcher.refresh(pair, self.timeframe, datadir, dates.iloc[0], dates.iloc[-1])
-        return md.market_inputs(
-            dataframe, self.dp, pair, self.timeframe, self._liq_warned, datadir=datadir
-        )
+
+    def _liq_reads(self) -> ReadCache | None:
+        """The datadir reads kept between candles: dry-run / live only (a backtest reads each
+        file once)."""
+        return self.liq_read_cache if self.liq_live() else None
+
+    def _liq_live_inputs(self, dataframe: pd.DataFrame, pair: str) -> dict[str, Any]:
+        """Dry-run / live: :meth:`liq_inputs` as arrays, the candles not copied (a subclass
+        that overrides :meth:`liq_inputs` gets its frame)."""
+        if type(self).liq_inputs is not LiqStrategy.liq_inputs:
+            return dict(self.liq_inputs(dataframe, pair).items())
+        self._liq_fetch(dataframe, pair)
+        return md.market_arrays(
+            dataframe, self.dp, pair, self.timeframe, self._liq_warned,
+            datadir=self.config.get("datadir"), cache=self.liq_read_cache,
+        )  # fmt: skip
 
     def informative_pairs(self) -> list[tuple[str, str, str]]:
         """What freqtrade fetches for the strategy in dry-run / live (backtests read the datadir
@@ -131,11 +154,12 @@ class LiqStrategy(IStrategy):
     def liq_populate(self, dataframe: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
         """Add every ``liq_*`` column (and ``funding_rate`` when known) to ``dataframe``."""
         pair, live = metadata["pair"], self.liq_live()
-        inputs, funding = dataframe, None  # a live bot on candles alone: no copy
-        if self._liq_lookups() or not live:
-            inputs = self.liq_inputs(dataframe, pair)
-            funding = inputs.pop("funding_rate") if "funding_rate" in inputs else None
+        funding: Any = None
         if live:
+            inputs: Any = dataframe  # a live bot on candles alone: no copy
+            if self._liq_lookups():
+                inputs = self._liq_live_inputs(dataframe, pair)
+                funding = inputs.pop("funding_rate", None)
             build = lambda: FeatureStream(self.liq_model(pair), **self.liq_feature_kwargs())  # noqa: E731
             cache = self.liq_live_cache
             state = self.liq_state_hooks(pair) if self.liq_state else None
@@ -143,8 +167,12 @@ class LiqStrategy(IStrategy):
                 pair, inputs, build, candles_only=inputs is dataframe, state=state
             )
         else:
+            inputs = self.liq_inputs(dataframe, pair)
+            funding = inputs.pop("funding_rate") if "funding_rate" in inputs else None
             feats = liquidation_features(inputs, self.liq_model(pair), **self.liq_feature_kwargs())
             names, values = list(feats.columns), feats.to_numpy(dtype=np.float64)
+        if funding is not None and not isinstance(funding, pd.Series):
+            funding = pd.Series(funding, index=dataframe.index, copy=False)
         out = join_columns(dataframe, names, values, funding)
         if live and self.liq_alerts.settings.enabled:
             for message in self.liq_alerts.check(pair, out):

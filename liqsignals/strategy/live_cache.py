@@ -103,6 +103,13 @@ def ns_dates(dates: pd.Series) -> np.ndarray:
     return raw * _NS_PER_UNIT[values.unit]
 
 
+def _floats(column: Any) -> np.ndarray:
+    """A column (Series or array) as float64 values."""
+    if isinstance(column, pd.Series):
+        return column.to_numpy(dtype=np.float64)
+    return np.asarray(column, dtype=np.float64)
+
+
 def unchanged_prefix(
     cache: PairCache, stamps: np.ndarray, values: np.ndarray, columns: tuple[str, ...]
 ) -> int:
@@ -144,13 +151,14 @@ class LiveFeatureCache:
     def features(
         self,
         pair: str,
-        inputs: pd.DataFrame,
+        inputs: pd.DataFrame | Mapping[str, Any],
         build: Callable[[], FeatureStream],
         *,
         candles_only: bool = False,
         state: StateHooks | None = None,
     ) -> tuple[list[str], np.ndarray]:
-        """Feature names and values of ``inputs`` for ``pair``. ``candles_only`` reads the candle
+        """Feature names and values of ``inputs`` (a frame, or columns by name: ``date`` a
+        Series, the others Series or arrays) for ``pair``. ``candles_only`` reads the candle
         columns alone (a strategy frame may hold columns named like other engine inputs). An
         invalid new candle raises (the engine's ``ValueError``) and drops the pair's stream, so
         the next call rebuilds. With ``state`` the pair's saved state is restored on the first
@@ -159,10 +167,10 @@ class LiveFeatureCache:
         stats = self.counters.setdefault(pair, LiqStreamStats())
         stamps = ns_dates(inputs["date"])
         available = ENGINE_INPUTS[:5] if candles_only else ENGINE_INPUTS
-        columns = tuple(c for c in available if c in inputs.columns)
-        values = np.empty((len(inputs), len(columns)))
+        columns = tuple(c for c in available if c in inputs)
+        values = np.empty((len(stamps), len(columns)))
         for j, c in enumerate(columns):
-            values[:, j] = inputs[c].to_numpy(dtype=np.float64)
+            values[:, j] = _floats(inputs[c])
         cache = self.pairs.get(pair)
         if cache is None and state is not None:
             cache = self._restore(pair, state, stats)
@@ -197,15 +205,15 @@ class LiveFeatureCache:
             self.pairs[pair] = cache
             stats.rebuilds += 1
             stats.history_used = used
-            stats.last_mode, stats.last_fed = "rebuild", len(inputs)
+            stats.last_mode, stats.last_fed = "rebuild", len(stamps)
             logger.info(
                 "liqsignals: %s engine built from %d candles (%d from the datadir, %d live)",
-                pair, used + len(inputs), used, len(inputs),
+                pair, used + len(stamps), used, len(stamps),
             )  # fmt: skip
         else:
             # rows of the new frame the engine has seen: the last ``start`` rows it kept
             kept = cache.features[len(cache.features) - start :]
-            if start < len(inputs):
+            if start < len(stamps):
                 try:
                     added = cache.stream.update_arrays(
                         stamps[start:], {c: values[start:, j] for j, c in enumerate(columns)}
@@ -216,7 +224,7 @@ class LiveFeatureCache:
                     raise
                 cache.features = np.concatenate([kept, added])
                 stats.updates += 1
-                stats.last_mode, stats.last_fed = "update", len(inputs) - start
+                stats.last_mode, stats.last_fed = "update", len(stamps) - start
                 logger.debug("liqsignals: %s engine fed %d new candle(s)", pair, stats.last_fed)
             else:
                 cache.features = kept

@@ -34,6 +34,7 @@ __all__ = [
     "informative_frame",
     "is_trading",
     "live_market_data",
+    "market_arrays",
     "market_inputs",
     "realised_columns",
     "runmode",
@@ -109,9 +110,9 @@ def _candle_timeframe(dates: pd.Series) -> pd.Timedelta:
     return steps.min() if len(steps) else pd.Timedelta(milliseconds=1)
 
 
-def _period(inputs: pd.DataFrame, timeframe: str | pd.Timedelta | None) -> pd.Timedelta:
+def _period(dates: pd.Series, timeframe: str | pd.Timedelta | None) -> pd.Timedelta:
     if timeframe is None:
-        return _candle_timeframe(inputs["date"])
+        return _candle_timeframe(dates)
     return timeframe if isinstance(timeframe, pd.Timedelta) else timeframe_to_timedelta(timeframe)
 
 
@@ -128,22 +129,34 @@ def attach_open_interest(
     a bar of the candles' own timeframe aligns 1:1 by date; candles without a value get NaN.
     Rows of ``oi`` without either value are ignored; ``None`` or an empty frame changes nothing.
     Returns ``inputs``."""
+    for name, values in _open_interest_columns(inputs["date"], oi, timeframe, period).items():
+        inputs[name] = values
+    return inputs
+
+
+def _open_interest_columns(
+    dates: pd.Series,
+    oi: pd.DataFrame | None,
+    timeframe: str | pd.Timedelta | None,
+    period: str | pd.Timedelta | None,
+) -> dict[str, np.ndarray]:
+    """The column :func:`attach_open_interest` adds, by name (none: empty)."""
     if oi is None:
-        return inputs
+        return {}
     cols = [c for c in ("open_interest_amount", "open_interest_value") if c in oi.columns]
     oi = oi[["date", *cols]].dropna(how="all", subset=cols)
     if not len(oi):
-        return inputs
-    tf = _period(inputs, timeframe)
+        return {}
+    tf = _period(dates, timeframe)
     got = align_level(
-        inputs["date"], tf, oi["date"], {c: oi[c] for c in cols}, tf if period is None else period
+        dates, tf, oi["date"], {c: oi[c] for c in cols}, tf if period is None else period
     )
     amount = got.get("open_interest_amount")
     if amount is not None and np.isfinite(amount).any():
-        inputs["open_interest"] = amount
-    elif "open_interest_value" in got:
-        inputs["open_interest_value"] = got["open_interest_value"]
-    return inputs
+        return {"open_interest": amount}
+    if "open_interest_value" in got:
+        return {"open_interest_value": got["open_interest_value"]}
+    return {}
 
 
 def attach_funding(inputs: pd.DataFrame, fr: pd.DataFrame | None) -> pd.DataFrame:
@@ -152,14 +165,20 @@ def attach_funding(inputs: pd.DataFrame, fr: pd.DataFrame | None) -> pd.DataFram
     event, known from its timestamp on, never a later one). freqtrade's funding frames hold the
     rate in ``open`` (or ``funding_rate``). ``None`` or a frame without rates changes nothing.
     Returns ``inputs``."""
+    for name, values in _funding_columns(inputs["date"], fr).items():
+        inputs[name] = values
+    return inputs
+
+
+def _funding_columns(dates: pd.Series, fr: pd.DataFrame | None) -> dict[str, np.ndarray]:
+    """The column :func:`attach_funding` adds, by name (none: empty)."""
     if fr is None:
-        return inputs
+        return {}
     col = "funding_rate" if "funding_rate" in fr.columns else "open"
     fr = fr[["date", col]].dropna()
     if not len(fr):
-        return inputs
-    inputs["funding_rate"] = align_events(inputs["date"], fr["date"], {"r": fr[col]})["r"]
-    return inputs
+        return {}
+    return {"funding_rate": align_events(dates, fr["date"], {"r": fr[col]})["r"]}
 
 
 def attach_mark(
@@ -174,20 +193,27 @@ def attach_mark(
     (:func:`liqsignals.align.align_extremes`). Mark candles coarser than the candles raise
     :class:`liqsignals.align.Refused` (their high / low hold later prices) and change nothing.
     ``None`` or an empty frame changes nothing. Returns ``inputs``."""
+    for name, values in _mark_columns(inputs["date"], mark, timeframe, period).items():
+        inputs[name] = values
+    return inputs
+
+
+def _mark_columns(
+    dates: pd.Series,
+    mark: pd.DataFrame | None,
+    timeframe: str | pd.Timedelta | None,
+    period: str | pd.Timedelta | None,
+) -> dict[str, np.ndarray]:
+    """The columns :func:`attach_mark` adds, by name (none: empty); ``Refused`` as there."""
     if mark is None or not len(mark) or not {"high", "low"} <= set(mark.columns):
-        return inputs
-    tf = _period(inputs, timeframe)
+        return {}
+    tf = _period(dates, timeframe)
     hi, lo = align_extremes(
-        inputs["date"],
-        tf,
-        mark["date"],
-        mark["high"],
-        mark["low"],
-        tf if period is None else period,
+        dates, tf, mark["date"], mark["high"], mark["low"], tf if period is None else period
     )
     if np.isfinite(hi).any():
-        inputs["mark_high"], inputs["mark_low"] = hi, lo
-    return inputs
+        return {"mark_high": hi, "mark_low": lo}
+    return {}
 
 
 def informative_frame(
@@ -238,49 +264,66 @@ def _missing(warned: set[tuple[str, str]], pair: str, series: str, why: str) -> 
     logger.info("liqsignals: no %s for %s (%s); %s", series, pair, why, _FALLBACK[series])
 
 
-def _coarser_mark(datadir: Any, pair: str, timeframe: str) -> list[str]:
+def _listing(datadir: Any, pair: str, cache: Any) -> list[tuple[str, str, str]]:
+    """The datadir's data files (with ``cache``: only those of ``pair``)."""
+    from liqsignals.data.datadir import list_data
+
+    return list_data(datadir) if cache is None else cache.pair_data(datadir, pair)
+
+
+def _coarser_mark(datadir: Any, pair: str, timeframe: str, cache: Any = None) -> list[str]:
     """Mark timeframes stored for ``pair`` in ``datadir`` (none usable at ``timeframe``)."""
     if not datadir:
         return []
-    from liqsignals.data.datadir import list_data
-
     try:
-        return [tf for p, tf, kind in list_data(datadir) if p == pair and kind == "mark"]
+        return [
+            tf for p, tf, kind in _listing(datadir, pair, cache) if p == pair and kind == "mark"
+        ]
     except OSError:
         return []
 
 
 def _datadir_open_interest(
-    datadir: Any, pair: str, timeframe: str
+    datadir: Any, pair: str, timeframe: str, cache: Any = None
 ) -> tuple[pd.DataFrame | None, str]:
     """The datadir's open interest of ``pair`` (freqtrade's file, kept current in a bot by
     :class:`liqsignals.live.series.SeriesFetcher`) at the timeframe
     :func:`liqsignals.data.datadir.pick_timeframe` chooses, or ``(None, timeframe)``."""
     if not datadir:
         return None, timeframe
-    from liqsignals.data.datadir import list_data, load_open_interest, pick_timeframe
+    from liqsignals.data.datadir import load_open_interest, pick_timeframe
 
     try:
-        tfs = [tf for p, tf, kind in list_data(datadir) if p == pair and kind == "open_interest"]
+        tfs = [
+            tf
+            for p, tf, kind in _listing(datadir, pair, cache)
+            if p == pair and kind == "open_interest"
+        ]
         chosen = pick_timeframe(tfs, timeframe, "last")
         if chosen is None:
             return None, timeframe
-        return load_open_interest(datadir, pair, chosen), chosen
+        if cache is None:
+            return load_open_interest(datadir, pair, chosen), chosen
+        return cache.load_series(datadir, pair, chosen, "open_interest"), chosen
     except (OSError, ValueError) as exc:
         logger.warning("liqsignals: open interest of %s not read from %s: %s", pair, datadir, exc)
         return None, timeframe
 
 
 def _datadir_series(
-    inputs: pd.DataFrame, datadir: Any, pair: str, timeframe: str, kinds: list[str]
-) -> pd.DataFrame:
-    """``attach_market_data`` of ``kinds`` on the input dates (empty frame without a datadir)."""
-    from liqsignals.data.datadir import attach_market_data
+    dates: pd.Series, datadir: Any, pair: str, timeframe: str, kinds: list[str], cache: Any
+) -> dict[str, np.ndarray]:
+    """:func:`liqsignals.data.datadir.market_columns` of ``kinds`` on the candle ``dates``
+    (nothing without a datadir)."""
+    from liqsignals.data.datadir import market_columns
 
     if not datadir:
-        return pd.DataFrame(index=inputs.index)
-    got = attach_market_data(inputs[["date"]], datadir, pair, timeframe, kinds=kinds)
-    return got.drop(columns="date")
+        return {}
+    return market_columns(dates, datadir, pair, timeframe, kinds=kinds, cache=cache)
+
+
+def _any_finite(values: np.ndarray | None) -> bool:
+    return values is not None and bool(np.isfinite(np.asarray(values, dtype=np.float64)).any())
 
 
 def market_inputs(
@@ -291,6 +334,7 @@ def market_inputs(
     warned: set[tuple[str, str]],
     *,
     datadir: Any = None,
+    cache: Any = None,
 ) -> pd.DataFrame:
     """The engine's inputs for ``pair``: a copy of the candles plus every slower series found,
     aligned by :mod:`liqsignals.align`:
@@ -305,40 +349,69 @@ def market_inputs(
 
     A series not found is logged once per pair and series (which one, why, the fallback); mark
     candles coarser than the candles are refused (logged with the reason). The set of inputs is
-    logged once per pair and whenever it changes.
+    logged once per pair and whenever it changes. ``cache`` (a
+    :class:`liqsignals.data.datadir.ReadCache`) keeps the datadir's listing and files between
+    calls (a running bot); the values are the same with or without it.
     """
     inputs = candle_inputs(dataframe)
-    oi, period = _datadir_open_interest(datadir, pair, timeframe)
+    for name, values in market_arrays(
+        dataframe, dp, pair, timeframe, warned, datadir=datadir, cache=cache
+    ).items():
+        if name not in CANDLE_COLUMNS:
+            inputs[name] = values
+    return inputs
+
+
+def market_arrays(
+    dataframe: pd.DataFrame,
+    dp: Any,
+    pair: str,
+    timeframe: str,
+    warned: set[tuple[str, str]],
+    *,
+    datadir: Any = None,
+    cache: Any = None,
+) -> dict[str, Any]:
+    """What :func:`market_inputs` returns, without copying the candles: the candle columns
+    (the frame's own Series: read them, do not modify them), then every input found as an
+    array, in the order :func:`market_inputs` adds them."""
+    missing = [c for c in CANDLE_COLUMNS if c not in dataframe.columns]
+    if missing:
+        raise ValueError(f"candle frame has no column(s) {missing}")
+    dates = dataframe["date"]
+    cols: dict[str, Any] = {"date": dates}
+    for c in CANDLE_COLUMNS[1:]:
+        cols[c] = dataframe[c]
+    oi, period = _datadir_open_interest(datadir, pair, timeframe, cache)
     if oi is None:  # not in the datadir: what freqtrade has (one bar late in a running bot)
         oi, period = informative_frame(dp, pair, timeframe, "open_interest", warned), timeframe
-    attach_open_interest(inputs, oi, timeframe, period)
-    if "open_interest" not in inputs and "open_interest_value" not in inputs:
+    cols.update(_open_interest_columns(dates, oi, timeframe, period))
+    if "open_interest" not in cols and "open_interest_value" not in cols:
         _missing(warned, pair, "open_interest", "freqtrade's DataProvider has none")
-    attach_funding(inputs, informative_frame(dp, pair, "1h", "funding_rate", warned))
-    if "funding_rate" not in inputs:
+    cols.update(_funding_columns(dates, informative_frame(dp, pair, "1h", "funding_rate", warned)))
+    if "funding_rate" not in cols:
         _missing(warned, pair, "funding_rate", "freqtrade's DataProvider has none")
     mark = informative_frame(dp, pair, timeframe, "mark", warned)
     try:
-        attach_mark(inputs, mark, timeframe)
+        cols.update(_mark_columns(dates, mark, timeframe, None))
     except Refused as exc:  # a DataProvider frame at another timeframe than asked
         _missing(warned, pair, "mark", str(exc))
-    extra = _datadir_series(inputs, datadir, pair, timeframe, ["taker_volume", "long_short_ratio"])
+    extra = _datadir_series(
+        dates, datadir, pair, timeframe, ["taker_volume", "long_short_ratio"], cache
+    )
     for col in ("taker_buy_volume", "long_short_ratio"):
-        if col in extra and np.isfinite(extra[col].to_numpy(dtype=np.float64)).any():
-            inputs[col] = extra[col].to_numpy(dtype=np.float64)
+        if _any_finite(extra.get(col)):
+            cols[col] = np.asarray(extra[col], dtype=np.float64)
         else:
             series = "taker_volume" if col == "taker_buy_volume" else col
             _missing(warned, pair, series, f"no {series} file in the datadir")
-    if "mark_high" not in inputs:
-        finer = _datadir_series(inputs, datadir, pair, timeframe, ["mark"])
-        if (
-            "mark_high" in finer
-            and np.isfinite(finer["mark_high"].to_numpy(dtype=np.float64)).any()
-        ):
-            inputs["mark_high"] = finer["mark_high"].to_numpy(dtype=np.float64)
-            inputs["mark_low"] = finer["mark_low"].to_numpy(dtype=np.float64)
+    if "mark_high" not in cols:
+        finer = _datadir_series(dates, datadir, pair, timeframe, ["mark"], cache)
+        if _any_finite(finer.get("mark_high")):
+            cols["mark_high"] = np.asarray(finer["mark_high"], dtype=np.float64)
+            cols["mark_low"] = np.asarray(finer["mark_low"], dtype=np.float64)
         else:
-            stored = _coarser_mark(datadir, pair, timeframe)
+            stored = _coarser_mark(datadir, pair, timeframe, cache)
             why = (
                 f"only {', '.join(sorted(stored))} mark candles, coarser than the {timeframe} "
                 "candles: their high / low hold prices from after the candle's close, refused"
@@ -346,7 +419,7 @@ def market_inputs(
                 else f"no {timeframe} mark candles"
             )
             _missing(warned, pair, "mark", why)
-    used = [c for c in INPUT_COLUMNS if c in inputs.columns]
+    used = [c for c in INPUT_COLUMNS if c in cols]
     key = (pair, "inputs:" + ",".join(used))
     if key not in warned:
         warned.difference_update({k for k in warned if k[0] == pair and k[1].startswith("inputs:")})
@@ -354,7 +427,7 @@ def market_inputs(
         logger.info(
             "liqsignals inputs for %s: %s", pair, ", ".join(used) if used else "candles only"
         )
-    return inputs
+    return cols
 
 
 def realised_columns(

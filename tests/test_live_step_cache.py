@@ -1,0 +1,282 @@
+"""The dry-run / live step reads the datadir's market series through a cache
+(:class:`liqsignals.data.datadir.ReadCache`) and hands the engine arrays instead of a copied
+frame: its output frames must equal the uncached path's (``liq_inputs`` ->
+``market_inputs`` without a cache) candle after candle, also when a series file appears,
+is rewritten, or is deleted while the bot runs, and on frames with gaps or filler candles."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from _dryrun_support import LIVE_FRAME, load_strategy
+
+from liqsignals import sample
+from liqsignals.data.datadir import ReadCache, data_path, load_series, save_series, write_frame
+from liqsignals.strategy import market_data as md
+
+PAIR = "BTC/USDT:USDT"
+META = {"pair": PAIR}
+OLD_NS = 1_600_000_000 * 10**9  # a modification time long past: the cache trusts such reads
+
+
+@pytest.fixture(scope="module")
+def candles() -> pd.DataFrame:
+    return sample.load_candles(PAIR, "15m").iloc[-(LIVE_FRAME + 40) :].reset_index(drop=True)
+
+
+@pytest.fixture()
+def datadir(tmp_path: Path) -> Path:
+    """The sample's BTC files, plus 5m mark candles (finer than the 15m candles)."""
+    src = sample.datadir() / "futures"
+    dst = tmp_path / "binance" / "futures"
+    dst.mkdir(parents=True)
+    for name in os.listdir(src):
+        if name.startswith("BTC_"):
+            shutil.copy(src / name, dst / name)
+    five = load_series(tmp_path / "binance", PAIR, "5m", "futures")
+    save_series(five, tmp_path / "binance", PAIR, "5m", "mark")
+    return tmp_path / "binance"
+
+
+def series(candles: pd.DataFrame, kind: str, seed: int) -> pd.DataFrame:
+    """A synthetic series of ``kind`` at 15m on the candles' dates (positive values)."""
+    rng = np.random.default_rng(seed)
+    n = len(candles)
+    dates = candles["date"]
+    if kind == "open_interest":
+        amount = 1e4 + np.cumsum(rng.normal(0.0, 10.0, n))
+        return pd.DataFrame(
+            {"date": dates, "open_interest_amount": amount, "open_interest_value": np.nan}
+        )
+    if kind == "taker_volume":
+        vol = candles["volume"].to_numpy()
+        share = rng.uniform(0.3, 0.7, n)
+        return pd.DataFrame(
+            {"date": dates, "taker_buy_volume": vol * share, "taker_sell_volume": vol * (1 - share)}
+        )
+    ratio = rng.uniform(0.6, 1.8, n)
+    return pd.DataFrame(
+        {
+            "date": dates,
+            "long_short_ratio": ratio,
+            "long_account": ratio / (1 + ratio),
+            "short_account": 1 / (1 + ratio),
+        }
+    )
+
+
+def reference(datadir: Path):
+    """The same strategy on the uncached path: ``liq_inputs`` overridden by the plain
+    ``market_inputs`` (a fresh read of every file, a copied input frame)."""
+    strategy = load_strategy(live=True, datadir=datadir)
+    warned: set[tuple[str, str]] = set()
+
+    def liq_inputs(self, dataframe, pair):
+        return md.market_inputs(
+            dataframe, self.dp, pair, self.timeframe, warned, datadir=self.config["datadir"]
+        )
+
+    strategy.__class__ = type("Uncached", (type(strategy),), {"liq_inputs": liq_inputs})
+    return strategy
+
+
+def both(fast, slow, frame: pd.DataFrame) -> pd.DataFrame:
+    """One candle of both strategies on copies of ``frame``; their frames must be equal."""
+    got = fast.liq_populate(frame.copy(), META)
+    want = slow.liq_populate(frame.copy(), META)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert list(got.columns) == list(want.columns)
+    return got
+
+
+def test_the_fast_path_is_taken(datadir: Path, candles: pd.DataFrame) -> None:
+    fast = load_strategy(live=True, datadir=datadir)
+    assert fast.liq_live()
+    fast.liq_populate(candles.iloc[:LIVE_FRAME].copy(), META)
+    reads = fast.liq_read_cache.reads
+    assert reads >= 1  # the 5m mark file
+    for end in range(LIVE_FRAME + 1, LIVE_FRAME + 4):
+        out = fast.liq_populate(candles.iloc[end - LIVE_FRAME : end].copy(), META)
+        assert fast.liq_stream_stats(PAIR).last_mode == "update"
+    # the mark file was written moments ago: read again until it is older than the tick
+    # rule's two seconds, never fewer times than candles
+    assert reads <= fast.liq_read_cache.reads <= reads + 3
+    assert np.isfinite(out["liq_long_liquidated"].to_numpy()[-10:]).all()
+
+
+def test_files_appearing_rewritten_and_deleted_while_running(
+    datadir: Path, candles: pd.DataFrame
+) -> None:
+    fast, slow = load_strategy(live=True, datadir=datadir), reference(datadir)
+    steps = iter(range(LIVE_FRAME, len(candles) + 1))
+
+    def step() -> pd.DataFrame:
+        end = next(steps)
+        return both(fast, slow, candles.iloc[end - LIVE_FRAME : end].reset_index(drop=True))
+
+    first = step()
+    assert all(
+        kind != "open_interest" for _, _, kind in fast.liq_read_cache.pair_data(datadir, PAIR)
+    )
+    # open interest appears after the start (atomic write: a new file)
+    oi_path = save_series(
+        series(candles, "open_interest", 1), datadir, PAIR, "15m", "open_interest"
+    )
+    with_oi = step()
+    liq = [c for c in first.columns if c.startswith("liq_")]
+    before = first[liq].to_numpy()[1:]  # the candles both frames hold
+    assert not np.array_equal(with_oi[liq].to_numpy()[:-1], before, equal_nan=True)
+    assert fast.liq_stream_stats(PAIR).last_mode == "rebuild"  # an input column was gained
+    # taker volume and the long/short ratio, uncompressed: a rewrite keeps the size
+    taker = data_path(datadir, PAIR, "15m", "taker_volume")
+    taker.parent.mkdir(parents=True, exist_ok=True)
+    series(candles, "taker_volume", 2).to_feather(taker, compression="uncompressed")
+    ratio = data_path(datadir, PAIR, "15m", "long_short_ratio")
+    series(candles, "long_short_ratio", 3).to_feather(ratio, compression="uncompressed")
+    for path in (*datadir.glob("futures/*.feather"), taker, ratio):
+        os.utime(path, ns=(OLD_NS, OLD_NS))
+    step()
+    step()  # served from the cache now (old files)
+    reads = fast.liq_read_cache.reads
+    step()
+    assert fast.liq_read_cache.reads == reads
+    # rewritten in place with the same size (same inode): seen by its modification time
+    size, inode = taker.stat().st_size, taker.stat().st_ino
+    with open(taker, "r+b") as fh:
+        series(candles, "taker_volume", 4).to_feather(fh, compression="uncompressed")
+    assert (taker.stat().st_size, taker.stat().st_ino) == (size, inode)
+    rewritten = step()
+    assert fast.liq_read_cache.reads == reads + 1
+    assert fast.liq_stream_stats(PAIR).last_mode == "rebuild"  # the inputs' history changed
+    # deleted: the strategy runs without it, as the uncached path does
+    ratio.unlink()
+    gone = step()
+    assert gone.shape == rewritten.shape
+    taker.unlink()
+    oi_path.unlink()
+    step()
+    step()
+
+
+def test_gaps_and_filler_candles(datadir: Path, candles: pd.DataFrame) -> None:
+    save_series(series(candles, "open_interest", 5), datadir, PAIR, "15m", "open_interest")
+    save_series(series(candles, "long_short_ratio", 6), datadir, PAIR, "15m", "long_short_ratio")
+    fast, slow = load_strategy(live=True, datadir=datadir), reference(datadir)
+    frame = candles.iloc[:LIVE_FRAME].reset_index(drop=True)
+    both(fast, slow, frame)
+    filler = candles.iloc[1 : LIVE_FRAME + 1].reset_index(drop=True)
+    prev = filler.loc[LIVE_FRAME - 6, "close"]
+    filler.loc[LIVE_FRAME - 5, ["open", "high", "low", "close", "volume"]] = [prev] * 4 + [0.0]
+    both(fast, slow, filler)  # a filler candle: freqtrade's stand-in for a missing one
+    real = candles.iloc[2 : LIVE_FRAME + 2].reset_index(drop=True)
+    both(fast, slow, real)  # the real candle arrives: the engine is rebuilt
+    assert fast.liq_stream_stats(PAIR).last_mode == "rebuild"
+    gap = candles.iloc[3 : LIVE_FRAME + 3].drop(index=LIVE_FRAME - 10).reset_index(drop=True)
+    both(fast, slow, gap)  # a candle missing from the frame
+    both(fast, slow, candles.iloc[4 : LIVE_FRAME + 4].reset_index(drop=True))
+
+
+def test_bad_input_keeps_its_error(datadir: Path, candles: pd.DataFrame) -> None:
+    fast, slow = load_strategy(live=True, datadir=datadir), reference(datadir)
+    frame = candles.iloc[:LIVE_FRAME].reset_index(drop=True)
+    with pytest.raises(ValueError, match="no column") as want:
+        slow.liq_populate(frame.drop(columns="volume"), META)
+    with pytest.raises(ValueError, match="no column") as got:
+        fast.liq_populate(frame.drop(columns="volume"), META)
+    assert str(got.value) == str(want.value)
+    bad = frame.copy()
+    bad.loc[LIVE_FRAME - 1, "close"] = np.nan
+    with pytest.raises(ValueError) as want:
+        slow.liq_populate(bad.copy(), META)
+    with pytest.raises(ValueError) as got:
+        fast.liq_populate(bad.copy(), META)
+    assert str(got.value) == str(want.value)
+    # a corrupt series file: the same warning and fallback on both paths
+    path = save_series(series(candles, "open_interest", 7), datadir, PAIR, "15m", "open_interest")
+    path.write_bytes(b"not a feather file")
+    both(fast, slow, frame)
+
+
+# ----------------------------------------------------------------------------- ReadCache
+
+
+def test_read_cache_lists_new_files_and_forgets_deleted(
+    datadir: Path, candles: pd.DataFrame
+) -> None:
+    cache = ReadCache()
+    from liqsignals.data.datadir import list_data
+
+    assert cache.list_data(datadir) == list_data(datadir)
+    listings = cache.listings
+    assert cache.list_data(datadir) == list_data(datadir)
+    path = save_series(
+        series(candles, "long_short_ratio", 8), datadir, PAIR, "15m", "long_short_ratio"
+    )
+    assert (PAIR, "15m", "long_short_ratio") in cache.list_data(datadir)
+    assert cache.list_data(datadir) == list_data(datadir)
+    assert cache.pair_data(datadir, PAIR) == [e for e in list_data(datadir) if e[0] == PAIR]
+    path.unlink()
+    assert (PAIR, "15m", "long_short_ratio") not in cache.list_data(datadir)
+    assert cache.listings > listings
+
+
+def test_read_cache_rereads_a_fresh_file_even_with_the_same_stat(tmp_path: Path) -> None:
+    """A write within the same time-stamp tick leaves size and mtime unchanged: a file read
+    within two seconds of its modification is read again next time."""
+    frame = pd.DataFrame(
+        {"date": pd.date_range("2024-01-01", periods=50, freq="15min", tz="UTC"),
+         "taker_buy_volume": np.arange(50.0), "taker_sell_volume": np.ones(50)}
+    )  # fmt: skip
+    path = data_path(tmp_path, PAIR, "15m", "taker_volume")
+    path.parent.mkdir(parents=True)
+    frame.to_feather(path, compression="uncompressed")
+    cache = ReadCache()
+    first = cache.load_series(tmp_path, PAIR, "15m", "taker_volume")
+    stat = path.stat()
+    with open(path, "r+b") as fh:
+        frame.assign(taker_buy_volume=frame["taker_buy_volume"] * 2).to_feather(
+            fh, compression="uncompressed"
+        )
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same tick
+    assert path.stat().st_size == stat.st_size
+    second = cache.load_series(tmp_path, PAIR, "15m", "taker_volume")
+    np.testing.assert_array_equal(second["taker_buy_volume"], first["taker_buy_volume"] * 2)
+    pd.testing.assert_frame_equal(second, load_series(tmp_path, PAIR, "15m", "taker_volume"))
+    # an old file is kept: no read while nothing changes
+    os.utime(path, ns=(OLD_NS, OLD_NS))
+    cache.load_series(tmp_path, PAIR, "15m", "taker_volume")
+    reads = cache.reads
+    for _ in range(3):
+        kept = cache.load_series(tmp_path, PAIR, "15m", "taker_volume")
+    assert cache.reads == reads
+    pd.testing.assert_frame_equal(kept, load_series(tmp_path, PAIR, "15m", "taker_volume"))
+    # replaced atomically (a new inode), even with the old time stamp and size
+    write_frame(frame, path)
+    os.utime(path, ns=(OLD_NS, OLD_NS))
+    np.testing.assert_array_equal(
+        cache.load_series(tmp_path, PAIR, "15m", "taker_volume")["taker_buy_volume"],
+        frame["taker_buy_volume"],
+    )
+
+
+def test_read_cache_errors_match_load_series(tmp_path: Path) -> None:
+    cache = ReadCache()
+    with pytest.raises(FileNotFoundError) as want:
+        load_series(tmp_path, PAIR, "15m", "open_interest")
+    with pytest.raises(FileNotFoundError) as got:
+        cache.load_series(tmp_path, PAIR, "15m", "open_interest")
+    assert str(got.value) == str(want.value)
+    path = data_path(tmp_path, PAIR, "15m", "open_interest")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"corrupt")
+    for _ in range(2):  # never kept
+        with pytest.raises(Exception) as want:
+            load_series(tmp_path, PAIR, "15m", "open_interest")
+        with pytest.raises(type(want.value)):
+            cache.load_series(tmp_path, PAIR, "15m", "open_interest")
+    assert cache.reads == 0
