@@ -280,3 +280,96 @@ def test_read_cache_errors_match_load_series(tmp_path: Path) -> None:
         with pytest.raises(type(want.value)):
             cache.load_series(tmp_path, PAIR, "15m", "open_interest")
     assert cache.reads == 0
+
+
+# ----------------------------------------------------------------------------- LiveJoin
+
+
+def _frame(variant: str, candles: pd.DataFrame) -> pd.DataFrame:
+    frame = candles.iloc[:300].reset_index(drop=True).copy()
+    if variant == "tags":
+        frame["enter_tag"] = ""
+        frame["exit_tag"] = None
+    elif variant == "one tag":
+        frame["exit_tag"] = "x"
+    elif variant == "liq column":
+        frame["liq_imbalance"] = 1.0
+    elif variant == "funding column":
+        frame["funding_rate"] = 0.5
+    elif variant == "offset index":
+        frame.index = frame.index + 7
+    elif variant == "duplicate labels":
+        frame = pd.concat([frame, frame[["close"]]], axis=1)
+    return frame
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "plain",
+        "tags",
+        "one tag",
+        "liq column",
+        "funding column",
+        "offset index",
+        "duplicate labels",
+    ],
+)
+@pytest.mark.parametrize("funding", ["none", "array", "series"])
+def test_live_join_equals_join_columns(candles: pd.DataFrame, variant: str, funding: str) -> None:
+    from liqsignals.columns import FEATURE_COLUMNS
+    from liqsignals.strategy.live_cache import LiveJoin
+    from liqsignals.strategy.signals import join_columns
+
+    join = LiveJoin()
+    frame = _frame(variant, candles)
+    names = list(FEATURE_COLUMNS)
+    rng = np.random.default_rng(9)
+    for _ in range(3):  # the first call makes the labels, the next ones reuse them
+        values = rng.normal(size=(len(frame), len(names)))
+        rates = rng.normal(size=len(frame))
+        series_ = pd.Series(rates, index=frame.index)
+        given = {"none": None, "array": rates, "series": series_}[funding]
+        got = join(frame.copy(), names, values.copy(), given)
+        want = join_columns(frame.copy(), names, values.copy(), None if given is None else series_)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        assert list(got.columns) == list(want.columns)
+        assert got.columns.dtype == want.columns.dtype == object
+        assert [b.dtype for b in got._mgr.blocks] == [b.dtype for b in want._mgr.blocks]
+
+
+def test_live_join_keeps_its_empty_tags_empty(candles: pd.DataFrame) -> None:
+    from liqsignals.strategy.live_cache import LiveJoin
+
+    join = LiveJoin()
+    frame = _frame("plain", candles)
+    values = np.zeros((len(frame), 2))
+    out = join(frame.copy(), ["liq_a", "liq_b"], values)
+    out.loc[3, "enter_tag"] = "long"  # as freqtrade and the strategies write them
+    out["exit_tag"] = "gone"
+    again = join(frame.copy(), ["liq_a", "liq_b"], values)
+    assert again["enter_tag"].isna().all() and again["exit_tag"].isna().all()
+    assert out.loc[3, "enter_tag"] == "long"
+    with pytest.raises(ValueError, match="values have shape"):
+        join(frame, ["liq_a"], values)
+
+
+def test_feature_rows_kept_past_the_spare_rows() -> None:
+    """The pair's feature block grows into spare rows and moves when they run out: a bot
+    whose frame rolls (old candles dropped) holds the tail of what a bot whose frame only
+    grows holds, and that equals the backtest computation over the whole frame."""
+    from liqsignals.strategy.live_cache import SPARE_ROWS
+
+    all_candles = sample.load_candles(PAIR, "15m")
+    rolling, growing = load_strategy(live=True), load_strategy(live=True)
+    size = 300
+    for end in range(size, size + 2 * SPARE_ROWS + 5):
+        rolled = rolling.liq_populate(
+            all_candles.iloc[end - size : end].reset_index(drop=True), META
+        )
+        grown = growing.liq_populate(all_candles.iloc[:end].copy(), META)
+        liq = [c for c in grown.columns if c.startswith("liq_")]
+        np.testing.assert_array_equal(rolled[liq].to_numpy(), grown[liq].to_numpy()[-size:])
+    assert rolling.liq_stream_stats(PAIR).rebuilds == growing.liq_stream_stats(PAIR).rebuilds == 1
+    batch = load_strategy().liq_populate(all_candles.iloc[:end].copy(), META)
+    np.testing.assert_array_equal(grown[liq].to_numpy(), batch[liq].to_numpy())

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import glob
 import logging
 import os
@@ -678,16 +679,20 @@ _ATTACH: dict[str, tuple[dict[str, str], str]] = {
 ATTACHED_COLUMNS: tuple[str, ...] = tuple(c for cols, _ in _ATTACH.values() for c in cols.values())
 
 
+#: timeframe strings read once (a running bot asks for the same few on every candle)
+_timedelta = functools.lru_cache(maxsize=256)(timeframe_to_timedelta)
+
+
 def pick_timeframe(available: Iterable[str], timeframe: str, how: str) -> str | None:
     """The stored timeframe of a series to attach to ``timeframe`` candles, ``how`` being
     ``"last"`` (levels), ``"sum"`` (flows), ``"extremes"`` (mark) or ``"events"`` (funding). Same timeframe first, then the coarsest finer one, then (levels only) the finest coarser;
     events (funding) take any file, the finest first. Flows and extremes (mark) never take a
     coarser file (:mod:`liqsignals.align`)."""
-    tf = timeframe_to_timedelta(timeframe)
+    tf = _timedelta(timeframe)
     options = []
     for cand in available:
         try:
-            options.append((timeframe_to_timedelta(cand), cand))
+            options.append((_timedelta(cand), cand))
         except ValueError:
             continue
     same = [c for d, c in options if d == tf]
@@ -803,7 +808,7 @@ def market_columns(
     for row with them, before its open-interest completion from the close (open interest
     comes as stored: amount and value, NaN where the exchange reported the other one).
     ``cache`` (a :class:`ReadCache`) keeps the listing and the files between calls."""
-    tf = timeframe_to_timedelta(timeframe)
+    tf = _timedelta(timeframe)
     wanted = list(_ATTACH) if kinds is None else list(kinds)
     unknown = [k for k in wanted if k not in _ATTACH]
     if unknown:
@@ -841,7 +846,7 @@ def market_columns(
             series = load_series(datadir, pair, chosen, kind)
         else:
             series = cache.load_series(datadir, pair, chosen, kind)
-        period = timeframe_to_timedelta(chosen)
+        period = _timedelta(chosen)
         if how == "extremes":
             hi, lo = align_extremes(
                 dates, tf, series["date"], series["high"], series["low"], period
@@ -893,6 +898,8 @@ class ReadCache:
         self._folders: dict[str, tuple[tuple[int, ...], bool, frozenset]] = {}
         self._listing: dict[str, tuple[tuple[object, ...], list[tuple[str, str, str]]]] = {}
         self._by_pair: dict[str, tuple[list, dict[str, list[tuple[str, str, str]]]]] = {}
+        self._roots: dict[str, tuple[tuple[Path, str | None], ...]] = {}
+        self._paths: dict[tuple[str, str, str, str], tuple[Path, Path | None]] = {}
         self.reads = 0  # files read (not served from the cache)
         self.listings = 0  # folders listed
 
@@ -922,8 +929,11 @@ class ReadCache:
 
     def list_data(self, datadir: str | os.PathLike[str]) -> list[tuple[str, str, str]]:
         """:func:`list_data` of ``datadir``, each folder listed again only when it changed."""
-        parts = [self._folder(folder, default) for folder, default in _data_folders(Path(datadir))]
         name = os.fspath(datadir)
+        folders = self._roots.get(name)
+        if folders is None:
+            folders = self._roots[name] = _data_folders(Path(datadir))
+        parts = [self._folder(folder, default) for folder, default in folders]
         kept = self._listing.get(name)
         if (
             kept is not None
@@ -957,14 +967,26 @@ class ReadCache:
     ) -> pd.DataFrame:
         """:func:`load_series` (no time range), read again only when the file changed. The
         frame is shared: do not modify it."""
-        root = Path(datadir)
-        path = _series_path(root, pair, timeframe, kind)
+        key = (os.fspath(datadir), pair, timeframe, kind)
+        paths = self._paths.get(key)
+        if paths is None:
+            primary = data_path(datadir, pair, timeframe, kind)
+            flat = Path(datadir) / "futures" / primary.name if kind in EXTRA_KINDS else None
+            paths = self._paths[key] = (primary, flat)
+        path = None
+        for candidate in paths:  # freqtrade's path first, then (extra kinds) the flat one
+            if candidate is None:
+                continue
+            try:
+                st = os.stat(candidate)
+            except (FileNotFoundError, NotADirectoryError):
+                self._series.pop((str(candidate), kind), None)
+                continue
+            path = candidate
+            break
+        if path is None:
+            raise _missing_file(paths[0], Path(datadir), pair, timeframe, kind, None, None)
         name = str(path)
-        try:
-            st = os.stat(name)
-        except FileNotFoundError:
-            self._series.pop((name, kind), None)
-            raise _missing_file(path, root, pair, timeframe, kind, None, None) from None
         kept = self._series.get((name, kind))
         if kept is not None and kept[0] == _file_key(st) and kept[1]:
             return kept[2]

@@ -14,7 +14,13 @@ from liqsignals.features import DEFAULT_INTENSITY_LOOKBACK, FeatureStream, liqui
 from liqsignals.model import LiquidationModel
 from liqsignals.strategy import alerts, costs, settings, stops
 from liqsignals.strategy import market_data as md
-from liqsignals.strategy.live_cache import LiqStreamStats, LiveFeatureCache, StateHooks, state_hooks
+from liqsignals.strategy.live_cache import (
+    LiqStreamStats,
+    LiveFeatureCache,
+    LiveJoin,
+    StateHooks,
+    state_hooks,
+)
 from liqsignals.strategy.live_state import StateStream
 from liqsignals.strategy.signals import join_columns
 from liqsignals.strategy.sizing import capped_leverage, row_stake_factor, sized_stake
@@ -72,6 +78,7 @@ class LiqStrategy(IStrategy):
             self.startup_candle_count = settings.live_startup(self.liq_intensity_lookback)
         self.liq_alerts = alerts.AlertBook(alerts.alert_settings(config))
         self.liq_live_cache = LiveFeatureCache()
+        self.liq_live_join = LiveJoin()  # join_columns with the labels kept between candles
         self.liq_read_cache = ReadCache()  # the datadir's files, read again when changed
         self._liq_warned: set[tuple[str, str]] = set()
         self.liq_fetcher: Any = None  # liqsignals.live.series.SeriesFetcher, made when live
@@ -171,9 +178,10 @@ class LiqStrategy(IStrategy):
             funding = inputs.pop("funding_rate") if "funding_rate" in inputs else None
             feats = liquidation_features(inputs, self.liq_model(pair), **self.liq_feature_kwargs())
             names, values = list(feats.columns), feats.to_numpy(dtype=np.float64)
-        if funding is not None and not isinstance(funding, pd.Series):
-            funding = pd.Series(funding, index=dataframe.index, copy=False)
-        out = join_columns(dataframe, names, values, funding)
+        if live:
+            out = self.liq_live_join(dataframe, names, values, funding)
+        else:
+            out = join_columns(dataframe, names, values, funding)
         if live and self.liq_alerts.settings.enabled:
             for message in self.liq_alerts.check(pair, out):
                 self.dp.send_msg(message, always_send=True)

@@ -22,11 +22,13 @@ import pandas as pd
 from liqsignals.features import FeatureStream
 from liqsignals.inputs import CHECKED_COLUMNS
 from liqsignals.strategy.live_state import StateStore, StateStream
+from liqsignals.strategy.signals import join_columns
 
 __all__ = [
     "ENGINE_INPUTS",
     "LiqStreamStats",
     "LiveFeatureCache",
+    "LiveJoin",
     "PairCache",
     "StateHooks",
     "ns_dates",
@@ -85,6 +87,36 @@ class PairCache:
     dates: np.ndarray  # int64 ns dates of the inputs last seen
     values: np.ndarray  # their engine input values, to detect rewritten history
     columns: tuple[str, ...]  # names of those values
+    # ``features`` is ``buffer[end - len(features) : end]`` when ``buffer`` is set: new rows
+    # go into its spare rows instead of a copy of the whole block on every candle
+    buffer: np.ndarray | None = None
+    end: int = 0
+
+
+#: spare rows of a pair's feature buffer (a copy of the block every this many candles)
+SPARE_ROWS = 64
+
+
+def _append_rows(cache: PairCache, start: int, added: np.ndarray) -> None:
+    """``cache.features`` becomes its last ``start`` rows followed by ``added``."""
+    feats, n_new = cache.features, added.shape[0]
+    buf = cache.buffer
+    if (
+        buf is not None
+        and cache.end + n_new <= buf.shape[0]
+        and added.shape[1:] == buf.shape[1:]
+        and start <= len(feats)
+    ):
+        buf[cache.end : cache.end + n_new] = added
+        cache.end += n_new
+        cache.features = buf[cache.end - start - n_new : cache.end]
+        return
+    total = start + n_new
+    buf = np.empty((total + SPARE_ROWS, *added.shape[1:]), dtype=np.float64)
+    buf[:start] = feats[len(feats) - start :]
+    buf[start:total] = added
+    cache.buffer, cache.end = buf, total
+    cache.features = buf[:total]
 
 
 _NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
@@ -222,7 +254,7 @@ class LiveFeatureCache:
                     # an invalid new candle: the next analysis rebuilds from its whole frame
                     self.pairs.pop(pair, None)
                     raise
-                cache.features = np.concatenate([kept, added])
+                _append_rows(cache, start, added)
                 stats.updates += 1
                 stats.last_mode, stats.last_fed = "update", len(stamps) - start
                 logger.debug("liqsignals: %s engine fed %d new candle(s)", pair, stats.last_fed)
@@ -315,6 +347,80 @@ class LiveFeatureCache:
             logger.info("liqsignals: no stored history used for %s", pair)
         feats = stream.update_arrays(stamps, {c: values[:, j] for j, c in enumerate(columns)})
         return stream, feats, used
+
+
+class LiveJoin:
+    """:func:`liqsignals.strategy.signals.join_columns` for the frames of a running bot: the
+    same frame (labels, order, dtypes, values), built from one concat of blocks whose labels
+    are set afterwards from a kept index. A bot hands the strategy frames with the same columns
+    on every candle, so the labels (and the empty tag columns) are made once; a frame that
+    already holds one of the new columns (or ``funding_rate``), with duplicated labels or of
+    the wrong shape goes to ``join_columns`` itself."""
+
+    _KEEP = 64  # label sets kept (one per column layout seen)
+
+    def __init__(self) -> None:
+        self._labels: dict[tuple[Any, ...], tuple[pd.Index, tuple[str, ...]] | None] = {}
+        self._tags: dict[tuple[int, int], pd.DataFrame] = {}
+
+    def _layout(
+        self, columns: pd.Index, names: list[str], funding: bool
+    ) -> tuple[pd.Index, tuple[str, ...]] | None:
+        key = (tuple(columns), tuple(names), funding)
+        if key in self._labels:
+            return self._labels[key]
+        existing = set(columns)
+        clash = bool(existing & set(names)) or (funding and "funding_rate" in existing)
+        layout = None
+        if len(existing) == len(columns) and len(set(names)) == len(names) and not clash:
+            tags = tuple(c for c in ("enter_tag", "exit_tag") if c not in existing)
+            extra = ["funding_rate"] if funding else []
+            labels = pd.Index([*columns, *names, *tags, *extra], dtype=object)
+            layout = (labels, tags)
+        if len(self._labels) >= self._KEEP:
+            self._labels.clear()
+        self._labels[key] = layout
+        return layout
+
+    def _empty_tags(self, index: pd.Index, n_tags: int) -> pd.DataFrame:
+        rows = len(index)
+        plain = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+        if not plain:
+            empty = np.full((rows, n_tags), None, dtype=object)
+            return pd.DataFrame(empty, index=index, dtype=object, copy=False)
+        kept = self._tags.get((rows, n_tags))
+        if kept is None:  # shared between frames: copy-on-write keeps it empty
+            empty = np.full((rows, n_tags), None, dtype=object)
+            kept = pd.DataFrame(empty, index=index, dtype=object, copy=False)
+            self._tags = {(rows, n_tags): kept}
+        return kept
+
+    def __call__(
+        self,
+        dataframe: pd.DataFrame,
+        names: list[str],
+        values: np.ndarray,
+        funding: pd.Series | np.ndarray | None = None,
+    ) -> pd.DataFrame:
+        """``join_columns(dataframe, names, values, funding)``; ``funding`` may be an array."""
+        layout = None
+        if values.shape == (len(dataframe), len(names)):
+            layout = self._layout(dataframe.columns, names, funding is not None)
+        if layout is None:
+            if funding is not None and not isinstance(funding, pd.Series):
+                funding = pd.Series(funding, index=dataframe.index, copy=False)
+            return join_columns(dataframe, names, values, funding)
+        labels, tags = layout
+        index = dataframe.index
+        parts = [dataframe, pd.DataFrame(values, index=index, copy=False)]
+        if tags:
+            parts.append(self._empty_tags(index, len(tags)))
+        if funding is not None:
+            rates = np.asarray(funding)
+            parts.append(pd.DataFrame(rates.reshape(-1, 1), index=index, copy=False))
+        out = pd.concat(parts, axis=1, ignore_index=True)
+        out.columns = labels
+        return out
 
 
 def state_hooks(

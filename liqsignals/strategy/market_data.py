@@ -9,7 +9,9 @@ leaves the candles alone: the engine then runs on candles only.
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -430,6 +432,14 @@ def market_arrays(
     return cols
 
 
+@functools.lru_cache(maxsize=4096)
+def _events_file(datadir: str, pair: str) -> Any:
+    """The pair's liquidation event file (a path; built once per datadir and pair)."""
+    from liqsignals.data.liquidations import events_path
+
+    return events_path(datadir, pair)
+
+
 def realised_columns(
     dates: pd.Series, timeframe: str, datadir: Any, pair: str
 ) -> dict[str, np.ndarray] | None:
@@ -443,10 +453,10 @@ def realised_columns(
     :func:`liqsignals.data.liquidations.recorded_bars`). In a live bot the newest candle holds
     what the collector had flushed by the time the candle was analysed.
     """
-    from liqsignals.data.liquidations import events_path, load_coverage, recorded_bars
+    from liqsignals.data.liquidations import load_coverage, recorded_bars
     from liqsignals.data.liquidations import load_liquidation_events as load_events
 
-    if datadir is None or not events_path(datadir, pair).exists() or not len(dates):
+    if datadir is None or not _events_file(os.fspath(datadir), pair).exists() or not len(dates):
         return None
     when = pd.to_datetime(dates, utc=True)
     bars = recorded_bars(
