@@ -43,7 +43,7 @@ from collections import namedtuple
 from typing import Any
 
 import numpy as np
-from numba import carray, from_dtype, njit, types
+from numba import carray, farray, from_dtype, njit, types
 from numba.extending import intrinsic
 
 STATE_DTYPE = np.dtype(
@@ -1065,7 +1065,8 @@ def run_one(tab, date, values, warm_until):
         carray(_P_F64(tab[14]), (1, n_lev)), tab[41], carray(_P_I64(tab[44]), (n_fac,)),
         carray(_P_F64(tab[45]), (N_BUCKETS, nb)), carray(_P_F64(tab[46]), (N_BUCKETS, nb)),
     )  # fmt: skip
-    out = carray(_P_F64(tab[15]), (1, N_OUT))
+    # typed column-major (the same memory for one row): the layout of the batch calls
+    out = farray(_P_F64(tab[15]), (1, N_OUT))
     work = Work(
         carray(_P_I64(tab[16]), (n_work,)), carray(_P_I64(tab[17]), (n_work,)),
         carray(_P_F64(tab[18]), (n_work,)), carray(_P_F64(tab[19]), (n_work,)),

@@ -506,7 +506,13 @@ class LiquidationEngine:
             mix = mix._replace(weights=np.ascontiguousarray(weights, dtype=np.float64))
         if n:
             self._check_order(int(inp.dates[0]))
-        out = np.full((n, k.N_OUT), np.nan, order="F" if order == "F" and n > 1 else "C")
+        if order == "F":
+            # at least two rows: numba types a one-row array as row-major, and one layout (one
+            # compiled kernel) serves every column-major call; the kernel fills rows 0..n-1
+            buf = np.full((max(n, 2), k.N_OUT), np.nan, order="F")
+        else:
+            buf = np.full((n, k.N_OUT), np.nan)
+        out = buf[:n]
         if snapshots is None:
             snapshots = Snapshots(self._no_rows, 0, 0)
         rows = snapshots.rows
@@ -525,7 +531,7 @@ class LiquidationEngine:
         snap = k.Snap(rows, snapshots.k_lo, snap_long, snap_short)
         # the bucket books of the mix as grown by _ensure_book (weights as chosen above)
         mix = self._kmix if weights is None else self._kmix._replace(weights=mix.weights)
-        self._call(self._candles(inp), mix, out, snap)
+        self._call(self._candles(inp), mix, buf, snap)
         self._last_close = float(inp.close[-1])
         warm = inp.dates < self._first_date + self._window_ns
         out[warm] = np.nan
@@ -555,6 +561,9 @@ class LiquidationEngine:
         """Process a block of new candles (after any already processed); one row per candle."""
         # column-major rows: the frame takes them as its block without copying them
         values = self.run(_inputs.prepare_inputs(df), order="F").values
+        if values.shape[1] < self._k.N_OUT or values.shape[0] < 2:
+            # a view of part of the kernel's buffer: keep only these rows and columns
+            values = values.copy(order="F")
         return pd.DataFrame(values, index=df.index, columns=list(self._cols), copy=False)
 
     def update(self, candle: Mapping[str, Any] | pd.Series) -> LevelRow:
@@ -616,7 +625,8 @@ class LiquidationEngine:
         inp.mark_high[0] = vals[9]
         inp.mark_low[0] = vals[10]
         # the first candle, or one the arrays must grow for, or one not newer (this raises)
-        return self._advance(inp, None, None)[0][0]
+        # column-major like the one-candle kernel (one compiled layout), copied into one row
+        return self._advance(inp, None, None, "F")[0][0].copy()
 
     def _table(self) -> np.ndarray:
         """The address table of :func:`_kernels.run_one` for the current arrays; kept with

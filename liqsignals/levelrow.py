@@ -4,7 +4,7 @@ Building a ``dict`` of every column costs more than the engine's whole step on o
 (55 insertions), and a caller usually reads a few of them. A :class:`LevelRow` keeps its own
 copy of the row (one array copy) and looks a column up on access: ``row["liq_magnet"]``,
 ``row.get(name)``, ``name in row``, iteration over the names, ``len``, ``==`` with any mapping
-(a ``dict`` of the same items compares equal), ``dict(row)`` or the faster :meth:`to_dict`
+(a ``dict`` of the same items compares equal; NaN equals NaN), ``dict(row)`` or the faster :meth:`to_dict`
 (for ``json.dumps`` and anything that wants a real ``dict``). Values are Python floats, as in a
 ``dict`` built from the row. The row is immutable and independent of the engine: later updates
 do not change it.
@@ -60,13 +60,26 @@ class LevelRow(Mapping[str, float]):
         return self._values[: len(self._names)].copy()
 
     def __eq__(self, other: object) -> bool:
+        """Same names and values, NaN equal to NaN (a row compares equal to itself, its copy
+        and its pickled copy although some columns are NaN; a ``dict`` compares NaN by
+        identity only)."""
+        if other is self:
+            return True
         if isinstance(other, LevelRow):
             n = len(self._names)
             return self._names == other._names and bool(
-                np.array_equal(self._values[:n], other._values[:n])
+                np.array_equal(self._values[:n], other._values[:n], equal_nan=True)
             )
         if isinstance(other, Mapping):
-            return self.to_dict() == dict(other.items())
+            if len(other) != len(self._names):
+                return False
+            for name in self._names:
+                if name not in other:
+                    return False
+                a, b = self[name], other[name]
+                if not (a == b or (a != a and b != b)):
+                    return False
+            return True
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]  # mutable-looking value semantics, like dict

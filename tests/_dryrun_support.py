@@ -721,3 +721,31 @@ def backtest_entries(
             opened = mine.loc[mine["is_short"] == short, "open_date"] if len(mine) else []
             out[(pair, side)] = {pd.Timestamp(d) - pd.Timedelta(milliseconds=TF_MS) for d in opened}
     return out
+
+
+#: what asyncio logs when freqtrade closes its ccxt exchange while a candle request is still in
+#: flight: the request's rate-limit task is collected unfinished. It happens only when SIGTERM
+#: lands during a refresh, after freqtrade has begun its own shutdown, and is not a crash.
+SHUTDOWN_RACE = "asyncio - ERROR - Task was destroyed but it is pending!\ntask: <Task pending"
+
+
+def error_lines(log: str) -> list[int]:
+    """Offsets in ``log`` of every line logged at ERROR level."""
+    found, at = [], log.find(" ERROR ")
+    while at >= 0:
+        found.append(at)
+        at = log.find(" ERROR ", at + 1)
+    return found
+
+
+def is_shutdown_race(log: str, at: int) -> bool:
+    """The ERROR line at ``at`` is ccxt's rate-limit task collected after the bot began to stop."""
+    start = log.rfind("\n", 0, at) + 1
+    entry = log[start : log.find("\n", log.find("\n", at) + 1)]
+    shutdown = log.find("worker found ... calling exit")
+    return (
+        0 <= shutdown < start
+        and SHUTDOWN_RACE in entry
+        and "Throttler.looper()" in entry
+        and "ccxt/async_support/base/throttler.py" in entry
+    )

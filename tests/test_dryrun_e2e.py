@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _dryrun_support import PAIRS, TF_MS, PaperRun, paper_runs
+from _dryrun_support import PAIRS, TF_MS, PaperRun, error_lines, is_shutdown_race, paper_runs
 
 from liqsignals import sample
 from liqsignals.replay.api import ReplayAPI
@@ -117,36 +117,8 @@ def test_sigterm_stops_the_bot_cleanly(run: PaperRun) -> None:
         assert line in log, line
     for bad in ("Traceback", " CRITICAL ", "Outdated history"):
         assert bad not in log, log[log.find(bad) - 1500 : log.find(bad) + 1500]
-    for line in _error_lines(log):
-        assert _is_shutdown_race(log, line), log[line - 1500 : line + 1500]
-
-
-#: what asyncio logs when freqtrade closes its ccxt exchange while a candle request is still in
-#: flight: the request's rate-limit task is collected unfinished. It happens only when SIGTERM
-#: lands during a refresh, after freqtrade has begun its own shutdown, and is not a crash.
-SHUTDOWN_RACE = "asyncio - ERROR - Task was destroyed but it is pending!\ntask: <Task pending"
-
-
-def _error_lines(log: str) -> list[int]:
-    """Offsets in ``log`` of every line logged at ERROR level."""
-    found, at = [], log.find(" ERROR ")
-    while at >= 0:
-        found.append(at)
-        at = log.find(" ERROR ", at + 1)
-    return found
-
-
-def _is_shutdown_race(log: str, at: int) -> bool:
-    """The ERROR line at ``at`` is ccxt's rate-limit task collected after the bot began to stop."""
-    start = log.rfind("\n", 0, at) + 1
-    entry = log[start : log.find("\n", log.find("\n", at) + 1)]
-    shutdown = log.find("worker found ... calling exit")
-    return (
-        0 <= shutdown < start
-        and SHUTDOWN_RACE in entry
-        and "Throttler.looper()" in entry
-        and "ccxt/async_support/base/throttler.py" in entry
-    )
+    for line in error_lines(log):
+        assert is_shutdown_race(log, line), log[line - 1500 : line + 1500]
 
 
 def test_engine_is_built_once_then_fed_new_candles_only(run: PaperRun) -> None:
@@ -177,22 +149,3 @@ def test_bot_used_only_the_replay_exchange(run: PaperRun) -> None:
 
 def test_workdir_holds_the_dry_run_database(run: PaperRun) -> None:
     assert (Path(run.workdir) / "tradesv3.dryrun.sqlite").exists()
-
-
-def test_only_the_ccxt_shutdown_race_is_forgiven() -> None:
-    """The filter above forgives ccxt's rate-limit task after the stop began, nothing else."""
-    head = "t - freqtrade - INFO - running\n"
-    stop = "t - freqtrade.commands.trade_commands - INFO - worker found ... calling exit\n"
-    race = (
-        "t - asyncio - ERROR - Task was destroyed but it is pending!\n"
-        "task: <Task pending name='Task-495' coro=<Throttler.looper() done, defined at "
-        "/v/site-packages/ccxt/async_support/base/throttler.py:76> wait_for=<Future pending>>\n"
-    )
-    other = "t - freqtrade - ERROR - something broke\nnext\n"
-    for log, expected in (
-        (head + stop + race, [True]),
-        (head + race + stop, [False]),  # before the stop: a real failure
-        (head + stop + race.replace("Throttler.looper", "Worker.run"), [False]),
-        (head + stop + race + other, [True, False]),
-    ):
-        assert [_is_shutdown_race(log, at) for at in _error_lines(log)] == expected

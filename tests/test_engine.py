@@ -672,3 +672,21 @@ def test_column_major_run_gives_the_same_values_and_frames_wrap_it() -> None:
     assert list(frame.columns) == list(LEVEL_COLUMNS) and frame.index.equals(df.index)
     with pytest.raises(ValueError, match="order must be 'C' or 'F'"):
         LiquidationEngine(**SMALL).run(inp, order="K")
+
+
+def _root(a: np.ndarray) -> np.ndarray:
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+@pytest.mark.parametrize("n", [1, 2, 150])
+def test_update_many_frames_hold_only_their_own_rows_and_columns(n) -> None:
+    df = random_candles(22, n)
+    full = LiquidationEngine(**SMALL).update_many(df)
+    core = LiquidationEngine(**SMALL, summaries=False).update_many(df)
+    assert list(core.columns) == list(LEVEL_COLUMNS[:6])
+    np.testing.assert_array_equal(core.to_numpy(), full.to_numpy()[:, :6])
+    # no 55-column (or two-row) kernel buffer kept alive behind the frame's six columns
+    assert _root(core.to_numpy()).nbytes == n * 6 * 8
+    assert _root(full.to_numpy()).nbytes == n * len(LEVEL_COLUMNS) * 8

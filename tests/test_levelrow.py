@@ -114,3 +114,21 @@ def test_feature_stream_rows_are_level_rows_equal_to_the_batch() -> None:
     np.testing.assert_array_equal(np.array([r.to_array() for r in got]), want.to_numpy())
     # each row is its own copy (the stream's buffer is reused by the next candle)
     assert not np.array_equal(got[0].to_array(), got[-1].to_array(), equal_nan=True)
+
+
+def test_rows_with_nan_equal_themselves_their_copies_and_a_dict_of_them() -> None:
+    import copy
+
+    nan = float("nan")
+    row = LevelRow.from_values(("a", "b"), [nan, 2.0])
+    assert row == row
+    assert row == copy.deepcopy(row) and row == copy.copy(row)
+    assert row == pickle.loads(pickle.dumps(row))
+    assert row == {"a": nan, "b": 2.0} and row == {"b": 2.0, "a": float("nan")}
+    assert row != {"a": 1.0, "b": 2.0} and row != {"a": nan, "c": 2.0}
+    assert row != LevelRow.from_values(("a", "b"), [0.0, 2.0])
+    assert row != LevelRow.from_values(("b", "a"), [2.0, nan])  # the column order is the row's
+    # the engine's own warm-up rows (all NaN) too
+    eng = LiquidationEngine(**SMALL)
+    first = eng.update(random_candles(1, 2).iloc[0].to_dict())
+    assert math.isnan(first["liq_long_band"]) and first == pickle.loads(pickle.dumps(first))
