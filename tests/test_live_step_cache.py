@@ -373,3 +373,77 @@ def test_feature_rows_kept_past_the_spare_rows() -> None:
     assert rolling.liq_stream_stats(PAIR).rebuilds == growing.liq_stream_stats(PAIR).rebuilds == 1
     batch = load_strategy().liq_populate(all_candles.iloc[:end].copy(), META)
     np.testing.assert_array_equal(grown[liq].to_numpy(), batch[liq].to_numpy())
+
+
+#: what a strategy or freqtrade might do to the frame it got back, in place
+WRITES = (
+    lambda f, liq: f.loc[f.index[-3:], liq[0]],  # a read, as a control
+    lambda f, liq: f.__setitem__(liq[1], 0.0),
+    lambda f, liq: f.loc.__setitem__((f.index[-5:], liq[:3]), -1.0),
+    lambda f, liq: f.iloc.__setitem__((0, f.columns.get_loc(liq[2])), 123.0),
+    lambda f, liq: f.fillna(-7.0, inplace=True),  # noqa: PD002 (the in-place write under test)
+    lambda f, liq: f.replace(np.nan, -2.0, inplace=True),  # noqa: PD002
+    lambda f, liq: f.update(pd.DataFrame({liq[3]: np.full(len(f), 5.0)}, index=f.index)),
+    lambda f, liq: f.loc.__setitem__((f.index[f["close"] > 0], "enter_tag"), "x"),
+)
+
+
+def test_frames_handed_out_without_a_copy_stay_apart() -> None:
+    """The live frame views the cache's feature rows (no copy per candle): writes into it (any
+    in-place pandas write, as each in WRITES), at once or after the next candle, change neither
+    the next frames nor the frames handed out before. Every frame equals the one of a bot whose
+    frames nobody writes into, the feature rows grow past their spare rows and move, and the
+    pair never rebuilds."""
+    from liqsignals.strategy.live_cache import SPARE_ROWS
+
+    all_candles = sample.load_candles(PAIR, "15m")
+    live, clean = load_strategy(live=True), load_strategy(live=True)
+    size = LIVE_FRAME
+    frames, snaps = [], []
+    for k, end in enumerate(range(size, size + SPARE_ROWS + 9)):
+        frame = all_candles.iloc[end - size : end].reset_index(drop=True)
+        got = live.liq_populate(frame.copy(), META)
+        pd.testing.assert_frame_equal(got, clean.liq_populate(frame.copy(), META), check_exact=True)
+        if k:  # the previous frame, not written yet when odd, is as it was handed out
+            if (k - 1) % 2:
+                pd.testing.assert_frame_equal(frames[k - 1], snaps[k - 1], check_exact=True)
+        frames.append(got)
+        snaps.append(got.copy(deep=True))
+        liq = [c for c in got.columns if c.startswith("liq_")]
+        if k % 2 == 0:
+            WRITES[k % len(WRITES)](got, liq)  # this candle's frame, written at once
+        elif k >= 3:
+            WRITES[k % len(WRITES)](frames[k - 2], liq)  # an older one, written late
+    stats = live.liq_stream_stats(PAIR)
+    assert stats.rebuilds == 1 and stats.updates == len(frames) - 1
+    assert len(frames) > SPARE_ROWS
+
+
+def test_feature_frame_shares_the_kept_rows_and_copies_on_write(candles: pd.DataFrame) -> None:
+    """feature_frame hands out the kept rows themselves (no copy), and a write into the frame
+    copies them first: the cache's rows keep their values."""
+    from liqsignals.strategy.live_cache import LiveFeatureCache
+
+    strategy = load_strategy(live=True)
+    cache = LiveFeatureCache()
+
+    def build():
+        from liqsignals.features import FeatureStream
+
+        return FeatureStream(strategy.liq_model(PAIR), **strategy.liq_feature_kwargs())
+
+    first = candles.iloc[:LIVE_FRAME].reset_index(drop=True)
+    names, block = cache.feature_frame(PAIR, first, build, index=first.index, candles_only=True)
+    kept = cache.pairs[PAIR].features
+    assert block.shape == (len(first), len(names))
+    assert np.shares_memory(block.to_numpy(), kept)
+    before = kept.copy()
+    block.iloc[:, :] = -1.0
+    assert (block.to_numpy() == -1.0).all()
+    np.testing.assert_array_equal(cache.pairs[PAIR].features, before)
+    nxt = candles.iloc[1 : LIVE_FRAME + 1].reset_index(drop=True)
+    names2, block2 = cache.feature_frame(PAIR, nxt, build, index=nxt.index, candles_only=True)
+    np.testing.assert_array_equal(block2.to_numpy()[:-1], before[1:])
+    _, copied = cache.features(PAIR, nxt, build, candles_only=True)
+    np.testing.assert_array_equal(copied, block2.to_numpy())
+    assert not np.shares_memory(copied, cache.pairs[PAIR].features)

@@ -162,6 +162,7 @@ class LiqStrategy(IStrategy):
         """Add every ``liq_*`` column (and ``funding_rate`` when known) to ``dataframe``."""
         pair, live = metadata["pair"], self.liq_live()
         funding: Any = None
+        values: np.ndarray | pd.DataFrame
         if live:
             inputs: Any = dataframe  # a live bot on candles alone: no copy
             if self._liq_lookups():
@@ -170,9 +171,10 @@ class LiqStrategy(IStrategy):
             build = lambda: FeatureStream(self.liq_model(pair), **self.liq_feature_kwargs())  # noqa: E731
             cache = self.liq_live_cache
             state = self.liq_state_hooks(pair) if self.liq_state else None
-            names, values = cache.features(
-                pair, inputs, build, candles_only=inputs is dataframe, state=state
-            )
+            names, values = cache.feature_frame(
+                pair, inputs, build, index=dataframe.index, candles_only=inputs is dataframe,
+                state=state,
+            )  # fmt: skip
         else:
             inputs = self.liq_inputs(dataframe, pair)
             funding = inputs.pop("funding_rate") if "funding_rate" in inputs else None

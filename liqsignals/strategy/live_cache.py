@@ -91,6 +91,9 @@ class PairCache:
     # go into its spare rows instead of a copy of the whole block on every candle
     buffer: np.ndarray | None = None
     end: int = 0
+    # a frame over the whole ``buffer`` (no copy), alive while the buffer is: every frame handed
+    # out on its rows shares its copy-on-write references (LiveFeatureCache.feature_frame)
+    owner: pd.DataFrame | None = None
 
 
 #: spare rows of a pair's feature buffer (a copy of the block every this many candles)
@@ -116,6 +119,7 @@ def _append_rows(cache: PairCache, start: int, added: np.ndarray) -> None:
     buf[:start] = feats[len(feats) - start :]
     buf[start:total] = added
     cache.buffer, cache.end = buf, total
+    cache.owner = pd.DataFrame(buf, copy=False)
     cache.features = buf[:total]
 
 
@@ -159,7 +163,10 @@ def unchanged_prefix(
         return -1  # no common candle, or the frame ends before the last processed candle
     if not np.array_equal(stamps[:overlap], old[first:]):
         return -1
-    if not np.array_equal(values[:overlap], cache.values[first:], equal_nan=True):
+    seen, kept = values[:overlap], cache.values[first:]
+    # NaN (an input without a value) compares equal to NaN: checked only when plain equality
+    # fails, which it does wherever a NaN is
+    if not (np.array_equal(seen, kept) or np.array_equal(seen, kept, equal_nan=True)):
         return -1
     return overlap
 
@@ -196,6 +203,20 @@ class LiveFeatureCache:
         the next call rebuilds. With ``state`` the pair's saved state is restored on the first
         call, rebuilds start from the datadir history, and the state is saved after each new
         candle."""
+        cache = self._refresh(pair, inputs, build, candles_only=candles_only, state=state)
+        # the caller gets a copy: the cache must not change when the caller's frame does
+        return cache.names, cache.features.copy()
+
+    def _refresh(
+        self,
+        pair: str,
+        inputs: pd.DataFrame | Mapping[str, Any],
+        build: Callable[[], FeatureStream],
+        *,
+        candles_only: bool,
+        state: StateHooks | None,
+    ) -> PairCache:
+        """The pair's cache brought up to ``inputs``."""
         stats = self.counters.setdefault(pair, LiqStreamStats())
         stamps = ns_dates(inputs["date"])
         available = ENGINE_INPUTS[:5] if candles_only else ENGINE_INPUTS
@@ -218,6 +239,8 @@ class LiveFeatureCache:
                     pd.Timestamp(int(stamps[-1]), tz="UTC"),
                 )
                 cache = None
+            if cache is not None:  # kept: the next candle continues from memory
+                self.pairs[pair] = cache
         else:
             start = 0 if cache is None else unchanged_prefix(cache, stamps, values, columns)
         if cache is not None and start < 0:
@@ -269,8 +292,31 @@ class LiveFeatureCache:
                 state.store.save(pair, cache.stream, cache.features, stamps, values, columns)
             except OSError as exc:  # the columns are right; only the restart would rebuild
                 logger.warning("liqsignals: could not save the state of %s: %s", pair, exc)
-        # the caller gets a copy: the cache must not change when the caller's frame does
-        return cache.names, cache.features.copy()
+        return cache
+
+    def feature_frame(
+        self,
+        pair: str,
+        inputs: pd.DataFrame | Mapping[str, Any],
+        build: Callable[[], FeatureStream],
+        *,
+        index: pd.Index,
+        candles_only: bool = False,
+        state: StateHooks | None = None,
+    ) -> tuple[list[str], pd.DataFrame]:
+        """:meth:`features` as a frame labelled ``index`` (columns 0, 1, ...), without copying
+        the feature rows: the frame views the pair's kept rows through a frame that owns the
+        whole buffer (:attr:`PairCache.owner`), so pandas' copy-on-write copies the block
+        before any write into it, by the caller or into any frame built on it, as long as
+        the cache uses these rows. The kept rows themselves are never written again (new rows
+        go into spare rows after them, or into a new buffer)."""
+        cache = self._refresh(pair, inputs, build, candles_only=candles_only, state=state)
+        if cache.owner is None:  # rows straight from a build or a restore: into a buffer
+            _append_rows(cache, len(cache.features), cache.features[:0])
+        assert cache.owner is not None
+        part = cache.owner.iloc[cache.end - len(cache.features) : cache.end]
+        part.index = index
+        return cache.names, part
 
     def _restore(self, pair: str, state: StateHooks, stats: LiqStreamStats) -> PairCache | None:
         """The pair's saved state, or ``None`` (none yet, or unusable: logged with the reason)."""
@@ -399,20 +445,27 @@ class LiveJoin:
         self,
         dataframe: pd.DataFrame,
         names: list[str],
-        values: np.ndarray,
+        values: np.ndarray | pd.DataFrame,
         funding: pd.Series | np.ndarray | None = None,
     ) -> pd.DataFrame:
-        """``join_columns(dataframe, names, values, funding)``; ``funding`` may be an array."""
+        """``join_columns(dataframe, names, values, funding)``; ``funding`` may be an array,
+        ``values`` a frame labelled with ``dataframe``'s index (its column labels are
+        replaced; :meth:`LiveFeatureCache.feature_frame`), taken without a copy."""
         layout = None
         if values.shape == (len(dataframe), len(names)):
             layout = self._layout(dataframe.columns, names, funding is not None)
         if layout is None:
             if funding is not None and not isinstance(funding, pd.Series):
                 funding = pd.Series(funding, index=dataframe.index, copy=False)
+            if isinstance(values, pd.DataFrame):
+                values = values.to_numpy(dtype=np.float64, copy=True)
             return join_columns(dataframe, names, values, funding)
         labels, tags = layout
         index = dataframe.index
-        parts = [dataframe, pd.DataFrame(values, index=index, copy=False)]
+        block = values
+        if not isinstance(block, pd.DataFrame):
+            block = pd.DataFrame(values, index=index, copy=False)
+        parts = [dataframe, block]
         if tags:
             parts.append(self._empty_tags(index, len(tags)))
         if funding is not None:
