@@ -447,3 +447,30 @@ def test_feature_frame_shares_the_kept_rows_and_copies_on_write(candles: pd.Data
     _, copied = cache.features(PAIR, nxt, build, candles_only=True)
     np.testing.assert_array_equal(copied, block2.to_numpy())
     assert not np.shares_memory(copied, cache.pairs[PAIR].features)
+
+
+@pytest.mark.parametrize("case", ["sorted", "unsorted", "nat_first", "nat_inside", "equal"])
+def test_market_columns_refuses_unsorted_dates_as_before(
+    datadir: Path, candles: pd.DataFrame, case: str
+) -> None:
+    """market_columns checks the order of datetime dates on their int64 values: unsorted dates
+    and NaT are refused (pandas' is_monotonic_increasing is False for them), also when no
+    series is attached; sorted ones (repeated dates included) are taken."""
+    from liqsignals.data.datadir import market_columns
+
+    dates = candles["date"].iloc[:50].reset_index(drop=True)
+    if case == "unsorted":
+        dates = dates.iloc[::-1].reset_index(drop=True)
+    elif case == "nat_first":
+        dates = dates.where(dates.index != 0)
+    elif case == "nat_inside":
+        dates = dates.where(dates.index != 20)
+    elif case == "equal":
+        dates = pd.Series([dates.iloc[0]] * 5)
+    for kinds in (["mark"], ["taker_volume"]):  # a 5m mark file is there, no taker file
+        if case in ("sorted", "equal"):
+            got = market_columns(dates, datadir, PAIR, "15m", kinds=kinds, cache=ReadCache())
+            assert set(got) == ({"mark_high", "mark_low"} if kinds == ["mark"] else set())
+        else:
+            with pytest.raises(ValueError):
+                market_columns(dates, datadir, PAIR, "15m", kinds=kinds, cache=ReadCache())

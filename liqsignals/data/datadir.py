@@ -795,6 +795,15 @@ def _ms_dates(dates: pd.Series) -> pd.Series:
     return out
 
 
+def _increasing(dates: pd.Series) -> bool:
+    """``dates.is_monotonic_increasing`` of a datetime Series (``NaT`` anywhere: ``False``),
+    on its int64 values (pandas' check builds an index first)."""
+    raw = np.asarray(dates.array.asi8)
+    if not raw.shape[0]:
+        return True
+    return bool(raw[0] != np.iinfo(np.int64).min and (raw[1:] >= raw[:-1]).all())
+
+
 def market_columns(
     dates: pd.Series,
     datadir: str | os.PathLike[str],
@@ -820,7 +829,7 @@ def market_columns(
     ordered = (
         (isinstance(dtype, pd.DatetimeTZDtype) or getattr(dtype, "kind", "") == "M")
         and isinstance(raw, pd.Series)
-        and raw.is_monotonic_increasing
+        and _increasing(raw)
     )
     converted: pd.Series | None = None
     if not ordered:

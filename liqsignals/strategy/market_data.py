@@ -364,6 +364,23 @@ def market_inputs(
     return inputs
 
 
+class _OneListing:
+    """A :class:`liqsignals.data.datadir.ReadCache` whose listing of one pair's files is read
+    once, for the lookups of one :func:`market_arrays` call (each listing stats every folder)."""
+
+    def __init__(self, cache: Any, datadir: Any, pair: str) -> None:
+        self.cache, self.datadir, self.pair = cache, datadir, pair
+        self.entries = cache.pair_data(datadir, pair)
+
+    def pair_data(self, datadir: Any, pair: str) -> list[tuple[str, str, str]]:
+        if datadir is self.datadir and pair == self.pair:
+            return self.entries
+        return self.cache.pair_data(datadir, pair)
+
+    def load_series(self, datadir: Any, pair: str, timeframe: str, kind: str) -> pd.DataFrame:
+        return self.cache.load_series(datadir, pair, timeframe, kind)
+
+
 def market_arrays(
     dataframe: pd.DataFrame,
     dp: Any,
@@ -380,6 +397,8 @@ def market_arrays(
     missing = [c for c in CANDLE_COLUMNS if c not in dataframe.columns]
     if missing:
         raise ValueError(f"candle frame has no column(s) {missing}")
+    if cache is not None and datadir:
+        cache = _OneListing(cache, datadir, pair)
     dates = dataframe["date"]
     cols: dict[str, Any] = {"date": dates}
     for c in CANDLE_COLUMNS[1:]:
@@ -482,8 +501,11 @@ def attach_realised(
     """``dataframe`` with the ``liq_realised_*`` columns (:func:`realised_columns`) when the
     config's ``datadir`` holds the pair's liquidation event file; unchanged otherwise. A file
     that cannot be read is logged and left out (the strategy keeps running)."""
+    datadir = config.get("datadir")
+    if datadir is None or not _events_file(os.fspath(datadir), pair).exists():
+        return dataframe  # no event file: realised_columns gives None (checked before the dates)
     try:
-        cols = realised_columns(dataframe["date"], timeframe, config.get("datadir"), pair)
+        cols = realised_columns(dataframe["date"], timeframe, datadir, pair)
     except (OSError, ValueError) as exc:
         logger.warning("liqsignals: realised liquidations of %s not read: %s", pair, exc)
         return dataframe
