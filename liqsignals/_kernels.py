@@ -504,19 +504,45 @@ def finish_candle(st, coh, date, oi_t, close, filler):
 # ----------------------------------------------------------------------------- book readout
 @njit(cache=True, inline="always", error_model="numpy")
 def band_sums(book, bk, lo, hi, band_lo, band_hi, range_lo, range_hi):
-    """Five sums in one pass over ``book[lo..hi]``, each in index order: the band
+    """Five sums over ``book[lo..hi]``, each in index order: the band
     ``book[band_lo..band_hi]``, the cluster range ``book[range_lo..range_hi]`` and the band of
-    each bucket book ``bk[b, band_lo..band_hi]`` (stored units)."""
+    each bucket book ``bk[b, band_lo..band_hi]`` (stored units).
+
+    ``lo..hi`` is cut into stretches that lie in the same intervals (at most five), each summed
+    by a loop without branches: every sum still adds its bins in index order, so the values
+    are those of one loop testing both intervals at every bin."""
     band = rng = t0 = t1 = t2 = 0.0
-    for i in range(lo, hi + 1):
-        m = book[i]
+    i = lo
+    while i <= hi:
+        end = hi  # the stretch i..end: the next end of an interval, or hi
+        if i <= band_lo - 1 < end:
+            end = band_lo - 1
+        if i <= band_hi < end:
+            end = band_hi
+        if i <= range_lo - 1 < end:
+            end = range_lo - 1
+        if i <= range_hi < end:
+            end = range_hi
+        in_band = band_lo <= i <= band_hi
         if range_lo <= i <= range_hi:
-            rng += m
-        if band_lo <= i <= band_hi:
-            band += m
-            t0 += bk[0, i]
-            t1 += bk[1, i]
-            t2 += bk[2, i]
+            if in_band:
+                for j in range(i, end + 1):
+                    m = book[j]
+                    rng += m
+                    band += m
+                    t0 += bk[0, j]
+                    t1 += bk[1, j]
+                    t2 += bk[2, j]
+            else:
+                for j in range(i, end + 1):
+                    rng += book[j]
+        elif in_band:
+            for j in range(i, end + 1):
+                band += book[j]
+                t0 += bk[0, j]
+                t1 += bk[1, j]
+                t2 += bk[2, j]
+        i = end + 1
     return band, rng, t0, t1, t2
 
 

@@ -373,6 +373,34 @@ def test_band_sums_are_the_five_range_sums(lo, hi, band, rng):
     assert got == want  # each sum in index order: exactly the plain sum
 
 
+def test_band_sums_match_one_loop_for_every_placement_of_the_intervals():
+    """Band and range anywhere relative to the scanned stretch (nested, overlapping, disjoint,
+    partly or wholly outside it, empty): each sum is the index-order sum over the bins of the
+    stretch inside its interval, bit for bit (masses of very different sizes, so that another
+    order of additions would round differently)."""
+    rng_ = np.random.default_rng(7)
+    n = 12
+    book = rng_.random(n) * 10.0 ** rng_.integers(-8, 9, n)
+    bk = np.stack([rng_.random(n) * 10.0 ** rng_.integers(-8, 9, n) for _ in range(3)])
+    ends = range(-2, n + 2)
+    cases = 0
+    for lo in range(n):
+        for hi in range(lo - 1, n):
+            for b0, b1, r0, r1 in (rng_.choice(ends, 4) for _ in range(40)):
+                want = [0.0] * 5
+                for i in range(lo, hi + 1):
+                    if r0 <= i <= r1:
+                        want[1] += book[i]
+                    if b0 <= i <= b1:
+                        want[0] += book[i]
+                        for b in range(3):
+                            want[2 + b] += bk[b, i]
+                got = k.band_sums(book, bk, lo, hi, b0, b1, r0, r1)
+                assert got == tuple(want), (lo, hi, b0, b1, r0, r1)
+                cases += 1
+    assert cases == 40 * sum(n - lo + 1 for lo in range(n))
+
+
 def test_put_bands_floors_the_band_and_its_buckets():
     row = np.full(k.N_OUT, -1.0)
     k.put_bands(row, k.O_LONG_BAND, k.O_LB_LOW, (10.0, 99.0, 6.0, 0.2, 3.8), 2.0, 1.0)
