@@ -120,6 +120,17 @@ def leverage_buckets(leverages: np.ndarray) -> np.ndarray:
 _N_CORE = 6  # the first six need no summaries
 
 
+def new_output(n: int, n_out: int, order: str) -> np.ndarray:
+    """The kernel's output buffer for ``n`` candles. The kernel writes every cell of the rows it
+    returns (all :data:`~liqsignals._kernels.N_OUT` columns with summaries, the first six
+    without, and those are all a run hands out), so a long run starts from uninitialised memory
+    (one pass over it less); a short one, whose spare cells a caller may copy along, starts
+    from NaN."""
+    if n > 2:
+        return np.empty((n, n_out), order=order)  # type: ignore[call-overload]
+    return np.full((n, n_out), np.nan, order=order)  # type: ignore[call-overload]
+
+
 def _kernels() -> Any:
     from liqsignals import _kernels  # numba: imported on first use only
 
@@ -506,12 +517,9 @@ class LiquidationEngine:
             mix = mix._replace(weights=np.ascontiguousarray(weights, dtype=np.float64))
         if n:
             self._check_order(int(inp.dates[0]))
-        if order == "F":
-            # at least two rows: numba types a one-row array as row-major, and one layout (one
-            # compiled kernel) serves every column-major call; the kernel fills rows 0..n-1
-            buf = np.full((max(n, 2), k.N_OUT), np.nan, order="F")
-        else:
-            buf = np.full((n, k.N_OUT), np.nan)
+        # F: at least two rows, as numba types a one-row array as row-major, and one layout
+        # (one compiled kernel) serves every column-major call; the kernel fills rows 0..n-1
+        buf = new_output(max(n, 2) if order == "F" else n, k.N_OUT, order)
         out = buf[:n]
         if snapshots is None:
             snapshots = Snapshots(self._no_rows, 0, 0)

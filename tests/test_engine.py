@@ -690,3 +690,45 @@ def test_update_many_frames_hold_only_their_own_rows_and_columns(n) -> None:
     # no 55-column (or two-row) kernel buffer kept alive behind the frame's six columns
     assert _root(core.to_numpy()).nbytes == n * 6 * 8
     assert _root(full.to_numpy()).nbytes == n * len(LEVEL_COLUMNS) * 8
+
+
+POISON = 7.77e300  # no output of the engine is ever this
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [{}, {"gaps": True, "fillers": True}, {"open_interest": True, "nan_share": 0.2},
+     {"taker": True, "ls_ratio": True, "nan_share": 0.3, "fillers": True}],
+)  # fmt: skip
+def test_every_output_cell_is_written_by_the_kernel(monkeypatch, opts):
+    """The output buffer starts uninitialised for long runs: every cell handed out must come
+    from the kernel (or the warm-up). With the buffer filled by a value no output takes, the
+    results are those of a NaN-filled buffer and hold no trace of that value, in batch, in
+    blocks of every size, one candle at a time and without summaries."""
+    import liqsignals.engine as engine_mod
+
+    df = random_candles(11, 180, **opts)
+    model = LiquidationModel(**SMALL, close_half_life="12h", cluster_min_share=0.02)
+
+    def runs() -> list[pd.DataFrame]:
+        out = [liquidation_levels(df, model)]
+        for summaries in (True, False):
+            eng = LiquidationEngine(model, summaries=summaries)
+            parts = [eng.update_many(df.iloc[a:b]) for a, b in ((0, 1), (1, 3), (3, 60), (60, 62))]
+            rows = [eng.update(r) for r in df.iloc[62:70].to_dict("records")]
+            parts.append(pd.DataFrame([dict(r) for r in rows], index=df.index[62:70]))
+            parts.append(eng.update_many(df.iloc[70:]))
+            out.append(pd.concat(parts))
+        return out
+
+    clean = runs()
+
+    def poisoned(n: int, n_out: int, order: str) -> np.ndarray:
+        return np.full((n, n_out), POISON, order=order)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(engine_mod, "new_output", poisoned)
+    dirty = runs()
+    assert clean[0].notna().to_numpy().sum() > 1000  # past the warm-up, values exist
+    for a, b in zip(clean, dirty, strict=True):
+        assert not (b.to_numpy() == POISON).any()
+        assert_frames_identical(a, b)
