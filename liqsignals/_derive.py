@@ -159,12 +159,23 @@ def rank_max(series, start, lookback, out, dst):
                         le += 1
             out[dst, i - start] = le / cnt if (x == x and cnt >= minp) else np.nan
         return
-    # many rows: counts of a Fenwick tree over the window's values (ranked once)
+    # many rows: counts of a Fenwick tree over the window's values (ranked once: one sort, the
+    # 1-based tree index of each valid value its place among the distinct values)
     lo = max(0, start - lookback + 1)
     vals = series[lo:n]
-    uniq = np.unique(vals[vals == vals])
-    tree = np.zeros(uniq.shape[0] + 1, dtype=np.int64)
-    pos = np.searchsorted(uniq, vals) + 1  # 1-based tree index of each value
+    order = np.argsort(vals, kind="mergesort")  # NaN last
+    pos = np.empty(vals.shape[0], dtype=np.int64)
+    distinct = 0
+    prev = np.nan
+    for q in range(order.shape[0]):
+        v = vals[order[q]]
+        if v != v:
+            break
+        if not (v == prev):
+            distinct += 1
+            prev = v
+        pos[order[q]] = distinct
+    tree = np.zeros(distinct + 1, dtype=np.int64)
     cnt = 0
     for i in range(lo, n):
         if i >= start and i - lookback >= lo and series[i - lookback] == series[i - lookback]:
@@ -192,11 +203,34 @@ def rank_max(series, start, lookback, out, dst):
                 out[dst, i - start] = np.nan
 
 
+#: candles per block of :func:`derive_rows` (the block's engine values are gathered into a small
+#: scratch first, so that the candle loop reads them from cache whatever the layout of ``lv``)
+_BLOCK = 128
+
+
+@njit(cache=True)
+def _gather(lv, tr, cols, lo, hi, g, g0):
+    """``g[g0 + t - lo, j] = lv[t, cols[j]]`` for ``t`` in ``lo .. hi - 1`` (``lv[cols[j], t]``
+    if ``tr``: the engine's rows transposed, one column after another)."""
+    if tr:
+        for j in range(cols.shape[0]):
+            c = cols[j]
+            for t in range(lo, hi):
+                g[g0 + t - lo, j] = lv[c, t]
+    else:
+        for t in range(lo, hi):
+            for j in range(cols.shape[0]):
+                g[g0 + t - lo, j] = lv[t, cols[j]]
+
+
 @njit(cache=True, error_model="numpy")
 def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
     """The derived columns of rows ``first ..`` (see the module docstring); ``look``: atr
-    period, intensity lookback, drift lookback, age limit, fresh age; ``state``: the tracking's
+    period, intensity lookback, drift lookback, age limit, fresh age and optionally a sixth
+    entry, non-zero if ``lv`` holds the engine's rows transposed (``(k, m)``: one column after
+    another, as a frame's block); ``state``: the tracking's
     :class:`~liqsignals._tracking.TrackState` before row ``first`` (updated in place)."""
+    tr = look.shape[0] > 5 and look[5] != 0.0
     high, low, close = px[0], px[1], px[2]
     m = px.shape[1]
     n = m - first
@@ -204,89 +238,104 @@ def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
     nan = np.nan
     # true ranges of the rows the ATR windows reach
     tr_lo = max(0, first - period + 1)
-    tr = np.empty(m)
+    trs = np.empty(m)
     for t in range(tr_lo, m):
         prev = close[t - 1] if t >= 1 else nan
-        tr[t] = _fmax(high[t] - low[t], _fmax(abs(high[t] - prev), abs(low[t] - prev)))
+        trs[t] = _fmax(high[t] - low[t], _fmax(abs(high[t] - prev), abs(low[t] - prev)))
     series = np.empty(hist.shape[0] + n)
     series[: hist.shape[0]] = hist
     res = np.empty(_O_NEAR + 1)
     tres = np.empty(12)
     work = np.empty((slots.shape[0] // 6, state.hist.shape[2] + 4))
-    for t in range(first, m):
-        r = t - first
-        row = lv[t]
-        c = close[t]
-        warm = row[src[0]] != row[src[0]]
-        res[:] = nan
-        lb, sb = row[src[1]], row[src[2]]
-        tot = lb + sb
-        if tot > 0 and not warm:
-            res[0] = (sb - lb) / tot
-        atr = nan
-        if t >= period - 1:
-            atr = pairwise_sum(tr, t - period + 1, period) / period
-        lc, sc = row[src[3]], row[src[7]]
-        dl = (c - lc) / c * 100.0
-        ds = (sc - c) / c * 100.0
-        if not warm:
-            res[1] = atr
-            res[2] = dl
-            res[3] = ds
-            if atr > 0:
-                res[4] = (c - lc) / atr
-                res[5] = (sc - c) / atr
-            for s in range(3):
-                lp, sp = row[src[16 + 2 * s]], row[src[17 + 2 * s]]
-                res[6 + 4 * s] = (c - lp) / c * 100.0
-                res[7 + 4 * s] = (sp - c) / c * 100.0
-                if atr > 0:
-                    res[8 + 4 * s] = (c - lp) / atr
-                    res[9 + 4 * s] = (sp - c) / atr
-            mag = row[src[11]]
-            res[_O_MAG] = (mag / c - 1.0) * 100.0
-            res[_O_MAG + 1] = (row[src[13]] / c - 1.0) * 100.0
-            prev_mag = lv[t - drift, src[11]] if t >= drift else nan
-            res[_O_MAG + 2] = (mag / prev_mag - 1.0) * 100.0
-        near = row[src[6]] if (ds != ds or (dl == dl and dl <= ds)) else row[src[10]]
-        res[_O_NEAR] = near
-        series[hist.shape[0] + r] = near
-        # sweeps against the previous candle's nearest clusters
-        if t >= 1:
-            p = lv[t - 1]
-            p_lc, p_lc_lo, p_lc_hi = p[src[3]], p[src[4]], p[src[5]]
-            p_sc, p_sc_lo, p_sc_hi = p[src[7]], p[src[8]], p[src[9]]
-            undefined = warm or p[src[0]] != p[src[0]]
+    ns = src.shape[0]
+    # a block's engine values: row 0 the candle before the block, then the block's candles
+    gs = np.empty((_BLOCK + 1, ns))
+    gk = np.empty((_BLOCK, slots.shape[0]))
+    ident = np.arange(slots.shape[0])
+    c_mag = src[11]
+    for b in range(first, m, _BLOCK):
+        e = min(m, b + _BLOCK)
+        if b >= 1:
+            _gather(lv, tr, src, b - 1, e, gs, 0)
         else:
-            p_lc = p_lc_lo = p_lc_hi = p_sc = p_sc_lo = p_sc_hi = nan
-            undefined = True
-        hit_long = low[t] <= p_lc
-        hit_short = high[t] >= p_sc
-        sw_l = hit_long and c > p_lc_hi
-        sw_l_thru = hit_long and c < p_lc_lo
-        sw_s = hit_short and c < p_sc_lo
-        sw_s_thru = hit_short and c > p_sc_hi
-        o = _O_SWEEP
-        if not undefined:
-            res[o] = 1.0 if sw_l else 0.0
-            res[o + 1] = 1.0 if sw_l_thru else 0.0
-            res[o + 2] = row[src[14]] if (sw_l or sw_l_thru) else 0.0
-            res[o + 4] = 1.0 if sw_s else 0.0
-            res[o + 5] = 1.0 if sw_s_thru else 0.0
-            res[o + 6] = row[src[15]] if (sw_s or sw_s_thru) else 0.0
-        if sw_l or sw_l_thru:
-            res[o + 3] = p_lc_lo
-        if sw_s or sw_s_thru:
-            res[o + 7] = p_sc_hi
-        for k in range(_O_NEAR + 1):
-            if dst[k] >= 0 and k != _O_INT and k != _O_INT + 1:
-                out[dst[k], r] = res[k]
-        # cluster tracking (age, fresh flag, continuity, drift) from ``state``
-        track_row(row, slots, row[src[11]], row[src[12]], look, state, work, tres)
-        for q in range(12):
-            d = dst[_O_TRACK + q]
-            if d >= 0:
-                out[d, r] = tres[q]
+            _gather(lv, tr, src, b, e, gs, 1)
+        _gather(lv, tr, slots, b, e, gk, 0)
+        for t in range(b, e):
+            r = t - first
+            row = gs[t - b + 1]
+            c = close[t]
+            warm = row[0] != row[0]
+            res[:] = nan
+            lb, sb = row[1], row[2]
+            tot = lb + sb
+            if tot > 0 and not warm:
+                res[0] = (sb - lb) / tot
+            atr = nan
+            if t >= period - 1:
+                atr = pairwise_sum(trs, t - period + 1, period) / period
+            lc, sc = row[3], row[7]
+            dl = (c - lc) / c * 100.0
+            ds = (sc - c) / c * 100.0
+            if not warm:
+                res[1] = atr
+                res[2] = dl
+                res[3] = ds
+                if atr > 0:
+                    res[4] = (c - lc) / atr
+                    res[5] = (sc - c) / atr
+                for s in range(3):
+                    lp, sp = row[16 + 2 * s], row[17 + 2 * s]
+                    res[6 + 4 * s] = (c - lp) / c * 100.0
+                    res[7 + 4 * s] = (sp - c) / c * 100.0
+                    if atr > 0:
+                        res[8 + 4 * s] = (c - lp) / atr
+                        res[9 + 4 * s] = (sp - c) / atr
+                mag = row[11]
+                res[_O_MAG] = (mag / c - 1.0) * 100.0
+                res[_O_MAG + 1] = (row[13] / c - 1.0) * 100.0
+                prev_mag = nan
+                if t >= drift:
+                    prev_mag = lv[c_mag, t - drift] if tr else lv[t - drift, c_mag]
+                res[_O_MAG + 2] = (mag / prev_mag - 1.0) * 100.0
+            near = row[6] if (ds != ds or (dl == dl and dl <= ds)) else row[10]
+            res[_O_NEAR] = near
+            series[hist.shape[0] + r] = near
+            # sweeps against the previous candle's nearest clusters
+            if t >= 1:
+                p = gs[t - b]
+                p_lc, p_lc_lo, p_lc_hi = p[3], p[4], p[5]
+                p_sc, p_sc_lo, p_sc_hi = p[7], p[8], p[9]
+                undefined = warm or p[0] != p[0]
+            else:
+                p_lc = p_lc_lo = p_lc_hi = p_sc = p_sc_lo = p_sc_hi = nan
+                undefined = True
+            hit_long = low[t] <= p_lc
+            hit_short = high[t] >= p_sc
+            sw_l = hit_long and c > p_lc_hi
+            sw_l_thru = hit_long and c < p_lc_lo
+            sw_s = hit_short and c < p_sc_lo
+            sw_s_thru = hit_short and c > p_sc_hi
+            o = _O_SWEEP
+            if not undefined:
+                res[o] = 1.0 if sw_l else 0.0
+                res[o + 1] = 1.0 if sw_l_thru else 0.0
+                res[o + 2] = row[14] if (sw_l or sw_l_thru) else 0.0
+                res[o + 4] = 1.0 if sw_s else 0.0
+                res[o + 5] = 1.0 if sw_s_thru else 0.0
+                res[o + 6] = row[15] if (sw_s or sw_s_thru) else 0.0
+            if sw_l or sw_l_thru:
+                res[o + 3] = p_lc_lo
+            if sw_s or sw_s_thru:
+                res[o + 7] = p_sc_hi
+            for k in range(_O_NEAR + 1):
+                if dst[k] >= 0 and k != _O_INT and k != _O_INT + 1:
+                    out[dst[k], r] = res[k]
+            # cluster tracking (age, fresh flag, continuity, drift) from ``state``
+            track_row(gk[t - b], ident, row[11], row[12], look, state, work, tres)
+            for q in range(12):
+                d = dst[_O_TRACK + q]
+                if d >= 0:
+                    out[d, r] = tres[q]
     # intensity: the nearest cluster's size ranked among its last ``lookback`` values
     if dst[_O_INT] >= 0:
         rank_max(series, hist.shape[0], lookback, out, dst[_O_INT])

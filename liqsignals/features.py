@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from liqsignals import _derive, _tracking
-from liqsignals.columns import FEATURE_COLUMNS, rename_prefix
+from liqsignals.columns import FEATURE_COLUMNS, LEVEL_COLUMNS, rename_prefix
 from liqsignals.engine import LiquidationEngine
 from liqsignals.inputs import prepare_inputs, single_values
 from liqsignals.levelrow import LevelRow
@@ -139,6 +139,41 @@ def _feature_frame(
     return pd.DataFrame(out.T, index=index, columns=list(FEATURE_COLUMNS), copy=False)
 
 
+#: the feature columns are the engine's columns, then the derived ones: a frame of the features
+#: can hold the engine's rows as one block and the derived columns as another (no copy of either)
+_N_LEVELS = len(LEVEL_COLUMNS)
+_SPLIT = FEATURE_COLUMNS[:_N_LEVELS] == LEVEL_COLUMNS and set(FEATURE_COLUMNS[_N_LEVELS:]) <= set(
+    _derive.DERIVED
+)
+#: output row of each derived column in the derived block (-1: not written)
+_SPLIT_DST = np.where(_BATCH_DST >= _N_LEVELS, _BATCH_DST - _N_LEVELS, -1)
+
+
+def _split_frame(
+    px: np.ndarray,
+    values: np.ndarray,
+    readout: ReadoutParams,
+    index: pd.Index,
+) -> pd.DataFrame:
+    """:func:`_feature_frame` of engine rows ``values`` (``(candles, columns)``, column-major)
+    named :data:`LEVEL_COLUMNS`: the derive kernel reads them in place, a column after another,
+    and the frame holds them as one block beside the derived columns' block."""
+    lv_t = values.T  # (columns, candles), row-major
+    if not lv_t.flags.c_contiguous:
+        lv_t = np.ascontiguousarray(lv_t)
+    levels = pd.DataFrame(lv_t.T, index=index, columns=list(LEVEL_COLUMNS), copy=False)
+    src, slots = _layout(LEVEL_COLUMNS)
+    out = np.empty((len(FEATURE_COLUMNS) - _N_LEVELS, px.shape[1]))
+    look = np.append(_look(readout), 1.0)  # 1: ``lv_t`` is transposed
+    _derive.derive_rows(
+        px, lv_t, src, slots, 0, np.zeros(0), look, new_track_state(readout), out, _SPLIT_DST
+    )
+    derived = pd.DataFrame(
+        out.T, index=index, columns=list(FEATURE_COLUMNS[_N_LEVELS:]), copy=False
+    )
+    return pd.concat([levels, derived], axis=1)
+
+
 def derive_features(
     candles: pd.DataFrame,
     levels: pd.DataFrame,
@@ -231,8 +266,16 @@ def liquidation_features(
     models = [base] if wmap is None else [base.replace(window=w) for w in wmap.values()]
     frames = []
     for m in models:
-        res = LiquidationEngine(m).run(inp)
-        frames.append(_feature_frame(px, res.values, res.columns, readout, df.index))
+        engine = LiquidationEngine(m)
+        if _SPLIT and tuple(engine.columns) == LEVEL_COLUMNS:
+            # column-major rows: the frame takes them as its block and the kernel reads them
+            values = engine.run(inp, order="F").values
+            if values.base is not None and values.base.size != values.size:
+                values = values.copy(order="F")  # part of the kernel's buffer: keep only these
+            frames.append(_split_frame(px, values, readout, df.index))
+        else:
+            res = engine.run(inp)
+            frames.append(_feature_frame(px, res.values, res.columns, readout, df.index))
     if wmap is None:
         return frames[0]
     return pd.concat(
