@@ -249,8 +249,9 @@ def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
     work = np.empty((slots.shape[0] // 6, state.hist.shape[2] + 4))
     ns = src.shape[0]
     # a block's engine values: row 0 the candle before the block, then the block's candles
-    gs = np.empty((_BLOCK + 1, ns))
-    gk = np.empty((_BLOCK, slots.shape[0]))
+    size = min(_BLOCK, n)
+    gs = np.empty((size + 1, ns))
+    gk = np.empty((size, slots.shape[0]))
     ident = np.arange(slots.shape[0])
     c_mag = src[11]
     for b in range(first, m, _BLOCK):
