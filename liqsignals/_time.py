@@ -203,7 +203,12 @@ def to_utc_ns(value: Any, name: str = "date", *, what: str = "column") -> int:
     if isinstance(value, pd.Timestamp):
         if value is pd.NaT:
             raise ValueError(f"{label} has NaT")
-        return int(value.value)  # ns since the epoch (UTC, or naive read as UTC), any unit
+        try:
+            return int(value.value)  # ns since the epoch (UTC, or naive read as UTC), any unit
+        except OverflowError as exc:  # a coarser unit holds dates nanoseconds cannot
+            raise ValueError(
+                f"{label} is outside the dates of nanosecond precision: {value}"
+            ) from exc
     if isinstance(value, bool | np.bool_):
         raise ValueError(f"{label} holds a boolean, not a date")
     if isinstance(value, int | np.integer):

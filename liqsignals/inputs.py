@@ -359,7 +359,10 @@ def _fast_values(candle: dict[str, Any]) -> SingleValues | None:
     d = get("date")
     td = type(d)
     if td is _TS:
-        ns = d.value  # NaT is not a Timestamp instance of this type
+        try:
+            ns = d.value  # NaT is not a Timestamp instance of this type
+        except OverflowError:  # beyond nanosecond dates: the full rules say so
+            return None
     elif td is int:
         if _NS_MIN <= d <= _NS_MAX:
             ns = d

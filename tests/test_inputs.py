@@ -247,3 +247,20 @@ def test_magnitude_bound_is_documented_and_applied():
     prepare_inputs(d)  # the bound itself is accepted
     d.loc[ROW, "volume"] = MAX_VALUE * 2
     assert "exceeds the magnitude bound" in _frame_error(d)
+
+
+@pytest.mark.parametrize("when", ["2300-01-01", "1600-01-01"])
+def test_a_date_beyond_nanosecond_range_is_a_clear_value_error(when):
+    """A Timestamp of second precision can hold dates that nanoseconds cannot: one candle and
+    a frame both refuse it with a ValueError (not an OverflowError from pandas)."""
+    from liqsignals.inputs import prepare_inputs, single_values
+
+    ts = pd.Timestamp(when).as_unit("s")
+    candle = {"date": ts, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0}
+    with pytest.raises(ValueError, match="nanosecond"):
+        single_values(candle)
+    with pytest.raises(ValueError, match="nanosecond"):
+        single_values({**candle, "open_interest": 5.0})  # the full rules, past the fast path
+    frame = pd.DataFrame({k: [v] for k, v in candle.items()}).astype({"date": "datetime64[s]"})
+    with pytest.raises(ValueError):
+        prepare_inputs(frame)
