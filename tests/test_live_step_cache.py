@@ -474,3 +474,104 @@ def test_market_columns_refuses_unsorted_dates_as_before(
         else:
             with pytest.raises(ValueError):
                 market_columns(dates, datadir, PAIR, "15m", kinds=kinds, cache=ReadCache())
+
+
+def test_live_join_follows_a_change_of_columns(candles: pd.DataFrame) -> None:
+    """One LiveJoin fed frames whose columns change from call to call (other labels, the same
+    labels in another dtype, the same count of columns) builds each as join_columns does."""
+    from liqsignals.columns import FEATURE_COLUMNS
+    from liqsignals.strategy.live_cache import LiveJoin
+    from liqsignals.strategy.signals import join_columns
+
+    plain = _frame("plain", candles)
+    renamed = plain.rename(columns={"volume": "quote_volume"})  # same count, other label
+    as_object = plain.copy()
+    as_object.columns = pd.Index(list(plain.columns), dtype=object)
+    frames = [
+        plain,
+        _frame("tags", candles),
+        plain,
+        renamed,
+        as_object,
+        _frame("one tag", candles),
+        plain,
+        _frame("liq column", candles),
+        _frame("duplicate labels", candles),
+        plain,
+    ]
+    full, short = list(FEATURE_COLUMNS), list(FEATURE_COLUMNS)[:-1]
+    # the frames in turn (names and funding kept), then the names or the funding changed alone
+    calls = [(frame, full, False) for frame in frames]
+    calls += [(frame, short, True) for frame in frames]
+    calls += [
+        (plain, full, False),
+        (plain, short, False),
+        (plain, short, True),
+        (plain, full, True),
+    ]
+    join = LiveJoin()
+    rng = np.random.default_rng(11)
+    for frame, names, with_funding in calls:
+        values = rng.normal(size=(len(frame), len(names)))
+        rates = rng.normal(size=len(frame)) if with_funding else None
+        funding = None if rates is None else pd.Series(rates, index=frame.index)
+        got = join(frame.copy(), names, values.copy(), rates)
+        want = join_columns(frame.copy(), names, values.copy(), funding)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        assert list(got.columns) == list(want.columns)
+        assert got.columns.dtype == want.columns.dtype == object
+
+
+def test_no_stored_series_skips_the_reads_and_keeps_the_errors(
+    datadir: Path, candles: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pair without any file in the datadir: market_arrays with a ReadCache attaches
+    nothing without asking market_columns (what it would find: nothing), gives what the
+    uncached path gives, refuses unsorted dates with the same error as before, and reads a
+    file that appears later."""
+    import liqsignals.data.datadir as dd
+
+    pair = "ETH/USDT:USDT"  # the datadir holds BTC files only
+    frame = candles.iloc[:300].reset_index(drop=True)
+    calls: list[list[str]] = []
+    real = dd.market_columns
+
+    def counted(*args, **kwargs):
+        calls.append(list(kwargs.get("kinds") or []))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dd, "market_columns", counted)
+    cache = ReadCache()
+
+    def arrays(df: pd.DataFrame, cached: bool) -> dict:
+        return md.market_arrays(
+            df, None, pair, "15m", set(), datadir=datadir, cache=cache if cached else None
+        )
+
+    fast = arrays(frame, True)
+    assert calls == []
+    slow = arrays(frame, False)
+    assert len(calls) == 2  # taker volume + long/short ratio, then mark
+    assert list(fast) == list(slow) == list(md.CANDLE_COLUMNS)
+    unsorted = frame.iloc[::-1].reset_index(drop=True)
+    with pytest.raises(ValueError) as want:
+        arrays(unsorted, False)
+    with pytest.raises(ValueError) as got:
+        arrays(unsorted, True)
+    assert (
+        str(got.value)
+        == str(want.value)
+        == ("candles must be sorted by date before attaching market data")
+    )
+    calls.clear()
+    taker = data_path(datadir, pair, "15m", "taker_volume")
+    taker.parent.mkdir(parents=True, exist_ok=True)
+    series(frame, "taker_volume", 8).to_feather(taker)
+    got_taker = arrays(frame, True)
+    assert calls == [["taker_volume", "long_short_ratio"]]  # mark: still nothing stored
+    np.testing.assert_array_equal(
+        got_taker["taker_buy_volume"], series(frame, "taker_volume", 8)["taker_buy_volume"]
+    )
+    np.testing.assert_array_equal(
+        got_taker["taker_buy_volume"], arrays(frame, False)["taker_buy_volume"]
+    )

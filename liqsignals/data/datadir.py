@@ -58,6 +58,7 @@ __all__ = [
     "append_frame",
     "attach_market_data",
     "data_path",
+    "dates_in_order",
     "file_lock",
     "filename_to_pair",
     "list_data",
@@ -804,6 +805,18 @@ def _increasing(dates: pd.Series) -> bool:
     return bool(raw[0] != np.iinfo(np.int64).min and (raw[1:] >= raw[:-1]).all())
 
 
+def dates_in_order(dates: object) -> bool:
+    """Whether ``dates`` is a datetime Series in order without ``NaT`` (repeated dates allowed):
+    :func:`market_columns` takes such dates as they are, and converts (or refuses, when
+    unsorted) any other dates before it attaches a series."""
+    dtype = getattr(dates, "dtype", None)
+    return (
+        (isinstance(dtype, pd.DatetimeTZDtype) or getattr(dtype, "kind", "") == "M")
+        and isinstance(dates, pd.Series)
+        and _increasing(dates)
+    )
+
+
 def market_columns(
     dates: pd.Series,
     datadir: str | os.PathLike[str],
@@ -823,14 +836,9 @@ def market_columns(
     if unknown:
         raise ValueError(f"cannot attach {unknown}; known kinds: {sorted(_ATTACH)}")
     raw = dates
-    dtype = getattr(raw, "dtype", None)
     # datetime dates in order stay in order at millisecond resolution: converted only when a
     # series is attached; any other dates are read (and refused) first, as always
-    ordered = (
-        (isinstance(dtype, pd.DatetimeTZDtype) or getattr(dtype, "kind", "") == "M")
-        and isinstance(raw, pd.Series)
-        and _increasing(raw)
-    )
+    ordered = dates_in_order(raw)
     converted: pd.Series | None = None
     if not ordered:
         converted = _ms_dates(raw)

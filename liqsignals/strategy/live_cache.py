@@ -408,12 +408,28 @@ class LiveJoin:
     def __init__(self) -> None:
         self._labels: dict[tuple[Any, ...], tuple[pd.Index, tuple[str, ...]] | None] = {}
         self._tags: dict[tuple[int, int], pd.DataFrame] = {}
+        # the layout of the latest call: (columns, names, funding, layout)
+        self._last: tuple[pd.Index, list[str], bool, Any] | None = None
 
     def _layout(
         self, columns: pd.Index, names: list[str], funding: bool
     ) -> tuple[pd.Index, tuple[str, ...]] | None:
+        last = self._last
+        # the same columns as the latest frame (every pair's frame has them in a bot): compared
+        # as an Index (no tuple of the labels to build and hash); same dtype, so equal labels
+        # are the same labels
+        if (
+            last is not None
+            and last[2] == funding
+            and (last[1] is names or last[1] == names)
+            and len(last[0]) == len(columns)
+            and last[0].dtype == columns.dtype
+            and last[0].equals(columns)
+        ):
+            return last[3]
         key = (tuple(columns), tuple(names), funding)
         if key in self._labels:
+            self._last = (columns, list(names), funding, self._labels[key])
             return self._labels[key]
         existing = set(columns)
         clash = bool(existing & set(names)) or (funding and "funding_rate" in existing)
@@ -426,6 +442,7 @@ class LiveJoin:
         if len(self._labels) >= self._KEEP:
             self._labels.clear()
         self._labels[key] = layout
+        self._last = (columns, list(names), funding, layout)
         return layout
 
     def _empty_tags(self, index: pd.Index, n_tags: int) -> pd.DataFrame:

@@ -321,6 +321,10 @@ def _datadir_series(
 
     if not datadir:
         return {}
+    if isinstance(cache, _OneListing) and cache.lacks(kinds) and cache.in_order(dates):
+        # no file of these kinds for the pair and dates market_columns takes as they are: it
+        # would attach nothing (dates it would convert or refuse still go to it)
+        return {}
     return market_columns(dates, datadir, pair, timeframe, kinds=kinds, cache=cache)
 
 
@@ -371,6 +375,20 @@ class _OneListing:
     def __init__(self, cache: Any, datadir: Any, pair: str) -> None:
         self.cache, self.datadir, self.pair = cache, datadir, pair
         self.entries = cache.pair_data(datadir, pair)
+        self.kinds = {kind for _, _, kind in self.entries}
+        self.ordered: tuple[Any, bool] | None = None
+
+    def lacks(self, kinds: list[str]) -> bool:
+        """Whether the pair has no file of any of ``kinds``."""
+        return self.kinds.isdisjoint(kinds)
+
+    def in_order(self, dates: Any) -> bool:
+        """:func:`liqsignals.data.datadir.dates_in_order` of ``dates``, checked once."""
+        from liqsignals.data.datadir import dates_in_order
+
+        if self.ordered is None or self.ordered[0] is not dates:
+            self.ordered = (dates, dates_in_order(dates))
+        return self.ordered[1]
 
     def pair_data(self, datadir: Any, pair: str) -> list[tuple[str, str, str]]:
         if datadir is self.datadir and pair == self.pair:
