@@ -817,6 +817,135 @@ def copy_snapshots(snap, pos, t, st, long, short):
     return pos
 
 
+# ----------------------------------------------------------------------------- the table
+# The kernel receives the addresses of its arrays in one int64 table (:func:`make_table`) and
+# views them with ``carray``: one array argument instead of some forty. The caller owns the
+# arrays, keeps them alive while the table is used and builds a new table whenever one of them
+# is replaced.
+def _pointer_to(nbtype: Any) -> Any:
+    ptype = types.CPointer(nbtype)
+
+    @intrinsic
+    def as_pointer(typingctx: Any, addr: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.inttoptr(args[0], context.get_value_type(ptype))
+
+        return ptype(types.int64), codegen
+
+    return as_pointer
+
+
+_P_F64 = _pointer_to(types.float64)
+_P_I64 = _pointer_to(types.int64)
+_P_F32 = _pointer_to(types.float32)
+_P_STATE = _pointer_to(from_dtype(STATE_DTYPE))
+_P_SIDE = _pointer_to(from_dtype(SIDE_DTYPE))
+# slots 0..35 and 44..49: array addresses (15: run_one's output row), 36..43 sizes, then:
+T_N = 50  # candles
+T_WROWS = 51  # rows of the leverage weights (1, or one per candle)
+T_SNAP_ROWS = 52  # snapshot rows
+T_SNAP_WIDTH = 53  # bins per snapshot row
+T_SNAP_K_LO = 54  # absolute bin of the snapshots' first column
+N_TABLE = 55
+
+
+def make_table(
+    cd: Candles, state: np.ndarray, long: Side, short: Side, coh: Cohorts, prm_values: np.ndarray,
+    mix: Mix, out: np.ndarray | None, work: Work, snap: Snap,
+) -> np.ndarray:  # fmt: skip
+    """The addresses and sizes :func:`run_candles` views (``prm_values``: the :class:`Params`
+    values as a float64 array; ``out``: the one-row output of :func:`run_one`, else ``None``).
+    The arrays must be C-contiguous, of the kernel's dtypes and consistent in size, and must
+    outlive every call with the table."""
+    tab = np.zeros(N_TABLE, dtype=np.int64)
+    fill_table(tab, state, long, short, coh, prm_values, mix, work)
+    fill_run(tab, cd, mix, out, snap)
+    return tab
+
+
+def _address(i: int, a: np.ndarray, dtype: Any, ndim: int) -> int:
+    if a.dtype != dtype or a.ndim != ndim or not a.flags.c_contiguous:
+        raise ValueError(f"make_table: array {i} is not a C-contiguous {ndim}-d {dtype}")
+    return int(a.ctypes.data)
+
+
+def fill_table(
+    tab: np.ndarray, state: np.ndarray, long: Side, short: Side, coh: Cohorts,
+    prm_values: np.ndarray, mix: Mix, work: Work,
+) -> None:  # fmt: skip
+    """The state's part of a table (:func:`make_table`): what stays while the arrays do."""
+    arrays = {
+        0: (state, STATE_DTYPE, 1), 1: (long.book, np.float64, 1), 2: (long.wipe, np.int64, 1),
+        3: (long.acc, SIDE_DTYPE, 1), 4: (short.book, np.float64, 1),
+        5: (short.wipe, np.int64, 1), 6: (short.acc, SIDE_DTYPE, 1), 7: (coh.date, np.int64, 1),
+        8: (coh.seq, np.int64, 1), 9: (coh.entry, np.float64, 2), 10: (coh.mass, np.float64, 2),
+        11: (coh.n, np.int64, 1), 12: (mix.f_long_log, np.float64, 1),
+        13: (mix.f_short_log, np.float64, 1), 16: (work.lo, np.int64, 1),
+        17: (work.hi, np.int64, 1), 18: (work.sum, np.float64, 1), 19: (work.wk, np.float64, 1),
+        20: (work.entries, np.float64, 1), 21: (prm_values, np.float64, 1),
+        44: (mix.bucket, np.int64, 1), 45: (mix.bk_long, np.float64, 2),
+        46: (mix.bk_short, np.float64, 2), 47: (work.pos, np.int64, 1),
+        48: (work.edge, np.float64, 1), 49: (work.edge_k0, np.int64, 1),
+    }  # fmt: skip
+    for i, (a, dtype, ndim) in arrays.items():
+        tab[i] = _address(i, a, dtype, ndim)
+    if len(prm_values) != len(Params._fields):
+        raise ValueError("make_table: every parameter")
+    tab[36:44] = (
+        long.book.shape[0], coh.date.shape[0], coh.mass.shape[1], mix.weights.shape[1],
+        mix.f_long_log.shape[0], mix.n_entries, work.lo.shape[0], work.entries.shape[0],
+    )  # fmt: skip
+    if (
+        short.book.shape[0] != tab[36]
+        or long.wipe.shape[0] != tab[36]
+        or short.wipe.shape[0] != tab[36]
+        or mix.f_short_log.shape[0] != tab[40]
+        or mix.bucket.shape[0] != tab[40]
+        or mix.weights.shape[1] != tab[40]
+        or mix.bk_long.shape != (N_BUCKETS, tab[36])
+        or mix.bk_short.shape != (N_BUCKETS, tab[36])
+        or coh.entry.shape != (tab[37], tab[43])
+        or coh.mass.shape[1] != 2 * tab[40]
+        or coh.seq.shape[0] != tab[37]
+        or coh.n.shape[0] != tab[37]
+        or work.hi.shape[0] != tab[42]
+        or work.sum.shape[0] != tab[42]
+        or work.wk.shape[0] != tab[42]
+        or work.pos.shape[0] != tab[36] + 2
+        or work.edge.shape[0] != tab[36] + 1
+        or work.edge_k0.shape[0] != 1
+    ):
+        raise ValueError("make_table: the arrays differ in size")
+
+
+def fill_run(tab: np.ndarray, cd: Candles, mix: Mix, out: np.ndarray | None, snap: Snap) -> None:
+    """A run's part of a table (:func:`make_table`): its candles, leverage weights, snapshot
+    arrays and, for :func:`run_one`, its output row."""
+    n = cd.dates.shape[0]
+    for i, a in enumerate(cd):
+        tab[22 + i] = _address(22 + i, a, np.int64 if i == 0 else np.float64, 1)
+        if a.shape[0] != n:
+            raise ValueError("make_table: the candle arrays differ in length")
+    tab[14] = _address(14, mix.weights, np.float64, 2)
+    if mix.weights.shape[0] not in (1, n) or mix.weights.shape[1] != tab[39]:
+        raise ValueError("make_table: one row of leverage weights, or one per candle")
+    tab[33] = _address(33, snap.rows, np.int64, 1)
+    tab[34] = _address(34, snap.long, np.float32, 2)
+    tab[35] = _address(35, snap.short, np.float32, 2)
+    if snap.long.shape != snap.short.shape or snap.long.shape[0] != snap.rows.shape[0]:
+        raise ValueError("make_table: one snapshot row of each side per snapshot candle")
+    tab[15] = 0
+    if out is not None:
+        tab[15] = _address(15, out, np.float64, 2)
+        if n != 1 or out.shape != (1, N_OUT):
+            raise ValueError("make_table: run_one takes one candle and one output row")
+    tab[T_N] = n
+    tab[T_WROWS] = mix.weights.shape[0]
+    tab[T_SNAP_ROWS] = snap.rows.shape[0]
+    tab[T_SNAP_WIDTH] = snap.long.shape[1]
+    tab[T_SNAP_K_LO] = snap.k_lo
+
+
 # ----------------------------------------------------------------------------- the driver
 @njit(cache=True, inline="always", error_model="numpy")
 def has_room(cd, t, st, nb, cap, prm):
@@ -828,22 +957,73 @@ def has_room(cd, t, st, nb, cap, prm):
 
 
 @njit(cache=True, error_model="numpy")
-def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
-    """Advance the state over candles ``0..n-1`` of ``cd``; row ``t`` of ``out`` gets candle
-    ``t``'s values (:data:`N_OUT` columns, ``O_*`` order; the book readout only with
-    ``prm.summaries``). Returns the number of candles processed: all of them, or fewer when a
-    candle does not fit the arrays (:func:`has_room`; the caller grows them and resumes), or
-    -1 when the first candle is not newer than the last one processed (nothing done).
+def run_candles(tab, out):
+    """Advance the state over the candles of the table ``tab`` (:func:`make_table`: the
+    addresses and sizes of the state, the candles and the snapshot arrays); row ``t`` of
+    ``out`` gets candle ``t``'s values (:data:`N_OUT` columns, ``O_*`` order; the book readout
+    only with ``prm.summaries``). Returns the number of candles processed: all of them, or
+    fewer when a candle does not fit the arrays (:func:`has_room`; the caller grows them and
+    resumes), or -1 when the first candle is not newer than the last one processed (nothing
+    done).
 
-    ``mix.weights`` holds the leverage weights: one row for all candles, or one row per candle
-    (several exchanges, each with its own margin tiers, weighted by their share of the candle's
-    volume). ``work`` is scratch (:func:`new_work`, sized for the book). ``snap.rows`` (sorted
-    candle indices) selects candles whose book, bins ``snap.k_lo .. snap.k_lo +
-    snap.long.shape[1] - 1`` (absolute), is copied into ``snap.long`` / ``snap.short`` (real
-    mass, float32) for heatmaps.
+    The arrays come as addresses (viewed here with ``carray``) rather than as some forty array
+    arguments: numba unboxes every array argument of a call from Python, and passes and counts
+    references to each one in a call from compiled code (:func:`run_one`), which cost more than
+    a candle's own work. ``mix.weights`` holds the leverage weights: one row for all candles,
+    or one row per candle (several exchanges, each with its own margin tiers, weighted by their
+    share of the candle's volume). ``work`` is scratch (:func:`new_work`, sized for the book).
+    ``snap.rows`` (sorted candle indices) selects candles whose book, bins ``snap.k_lo ..
+    snap.k_lo + snap.long.shape[1] - 1`` (absolute), is copied into ``snap.long`` /
+    ``snap.short`` (real mass, float32) for heatmaps.
     """
+    n = tab[T_N]
+    nb, cap, n_mass, n_lev = tab[36], tab[37], tab[38], tab[39]
+    n_fac, n_work, n_ent = tab[40], tab[42], tab[43]
+    state = carray(_P_STATE(tab[0]), (1,))
+    long = Side(
+        carray(_P_F64(tab[1]), (nb,)), carray(_P_I64(tab[2]), (nb,)),
+        carray(_P_SIDE(tab[3]), (1,)), LONG,
+    )  # fmt: skip
+    short = Side(
+        carray(_P_F64(tab[4]), (nb,)), carray(_P_I64(tab[5]), (nb,)),
+        carray(_P_SIDE(tab[6]), (1,)), SHORT,
+    )  # fmt: skip
+    coh = Cohorts(
+        carray(_P_I64(tab[7]), (cap,)), carray(_P_I64(tab[8]), (cap,)),
+        carray(_P_F64(tab[9]), (cap, n_ent)), carray(_P_F64(tab[10]), (cap, n_mass)),
+        carray(_P_I64(tab[11]), (cap,)),
+    )  # fmt: skip
+    mix = Mix(
+        carray(_P_F64(tab[12]), (n_fac,)), carray(_P_F64(tab[13]), (n_fac,)),
+        carray(_P_F64(tab[14]), (tab[T_WROWS], n_lev)), tab[41],
+        carray(_P_I64(tab[44]), (n_fac,)), carray(_P_F64(tab[45]), (N_BUCKETS, nb)),
+        carray(_P_F64(tab[46]), (N_BUCKETS, nb)),
+    )  # fmt: skip
+    work = Work(
+        carray(_P_I64(tab[16]), (n_work,)), carray(_P_I64(tab[17]), (n_work,)),
+        carray(_P_F64(tab[18]), (n_work,)), carray(_P_F64(tab[19]), (n_work,)),
+        carray(_P_F64(tab[20]), (n_ent,)), carray(_P_I64(tab[47]), (nb + 2,)),
+        carray(_P_F64(tab[48]), (nb + 1,)), carray(_P_I64(tab[49]), (1,)),
+    )  # fmt: skip
+    p = carray(_P_F64(tab[21]), (19,))
+    prm = Params(
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13],
+        p[14], p[15], p[16], p[17], p[18],
+    )  # fmt: skip
+    cd = Candles(
+        carray(_P_I64(tab[22]), (n,)), carray(_P_F64(tab[23]), (n,)),
+        carray(_P_F64(tab[24]), (n,)), carray(_P_F64(tab[25]), (n,)),
+        carray(_P_F64(tab[26]), (n,)), carray(_P_F64(tab[27]), (n,)),
+        carray(_P_F64(tab[28]), (n,)), carray(_P_F64(tab[29]), (n,)),
+        carray(_P_F64(tab[30]), (n,)), carray(_P_F64(tab[31]), (n,)),
+        carray(_P_F64(tab[32]), (n,)),
+    )  # fmt: skip
+    n_snap, width = tab[T_SNAP_ROWS], tab[T_SNAP_WIDTH]
+    snap = Snap(
+        carray(_P_I64(tab[33]), (n_snap,)), tab[T_SNAP_K_LO],
+        carray(_P_F32(tab[34]), (n_snap, width)), carray(_P_F32(tab[35]), (n_snap, width)),
+    )  # fmt: skip
     st = state[0]
-    n = cd.dates.shape[0]
     if n and st.has_prev == 1 and cd.dates[0] <= st.prev_date:
         return -1
     summaries = prm.summaries > 0.0
@@ -983,127 +1163,15 @@ def run_candles(cd, state, long, short, coh, prm, mix, out, work, snap):
 
 
 # ----------------------------------------------------------------------------- one candle
-# The per-candle entry point of the live path. Called with the state as named tuples of arrays,
-# numba unboxes some thirty arrays per call (microseconds, more than the candle's own work);
-# :func:`run_one` receives their addresses in one int64 table instead (:func:`one_table`) and
-# views them with ``carray``, then runs :func:`run_candles` on them: the same code, the same
-# values. The caller owns the arrays and rebuilds the table whenever one of them is replaced.
-def _pointer_to(nbtype: Any) -> Any:
-    ptype = types.CPointer(nbtype)
-
-    @intrinsic
-    def as_pointer(typingctx: Any, addr: Any) -> Any:
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            return builder.inttoptr(args[0], context.get_value_type(ptype))
-
-        return ptype(types.int64), codegen
-
-    return as_pointer
-
-
-_P_F64 = _pointer_to(types.float64)
-_P_I64 = _pointer_to(types.int64)
-_P_F32 = _pointer_to(types.float32)
-_P_STATE = _pointer_to(from_dtype(STATE_DTYPE))
-_P_SIDE = _pointer_to(from_dtype(SIDE_DTYPE))
-N_TABLE = 50
-
-
-def one_table(
-    cd: Candles, state: np.ndarray, long: Side, short: Side, coh: Cohorts, prm_values: np.ndarray,
-    mix: Mix, out: np.ndarray, work: Work, snap: Snap,
-) -> np.ndarray:  # fmt: skip
-    """The addresses and shapes :func:`run_one` views (``prm_values``: the :class:`Params`
-    values as a float64 array). The arrays must be C-contiguous, of the kernel's dtypes, with
-    one candle in ``cd`` and one row in ``out``, and must outlive every call with the table."""
-    arrays = (
-        (state, STATE_DTYPE, 1), (long.book, np.float64, 1), (long.wipe, np.int64, 1),
-        (long.acc, SIDE_DTYPE, 1), (short.book, np.float64, 1), (short.wipe, np.int64, 1),
-        (short.acc, SIDE_DTYPE, 1), (coh.date, np.int64, 1), (coh.seq, np.int64, 1),
-        (coh.entry, np.float64, 2), (coh.mass, np.float64, 2), (coh.n, np.int64, 1),
-        (mix.f_long_log, np.float64, 1), (mix.f_short_log, np.float64, 1),
-        (mix.weights, np.float64, 2), (out, np.float64, 2), (work.lo, np.int64, 1),
-        (work.hi, np.int64, 1), (work.sum, np.float64, 1), (work.wk, np.float64, 1),
-        (work.entries, np.float64, 1), (prm_values, np.float64, 1),
-        *((a, np.int64 if i == 0 else np.float64, 1) for i, a in enumerate(cd)),
-        (snap.rows, np.int64, 1), (snap.long, np.float32, 2), (snap.short, np.float32, 2),
-    )  # fmt: skip
-    buckets = (
-        (mix.bucket, np.int64, 1), (mix.bk_long, np.float64, 2), (mix.bk_short, np.float64, 2),
-        (work.pos, np.int64, 1), (work.edge, np.float64, 1), (work.edge_k0, np.int64, 1),
-    )  # fmt: skip
-    tab = np.zeros(N_TABLE, dtype=np.int64)
-    for i, (a, dtype, ndim) in enumerate(arrays):
-        if a.dtype != dtype or a.ndim != ndim or not a.flags.c_contiguous:
-            raise ValueError(f"one_table: array {i} is not a C-contiguous {ndim}-d {dtype}")
-        tab[i] = a.ctypes.data
-    for i, (a, dtype, ndim) in enumerate(buckets):
-        if a.dtype != dtype or a.ndim != ndim or not a.flags.c_contiguous:
-            raise ValueError(f"one_table: array {44 + i} is not a C-contiguous {ndim}-d {dtype}")
-        tab[44 + i] = a.ctypes.data
-    if cd.dates.shape[0] != 1 or out.shape != (1, N_OUT) or len(prm_values) != len(Params._fields):
-        raise ValueError("one_table: one candle, one output row and every parameter")
-    tab[36:44] = (
-        long.book.shape[0], coh.date.shape[0], coh.mass.shape[1], mix.weights.shape[1],
-        mix.f_long_log.shape[0], mix.n_entries, work.lo.shape[0], work.entries.shape[0],
-    )  # fmt: skip
-    if (
-        short.book.shape[0] != tab[36]
-        or mix.f_short_log.shape[0] != tab[40]
-        or mix.bucket.shape[0] != tab[40]
-        or mix.bk_long.shape != (N_BUCKETS, tab[36])
-        or mix.bk_short.shape != (N_BUCKETS, tab[36])
-        or coh.entry.shape[1] != tab[43]
-        or coh.mass.shape[1] != 2 * tab[40]
-        or work.pos.shape[0] != tab[36] + 2
-        or work.edge.shape[0] != tab[36] + 1
-        or work.edge_k0.shape[0] != 1
-    ):
-        raise ValueError("one_table: the sides' arrays differ in size")
-    return tab
-
-
 @njit(cache=True, error_model="numpy")
 def run_one(tab, date, values, warm_until):
-    """One candle through :func:`run_candles` on the arrays of ``tab`` (:func:`one_table`):
-    the candle's date and ``values`` (open, high, low, close, volume, open interest, taker buy
-    volume, long/short ratio, mark high, mark low) are written into its one-candle buffers first, and the output row
-    is NaN while ``date < warm_until``. Returns :func:`run_candles`' count."""
+    """One candle through :func:`run_candles` on the arrays of ``tab`` (:func:`make_table`
+    with one candle and the output row): the candle's date and ``values`` (open, high, low,
+    close, volume, open interest, taker buy volume, long/short ratio, mark high, mark low) are
+    written into its one-candle buffers first, and the output row is NaN while ``date <
+    warm_until``. Returns :func:`run_candles`' count. The live path's entry point: one call
+    from Python with a table and a tuple of numbers."""
     o, h, lo, c, vol, oi, tb, lsr, mh, ml = values
-    nb, cap, n_mass, n_lev = tab[36], tab[37], tab[38], tab[39]
-    n_fac, n_work, n_ent = tab[40], tab[42], tab[43]
-    state = carray(_P_STATE(tab[0]), (1,))
-    long = Side(
-        carray(_P_F64(tab[1]), (nb,)), carray(_P_I64(tab[2]), (nb,)),
-        carray(_P_SIDE(tab[3]), (1,)), LONG,
-    )  # fmt: skip
-    short = Side(
-        carray(_P_F64(tab[4]), (nb,)), carray(_P_I64(tab[5]), (nb,)),
-        carray(_P_SIDE(tab[6]), (1,)), SHORT,
-    )  # fmt: skip
-    coh = Cohorts(
-        carray(_P_I64(tab[7]), (cap,)), carray(_P_I64(tab[8]), (cap,)),
-        carray(_P_F64(tab[9]), (cap, n_ent)), carray(_P_F64(tab[10]), (cap, n_mass)),
-        carray(_P_I64(tab[11]), (cap,)),
-    )  # fmt: skip
-    mix = Mix(
-        carray(_P_F64(tab[12]), (n_fac,)), carray(_P_F64(tab[13]), (n_fac,)),
-        carray(_P_F64(tab[14]), (1, n_lev)), tab[41], carray(_P_I64(tab[44]), (n_fac,)),
-        carray(_P_F64(tab[45]), (N_BUCKETS, nb)), carray(_P_F64(tab[46]), (N_BUCKETS, nb)),
-    )  # fmt: skip
-    # typed column-major (the same memory for one row): the layout of the batch calls
-    out = farray(_P_F64(tab[15]), (1, N_OUT))
-    work = Work(
-        carray(_P_I64(tab[16]), (n_work,)), carray(_P_I64(tab[17]), (n_work,)),
-        carray(_P_F64(tab[18]), (n_work,)), carray(_P_F64(tab[19]), (n_work,)),
-        carray(_P_F64(tab[20]), (n_ent,)), carray(_P_I64(tab[47]), (nb + 2,)),
-        carray(_P_F64(tab[48]), (nb + 1,)), carray(_P_I64(tab[49]), (1,)),
-    )  # fmt: skip
-    p = carray(_P_F64(tab[21]), (19,))
-    prm = Params(
-        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13],
-        p[14], p[15], p[16], p[17], p[18],
-    )  # fmt: skip
     cd = Candles(
         carray(_P_I64(tab[22]), (1,)), carray(_P_F64(tab[23]), (1,)),
         carray(_P_F64(tab[24]), (1,)), carray(_P_F64(tab[25]), (1,)),
@@ -1123,11 +1191,10 @@ def run_one(tab, date, values, warm_until):
     cd.ls_ratio[0] = lsr
     cd.mark_high[0] = mh
     cd.mark_low[0] = ml
-    snap = Snap(
-        carray(_P_I64(tab[33]), (0,)), 0, carray(_P_F32(tab[34]), (0, 0)),
-        carray(_P_F32(tab[35]), (0, 0)),
-    )  # fmt: skip
-    done = run_candles(cd, state, long, short, coh, prm, mix, out, work, snap)
+    # typed column-major (the same memory for one row): the layout of the batch calls, so that
+    # one compiled run_candles serves both
+    out = farray(_P_F64(tab[15]), (1, N_OUT))
+    done = run_candles(tab, out)
     if done == 1 and date < warm_until:
         for j in range(N_OUT):
             out[0, j] = np.nan

@@ -309,6 +309,8 @@ class LiquidationEngine:
         # run_one's address table and the objects it points into (see _table)
         self._tab: np.ndarray | None = None
         self._tab_of: tuple[Any, ...] = ()
+        self._state_tab: np.ndarray | None = None  # see _state_table
+        self._state_tab_of: tuple[Any, ...] = ()
         self._prm_values = np.array(self._prm, dtype=np.float64)
 
     # ------------------------------------------------------------------ internals
@@ -457,10 +459,10 @@ class LiquidationEngine:
         self._state[0]["head"] = 0
 
     def _call(self, cd: Any, mix: Any, out: np.ndarray, snap: Any) -> None:
-        done = self._k.run_candles(
-            cd, self._state, self._long, self._short, self._coh, self._prm, mix, out,
-            self._work, snap,
-        )  # fmt: skip
+        k = self._k
+        tab = self._state_table().copy()
+        k.fill_run(tab, cd, mix, None, snap)  # cd, mix.weights and snap live through the call
+        done = k.run_candles(tab, out)
         if done != cd.dates.shape[0]:  # the arrays were sized for these candles beforehand
             raise RuntimeError(f"engine arrays too small after {done} of {cd.dates.shape[0]}")
 
@@ -636,16 +638,33 @@ class LiquidationEngine:
         # column-major like the one-candle kernel (one compiled layout), copied into one row
         return self._advance(inp, None, None, "F")[0][0].copy()
 
+    def _state_table(self) -> np.ndarray:
+        """The state's part of the kernel's address table (:func:`_kernels.make_table`) for the
+        current arrays; kept with the objects it points into, so they live as long as it does,
+        and a replaced one (grown arrays, a restored state) is noticed by identity."""
+        of = (self._state, self._long, self._short, self._coh, self._work, self._kmix)
+        kept = self._state_tab_of
+        if (
+            self._state_tab is None
+            or kept[0] is not of[0]
+            or kept[1] is not of[1]
+            or kept[2] is not of[2]
+            or kept[3] is not of[3]
+            or kept[4] is not of[4]
+            or kept[5] is not of[5]
+        ):
+            tab = np.zeros(self._k.N_TABLE, dtype=np.int64)
+            self._k.fill_table(tab, *of[:4], self._prm_values, self._kmix, self._work)
+            self._state_tab, self._state_tab_of = tab, of
+        return self._state_tab
+
     def _table(self) -> np.ndarray:
-        """The address table of :func:`_kernels.run_one` for the current arrays; kept with
-        the objects it points into, so they live as long as it does and a replaced one (grown
-        arrays, a restored state) is noticed by identity before the next call."""
+        """The address table of :func:`_kernels.run_one`: the state's part and the one-candle
+        buffers (see :meth:`_state_table`)."""
         k = self._k
         of = (self._state, self._long, self._short, self._coh, self._work, self._kmix)
-        tab = k.one_table(
-            self._one_cd, self._state, self._long, self._short, self._coh, self._prm_values,
-            self._kmix, self._out1, self._work, self._no_snap,
-        )  # fmt: skip
+        tab = self._state_table().copy()
+        k.fill_run(tab, self._one_cd, self._kmix, self._out1, self._no_snap)
         if self._run_one is None:
             run = k.run_one
             args = (tab, 0, (1.0,) * 10, 0)

@@ -555,3 +555,57 @@ def test_fill_edges_are_the_bin_edge_prices_and_refill_only_for_a_new_start():
     assert work.edge[0] == -1.0
     k.fill_edges(work, 499, LOGB)
     assert work.edge[0] == math.exp(499 * LOGB) and work.edge_k0[0] == 499
+
+
+def test_make_table_refuses_arrays_it_cannot_view():
+    """The kernel views its arrays through raw addresses, so a table is only built from arrays
+    of the right dtype, layout and size: anything else is a ValueError, never a table that
+    would read past an array."""
+    from synthetic import random_candles
+
+    from liqsignals import LiquidationEngine, LiquidationModel
+
+    eng = LiquidationEngine(LiquidationModel(window="1d", bin_bp=20.0, entry_samples=3))
+    eng.update_many(random_candles(1, 30))
+    tab = eng._state_table()  # the engine's own arrays build a table
+    assert tab[k.T_N] == 0 and tab[36] == eng._long.book.shape[0]
+    state, long, short, coh, work, mix = (
+        eng._state, eng._long, eng._short, eng._coh, eng._work, eng._kmix,
+    )  # fmt: skip
+    prm = eng._prm_values
+    n = 4
+    cd = k.Candles(np.arange(n, dtype=np.int64), *(np.ones(n) for _ in range(10)))
+    snap = k.Snap(
+        np.zeros(0, np.int64), 0, np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    )
+    ok = k.make_table(cd, state, long, short, coh, prm, mix, None, work, snap)
+    assert ok[k.T_N] == n and ok[k.T_WROWS] == 1
+    bad_cases = {
+        "length": cd._replace(high=np.ones(n + 1)),
+        "dtype": cd._replace(dates=np.arange(n, dtype=np.float64)),
+        "layout": cd._replace(close=np.ones(2 * n)[::2]),
+    }
+    for _why, bad in bad_cases.items():
+        with pytest.raises(ValueError, match="make_table"):
+            k.make_table(bad, state, long, short, coh, prm, mix, None, work, snap)
+    short_book = long._replace(book=np.zeros(long.book.shape[0] - 1))
+    with pytest.raises(ValueError, match="differ in size"):
+        k.make_table(cd, state, short_book, short, coh, prm, mix, None, work, snap)
+    with pytest.raises(ValueError, match="weights"):
+        k.make_table(
+            cd,
+            state,
+            long,
+            short,
+            coh,
+            prm,
+            mix._replace(weights=np.ones((2, mix.weights.shape[1]))),
+            None,
+            work,
+            snap,
+        )
+    with pytest.raises(ValueError, match="one candle"):
+        k.make_table(cd, state, long, short, coh, prm, mix, np.zeros((1, k.N_OUT)), work, snap)
+    lopsided = snap._replace(rows=np.zeros(1, np.int64), long=np.zeros((1, 3), np.float32))
+    with pytest.raises(ValueError, match="snapshot"):
+        k.make_table(cd, state, long, short, coh, prm, mix, None, work, lopsided)
