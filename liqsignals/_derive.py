@@ -97,34 +97,41 @@ _O_SWEEP = DERIVED.index("liq_sweep_long")
 _O_MAG = DERIVED.index("liq_magnet_dist_pct")
 
 
-@njit(cache=True, error_model="numpy")
-def pairwise_sum(a, lo, n):
-    """``a[lo : lo + n].sum()`` in numpy's order (pairwise, blocks of 8 accumulators)."""
+@njit(cache=True, inline="always", error_model="numpy")
+def _block_sum(a, lo, n):
+    """:func:`pairwise_sum` of at most 128 values (numpy's block: 8 accumulators), inlined
+    where it is called."""
     if n < 8:
         res = 0.0
         for i in range(lo, lo + n):
             res += a[i]
         return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        q = lo + i
+        r0 += a[q]
+        r1 += a[q + 1]
+        r2 += a[q + 2]
+        r3 += a[q + 3]
+        r4 += a[q + 4]
+        r5 += a[q + 5]
+        r6 += a[q + 6]
+        r7 += a[q + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True, error_model="numpy")
+def pairwise_sum(a, lo, n):
+    """``a[lo : lo + n].sum()`` in numpy's order (pairwise, blocks of 8 accumulators)."""
     if n <= 128:
-        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-        i = 8
-        while i < n - (n % 8):
-            q = lo + i
-            r0 += a[q]
-            r1 += a[q + 1]
-            r2 += a[q + 2]
-            r3 += a[q + 3]
-            r4 += a[q + 4]
-            r5 += a[q + 5]
-            r6 += a[q + 6]
-            r7 += a[q + 7]
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            res += a[lo + i]
-            i += 1
-        return res
+        return _block_sum(a, lo, n)
     n2 = n // 2
     n2 -= n2 % 8
     return pairwise_sum(a, lo, n2) + pairwise_sum(a, lo + n2, n - n2)
@@ -252,7 +259,6 @@ def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
     size = min(_BLOCK, n)
     gs = np.empty((size + 1, ns))
     gk = np.empty((size, slots.shape[0]))
-    ident = np.arange(slots.shape[0])
     c_mag = src[11]
     for b in range(first, m, _BLOCK):
         e = min(m, b + _BLOCK)
@@ -263,18 +269,24 @@ def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
         _gather(lv, tr, slots, b, e, gk, 0)
         for t in range(b, e):
             r = t - first
-            row = gs[t - b + 1]
+            g = t - b + 1  # the candle's row in ``gs`` (indexed in place: no views)
             c = close[t]
-            warm = row[0] != row[0]
-            res[:] = nan
-            lb, sb = row[1], row[2]
+            warm = gs[g, 0] != gs[g, 0]
+            for k in range(_O_NEAR + 1):
+                res[k] = nan
+            lb, sb = gs[g, 1], gs[g, 2]
             tot = lb + sb
             if tot > 0 and not warm:
                 res[0] = (sb - lb) / tot
             atr = nan
             if t >= period - 1:
-                atr = pairwise_sum(trs, t - period + 1, period) / period
-            lc, sc = row[3], row[7]
+                lo_t = t - period + 1
+                atr = (
+                    _block_sum(trs, lo_t, period)
+                    if period <= 128
+                    else pairwise_sum(trs, lo_t, period)
+                ) / period
+            lc, sc = gs[g, 3], gs[g, 7]
             dl = (c - lc) / c * 100.0
             ds = (sc - c) / c * 100.0
             if not warm:
@@ -285,28 +297,27 @@ def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
                     res[4] = (c - lc) / atr
                     res[5] = (sc - c) / atr
                 for s in range(3):
-                    lp, sp = row[16 + 2 * s], row[17 + 2 * s]
+                    lp, sp = gs[g, 16 + 2 * s], gs[g, 17 + 2 * s]
                     res[6 + 4 * s] = (c - lp) / c * 100.0
                     res[7 + 4 * s] = (sp - c) / c * 100.0
                     if atr > 0:
                         res[8 + 4 * s] = (c - lp) / atr
                         res[9 + 4 * s] = (sp - c) / atr
-                mag = row[11]
+                mag = gs[g, 11]
                 res[_O_MAG] = (mag / c - 1.0) * 100.0
-                res[_O_MAG + 1] = (row[13] / c - 1.0) * 100.0
+                res[_O_MAG + 1] = (gs[g, 13] / c - 1.0) * 100.0
                 prev_mag = nan
                 if t >= drift:
                     prev_mag = lv[c_mag, t - drift] if tr else lv[t - drift, c_mag]
                 res[_O_MAG + 2] = (mag / prev_mag - 1.0) * 100.0
-            near = row[6] if (ds != ds or (dl == dl and dl <= ds)) else row[10]
+            near = gs[g, 6] if (ds != ds or (dl == dl and dl <= ds)) else gs[g, 10]
             res[_O_NEAR] = near
             series[hist.shape[0] + r] = near
             # sweeps against the previous candle's nearest clusters
             if t >= 1:
-                p = gs[t - b]
-                p_lc, p_lc_lo, p_lc_hi = p[3], p[4], p[5]
-                p_sc, p_sc_lo, p_sc_hi = p[7], p[8], p[9]
-                undefined = warm or p[0] != p[0]
+                p_lc, p_lc_lo, p_lc_hi = gs[g - 1, 3], gs[g - 1, 4], gs[g - 1, 5]
+                p_sc, p_sc_lo, p_sc_hi = gs[g - 1, 7], gs[g - 1, 8], gs[g - 1, 9]
+                undefined = warm or gs[g - 1, 0] != gs[g - 1, 0]
             else:
                 p_lc = p_lc_lo = p_lc_hi = p_sc = p_sc_lo = p_sc_hi = nan
                 undefined = True
@@ -320,10 +331,10 @@ def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
             if not undefined:
                 res[o] = 1.0 if sw_l else 0.0
                 res[o + 1] = 1.0 if sw_l_thru else 0.0
-                res[o + 2] = row[14] if (sw_l or sw_l_thru) else 0.0
+                res[o + 2] = gs[g, 14] if (sw_l or sw_l_thru) else 0.0
                 res[o + 4] = 1.0 if sw_s else 0.0
                 res[o + 5] = 1.0 if sw_s_thru else 0.0
-                res[o + 6] = row[15] if (sw_s or sw_s_thru) else 0.0
+                res[o + 6] = gs[g, 15] if (sw_s or sw_s_thru) else 0.0
             if sw_l or sw_l_thru:
                 res[o + 3] = p_lc_lo
             if sw_s or sw_s_thru:
@@ -332,7 +343,7 @@ def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
                 if dst[k] >= 0 and k != _O_INT and k != _O_INT + 1:
                     out[dst[k], r] = res[k]
             # cluster tracking (age, fresh flag, continuity, drift) from ``state``
-            track_row(gk[t - b], ident, row[11], row[12], look, state, work, tres)
+            track_row(gk, t - b, gs[g, 11], gs[g, 12], look, state, work, tres)
             for q in range(12):
                 d = dst[_O_TRACK + q]
                 if d >= 0:

@@ -47,74 +47,76 @@ def new_state(slots: int, lookback: int) -> TrackState:
 
 
 @njit(cache=True, error_model="numpy")
-def track_row(row, slots, mag_price, mag_side, look, state, work, res):
+def track_row(rows, r, mag_price, mag_side, look, state, work, res):
     """Follow one candle's clusters from ``state`` (updated in place) and write the
     :data:`SIDE_COLUMNS` of both sides, then the :data:`MAGNET_COLUMNS` into ``res`` (12
     values, NaN where undefined).
 
-    ``row``: the engine's row; ``slots``: the positions in ``row`` of low, high, price of each
-    side's slots (entry ``(side * k + slot) * 3 + field``; slot 0 the nearest cluster, the last
-    the wall); ``look[3]``, ``look[4]``: the age cap and the fresh age; ``work``: scratch of
-    ``(k, lookback + 5)``. A cluster is the first slot of the previous candle (slot order) on
-    its side whose span overlaps its own; it carries that slot's age (capped) and centres, from
-    which its drift over ``lookback`` candles follows (NaN until tracked that long). The magnet
-    is the first slot of its side with its centre."""
-    k = state.lo.shape[1]
-    lookback = state.hist.shape[2] - 1
+    ``rows[r]``: low, high, price of each side's slots (entry ``(side * k + slot) * 3 + field``;
+    slot 0 the nearest cluster, the last the wall); ``look[3]``, ``look[4]``: the age cap and
+    the fresh age; ``work``: scratch of ``(k, lookback + 5)``. A cluster is the first slot of
+    the previous candle (slot order) on its side whose span overlaps its own; it carries that
+    slot's age (capped) and centres, from which its drift over ``lookback`` candles follows (NaN
+    until tracked that long). The magnet is the first slot of its side with its centre.
+
+    Arrays are indexed in place, not through views (a view costs a reference count each)."""
+    s_lo, s_hi, s_age, s_hist, s_hlen = state.lo, state.hi, state.age, state.hist, state.hlen
+    k = s_lo.shape[1]
+    lookback = s_hist.shape[2] - 1
+    w_age, w_len, w_lo, w_hi = lookback + 1, lookback + 2, lookback + 3, lookback + 4
     cap, fresh_age = look[3], look[4]
-    res[:] = np.nan
+    for q in range(12):
+        res[q] = np.nan
     for side in range(2):
-        s_lo, s_hi, s_age = state.lo[side], state.hi[side], state.age[side]
-        s_hist, s_hlen = state.hist[side], state.hlen[side]
         c = 5 * side
         sign = -1.0 if side == 0 else 1.0
-        ages = work[:, lookback + 1]
-        lens = work[:, lookback + 2]
-        los = work[:, lookback + 3]
-        his = work[:, lookback + 4]
         for j in range(k):
             base = (side * k + j) * 3
-            lo, hi, p = row[slots[base]], row[slots[base + 1]], row[slots[base + 2]]
-            los[j] = lo
-            his[j] = hi
+            lo, hi, p = rows[r, base], rows[r, base + 1], rows[r, base + 2]
+            work[j, w_lo] = lo
+            work[j, w_hi] = hi
             if p != p:
-                ages[j] = np.nan
-                lens[j] = 0.0
+                work[j, w_age] = np.nan
+                work[j, w_len] = 0.0
                 continue
             m = -1
             for i in range(k):
-                if s_age[i] == s_age[i] and lo < s_hi[i] and s_lo[i] < hi:
+                a_i = s_age[side, i]
+                if a_i == a_i and lo < s_hi[side, i] and s_lo[side, i] < hi:
                     m = i
                     break
             # the centres along the chain: entries past the chain's length are never read
             work[j, 0] = p
             if m >= 0:
-                ages[j] = min(cap, s_age[m] + 1.0)
-                h = min(s_hlen[m], lookback)
+                age = min(cap, s_age[side, m] + 1.0)
+                h = min(s_hlen[side, m], lookback)
                 for q in range(h):
-                    work[j, q + 1] = s_hist[m, q]
-                lens[j] = min(s_hlen[m] + 1, lookback + 1)
+                    work[j, q + 1] = s_hist[side, m, q]
+                length = min(s_hlen[side, m] + 1, lookback + 1)
             else:
-                ages[j] = 0.0
-                lens[j] = 1.0
+                age = 0.0
+                length = 1
+            work[j, w_age] = age
+            work[j, w_len] = length
             drift = np.nan
-            if lens[j] == lookback + 1:
+            if length == lookback + 1:
                 drift = (p / work[j, lookback] - 1.0) * 100.0
             if j == 0:
-                res[c] = ages[0]
-                res[c + 1] = 1.0 if ages[0] < fresh_age else 0.0
+                res[c] = age
+                res[c + 1] = 1.0 if age < fresh_age else 0.0
                 res[c + 2] = 1.0 if m == 0 else 0.0
                 res[c + 3] = drift
             if j == k - 1:
-                res[c + 4] = ages[j]
+                res[c + 4] = age
             if mag_side == sign and p == mag_price and res[10] != res[10]:
                 # the first slot with the magnet's centre (its age is never NaN)
-                res[10] = ages[j]
+                res[10] = age
                 res[11] = drift
         for j in range(k):
-            s_lo[j] = los[j]
-            s_hi[j] = his[j]
-            s_age[j] = ages[j]
-            s_hlen[j] = int(lens[j])
-            for q in range(int(lens[j])):
-                s_hist[j, q] = work[j, q]
+            s_lo[side, j] = work[j, w_lo]
+            s_hi[side, j] = work[j, w_hi]
+            s_age[side, j] = work[j, w_age]
+            length = int(work[j, w_len])
+            s_hlen[side, j] = length
+            for q in range(length):
+                s_hist[side, j, q] = work[j, q]
