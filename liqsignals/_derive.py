@@ -235,8 +235,8 @@ def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
     """The derived columns of rows ``first ..`` (see the module docstring); ``look``: atr
     period, intensity lookback, drift lookback, age limit, fresh age and optionally a sixth
     entry, non-zero if ``lv`` holds the engine's rows transposed (``(k, m)``: one column after
-    another, as a frame's block); ``state``: the tracking's
-    :class:`~liqsignals._tracking.TrackState` before row ``first`` (updated in place)."""
+    another, as a frame's block); ``state``: the tracking's state
+    (:func:`liqsignals._tracking.new_state`) before row ``first`` (updated in place)."""
     tr = look.shape[0] > 5 and look[5] != 0.0
     high, low, close = px[0], px[1], px[2]
     m = px.shape[1]
@@ -253,7 +253,7 @@ def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
     series[: hist.shape[0]] = hist
     res = np.empty(_O_NEAR + 1)
     tres = np.empty(12)
-    work = np.empty((slots.shape[0] // 6, state.hist.shape[2] + 4))
+    work = np.empty((slots.shape[0] // 6, state.shape[2]))  # lookback + 5
     ns = src.shape[0]
     # a block's engine values: row 0 the candle before the block, then the block's candles
     size = min(_BLOCK, n)

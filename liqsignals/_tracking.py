@@ -8,8 +8,8 @@ otherwise it is new. A tracked cluster carries its age (candles since it became 
 counted up to ``cap``) and its last ``lookback`` centres, from which its drift over ``lookback``
 candles follows.
 
-The recursion runs from a :class:`TrackState` (the previous candle's slots) and leaves the state
-after the last candle there, so a stream that keeps the state gets the values of one run over the
+The recursion runs from a state (the previous candle's slots, :func:`new_state`) and leaves the
+state after the last candle there, so a stream that keeps the state gets the values of one run over the
 whole history, bit for bit. Ages are capped so that a run started ``cap`` or more candles earlier
 (from an empty state) gives the same values too: the derived columns look back a bounded number of
 candles.
@@ -22,9 +22,15 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-#: the previous candle's slots of both sides (leading axis: 0 long, 1 short): edges, age (NaN:
-#: empty slot), centres along the chain (``hist[side, j, m]``: the centre ``m`` candles back) and
-#: how many of them are known
+#: the state is one float array ``(2, slots, lookback + 5)``: the previous candle's slots of both
+#: sides (leading axis: 0 long, 1 short), each its edges (entries :data:`LO`, :data:`HI`), age
+#: (:data:`AGE`, NaN: empty slot), how many centres along its chain are known (:data:`LEN`) and
+#: those centres (entry ``HIST + m``: the centre ``m`` candles back). One array, not a tuple of
+#: them: numba's dispatcher types an array argument quickly, a tuple through Python.
+LO, HI, AGE, LEN, HIST = 0, 1, 2, 3, 4
+
+#: the state's former layout (a tuple of arrays), no longer used: numba's cache indexes written
+#: before name it in the signatures they hold, and they must still load (to be found stale)
 TrackState = namedtuple("TrackState", ["lo", "hi", "age", "hist", "hlen"])
 
 #: the columns of :func:`track_row`'s output, per side (long first, then short), then the
@@ -34,23 +40,19 @@ SIDE_COLUMNS: tuple[str, ...] = ("cluster_age", "cluster_fresh", "cluster_same",
 MAGNET_COLUMNS: tuple[str, ...] = ("magnet_age", "magnet_tracked_drift")
 
 
-def new_state(slots: int, lookback: int) -> TrackState:
-    """An empty :class:`TrackState` for ``slots`` clusters per side and candle and a drift over
-    ``lookback`` candles."""
-    return TrackState(
-        np.full((2, slots), np.nan),
-        np.full((2, slots), np.nan),
-        np.full((2, slots), np.nan),
-        np.full((2, slots, lookback + 1), np.nan),
-        np.zeros((2, slots), dtype=np.int64),
-    )
+def new_state(slots: int, lookback: int) -> np.ndarray:
+    """An empty state for ``slots`` clusters per side and candle and a drift over ``lookback``
+    candles (no cluster, no centre known)."""
+    state = np.full((2, slots, lookback + 1 + HIST), np.nan)
+    state[:, :, LEN] = 0.0
+    return state
 
 
 @njit(cache=True, error_model="numpy")
 def track_row(rows, r, mag_price, mag_side, look, state, work, res):
-    """Follow one candle's clusters from ``state`` (updated in place) and write the
-    :data:`SIDE_COLUMNS` of both sides, then the :data:`MAGNET_COLUMNS` into ``res`` (12
-    values, NaN where undefined).
+    """Follow one candle's clusters from ``state`` (:func:`new_state`; updated in place) and
+    write the :data:`SIDE_COLUMNS` of both sides, then the :data:`MAGNET_COLUMNS` into ``res``
+    (12 values, NaN where undefined).
 
     ``rows[r]``: low, high, price of each side's slots (entry ``(side * k + slot) * 3 + field``;
     slot 0 the nearest cluster, the last the wall); ``look[3]``, ``look[4]``: the age cap and
@@ -60,9 +62,8 @@ def track_row(rows, r, mag_price, mag_side, look, state, work, res):
     until tracked that long). The magnet is the first slot of its side with its centre.
 
     Arrays are indexed in place, not through views (a view costs a reference count each)."""
-    s_lo, s_hi, s_age, s_hist, s_hlen = state.lo, state.hi, state.age, state.hist, state.hlen
-    k = s_lo.shape[1]
-    lookback = s_hist.shape[2] - 1
+    k = state.shape[1]
+    lookback = state.shape[2] - 1 - HIST
     w_age, w_len, w_lo, w_hi = lookback + 1, lookback + 2, lookback + 3, lookback + 4
     cap, fresh_age = look[3], look[4]
     for q in range(12):
@@ -81,18 +82,19 @@ def track_row(rows, r, mag_price, mag_side, look, state, work, res):
                 continue
             m = -1
             for i in range(k):
-                a_i = s_age[side, i]
-                if a_i == a_i and lo < s_hi[side, i] and s_lo[side, i] < hi:
+                a_i = state[side, i, AGE]
+                if a_i == a_i and lo < state[side, i, HI] and state[side, i, LO] < hi:
                     m = i
                     break
             # the centres along the chain: entries past the chain's length are never read
             work[j, 0] = p
             if m >= 0:
-                age = min(cap, s_age[side, m] + 1.0)
-                h = min(s_hlen[side, m], lookback)
+                age = min(cap, state[side, m, AGE] + 1.0)
+                known = int(state[side, m, LEN])
+                h = min(known, lookback)
                 for q in range(h):
-                    work[j, q + 1] = s_hist[side, m, q]
-                length = min(s_hlen[side, m] + 1, lookback + 1)
+                    work[j, q + 1] = state[side, m, HIST + q]
+                length = min(known + 1, lookback + 1)
             else:
                 age = 0.0
                 length = 1
@@ -113,10 +115,10 @@ def track_row(rows, r, mag_price, mag_side, look, state, work, res):
                 res[10] = age
                 res[11] = drift
         for j in range(k):
-            s_lo[side, j] = work[j, w_lo]
-            s_hi[side, j] = work[j, w_hi]
-            s_age[side, j] = work[j, w_age]
+            state[side, j, LO] = work[j, w_lo]
+            state[side, j, HI] = work[j, w_hi]
+            state[side, j, AGE] = work[j, w_age]
             length = int(work[j, w_len])
-            s_hlen[side, j] = length
+            state[side, j, LEN] = length
             for q in range(length):
-                s_hist[side, j, q] = work[j, q]
+                state[side, j, HIST + q] = work[j, q]

@@ -113,7 +113,7 @@ def _look(readout: ReadoutParams) -> np.ndarray:
     )  # fmt: skip
 
 
-def new_track_state(readout: ReadoutParams) -> Any:
+def new_track_state(readout: ReadoutParams) -> np.ndarray:
     """The empty tracking state of both sides (see :mod:`liqsignals._tracking`)."""
     return _tracking.new_state(len(_derive.SLOTS), readout.drift_lookback)
 
