@@ -146,11 +146,16 @@ def _fmax(a, b):
     return a if a >= b else b
 
 
+#: output rows per chunk of :func:`rank_max` (at least four lookbacks)
+_RANK_CHUNK = 2048
+
+
 @njit(cache=True, error_model="numpy")
 def rank_max(series, start, lookback, out, dst):
     """``out[dst, i - start]`` for each ``i >= start``: the share of the valid values of
     ``series[i - lookback + 1 .. i]`` that are ``<= series[i]`` (NaN with fewer than
-    ``max(2, lookback // 4)`` valid values or a NaN value); a few rows by counting, many through a Fenwick tree."""
+    ``max(2, lookback // 4)`` valid values or a NaN value); a few rows by counting, many through
+    a Fenwick tree."""
     n = series.shape[0]
     minp = max(2, lookback // 4)
     if n - start <= 16:
@@ -166,48 +171,55 @@ def rank_max(series, start, lookback, out, dst):
                         le += 1
             out[dst, i - start] = le / cnt if (x == x and cnt >= minp) else np.nan
         return
-    # many rows: counts of a Fenwick tree over the window's values (ranked once: one sort, the
-    # 1-based tree index of each valid value its place among the distinct values)
+    # many rows, in chunks: counts of a Fenwick tree over the values the chunk's windows hold,
+    # ranked once per chunk (one sort; the 1-based tree index of each valid value its place
+    # among the distinct values), so that the tree is small and stays in cache
     lo = max(0, start - lookback + 1)
-    vals = series[lo:n]
-    order = np.argsort(vals, kind="mergesort")  # NaN last
-    pos = np.empty(vals.shape[0], dtype=np.int64)
-    distinct = 0
-    prev = np.nan
-    for q in range(order.shape[0]):
-        v = vals[order[q]]
-        if v != v:
-            break
-        if not (v == prev):
-            distinct += 1
-            prev = v
-        pos[order[q]] = distinct
-    tree = np.zeros(distinct + 1, dtype=np.int64)
-    cnt = 0
-    for i in range(lo, n):
-        if i >= start and i - lookback >= lo and series[i - lookback] == series[i - lookback]:
-            q = pos[i - lookback - lo]
-            while q < tree.shape[0]:
-                tree[q] -= 1
-                q += q & -q
-            cnt -= 1
-        x = series[i]
-        if x == x:
-            q = pos[i - lo]
-            while q < tree.shape[0]:
-                tree[q] += 1
-                q += q & -q
-            cnt += 1
-        if i >= start:
-            if x == x and cnt >= minp:
-                le = 0
-                q = pos[i - lo]
-                while q > 0:
-                    le += tree[q]
-                    q -= q & -q
-                out[dst, i - start] = le / cnt
-            else:
-                out[dst, i - start] = np.nan
+    chunk = max(_RANK_CHUNK, 4 * lookback)
+    tree = np.zeros(chunk + lookback + 1, dtype=np.int64)
+    for c0 in range(start, n, chunk):
+        c1 = min(n, c0 + chunk)
+        w0 = max(lo, c0 - lookback + 1)  # the first value in the window of row c0
+        vals = series[w0:c1]
+        order = np.argsort(vals, kind="mergesort")  # NaN last
+        pos = np.empty(vals.shape[0], dtype=np.int64)
+        distinct = 0
+        prev = np.nan
+        for q in range(order.shape[0]):
+            v = vals[order[q]]
+            if v != v:
+                break
+            if not (v == prev):
+                distinct += 1
+                prev = v
+            pos[order[q]] = distinct
+        nt = distinct + 1
+        tree[:nt] = 0
+        cnt = 0
+        for i in range(w0, c1):
+            if i >= c0 and i - lookback >= w0 and series[i - lookback] == series[i - lookback]:
+                q = pos[i - lookback - w0]
+                while q < nt:
+                    tree[q] -= 1
+                    q += q & -q
+                cnt -= 1
+            x = series[i]
+            if x == x:
+                q = pos[i - w0]
+                while q < nt:
+                    tree[q] += 1
+                    q += q & -q
+                cnt += 1
+            if i >= c0:
+                if x == x and cnt >= minp:
+                    le = 0
+                    q = pos[i - w0]
+                    while q > 0:
+                        le += tree[q]
+                        q -= q & -q
+                    out[dst, i - start] = le / cnt
+                else:
+                    out[dst, i - start] = np.nan
 
 
 #: candles per block of :func:`derive_rows` (the block's engine values are gathered into a small

@@ -102,3 +102,19 @@ def test_rank_orders_ties_signed_zeros_and_infinities_as_comparisons_do(seed):
     _derive.rank_max(x, start, lookback, out, 2)
     np.testing.assert_array_equal(out[2], _rank_by_counting(x, start, lookback))
     assert np.all(out[:2] == -1.0)
+
+
+@pytest.mark.parametrize(("lookback", "start"), [(5, 0), (500, 0), (500, 2_999), (3_000, 1_000)])
+def test_rank_over_many_chunks_equals_counting(lookback, start):
+    """Long series: the rank works through chunks of rows (each with its own ranking of the
+    values its windows hold); windows across chunk boundaries, NaN runs across them too."""
+    rng = np.random.default_rng(lookback + start)
+    n = 14_000
+    x = np.round(rng.lognormal(0.0, 1.0, n), 2)
+    x[rng.random(n) < 0.1] = np.nan
+    x[2_040:2_060] = np.nan  # around the first chunk boundaries
+    x[4_090:4_200] = np.nan
+    x[8_000:8_100] = x[7_000]  # a run of ties
+    out = np.full((1, n - start), -1.0)
+    _derive.rank_max(x, start, lookback, out, 0)
+    np.testing.assert_array_equal(out[0], _rank_by_counting(x, start, lookback))
