@@ -4,9 +4,10 @@ Run: ``python benchmarks/bench_features.py`` (``make bench`` runs every benchmar
 
 On the same 100,000 seeded synthetic 1m candles (``synthetic_1m`` of ``bench_engine.py``,
 default model, 1w window), five alternating runs of ``liquidation_levels`` (the engine's batch
-output) and ``liquidation_features`` (every ``liq_*`` column), medians in µs per candle and
-their ratio (target: at most 1.3x). Then ``FeatureStream.update`` (a dict per candle, the live
-bot's path) and ``FeatureStream.update_arrays`` with one candle, in µs per call: on a 15m-like
+output) and ``liquidation_features`` (every ``liq_*`` column), medians in µs per candle, their
+ratio (target: at most 1.3x) and the median of the runs' differences. Then
+``FeatureStream.update`` (a dict per candle, the live bot's path) and
+``FeatureStream.update_arrays`` with one candle, in µs per call: on a 15m-like
 frame (1,700 candles of history, then 1,000 new candles) and on the 1m candles (95,000 of
 history, then 5,000 new ones), five alternating runs, medians.
 
@@ -110,6 +111,8 @@ def measure(rows: int = 100_000, runs: int = 5) -> dict[str, Any]:
         for tf, case in cases.items():
             add(f"update_{tf}_us", *_time_stream(case, "update"))
             add(f"update_arrays_{tf}_us", *_time_stream(case, "arrays"))
+    for d in (cpu, wall):  # what the features add to the engine's batch, run by run
+        d["extra_us"] = [f - lv for f, lv in zip(d["features_us"], d["levels_us"], strict=True)]
     out: dict[str, Any] = {k: statistics.median(v) for k, v in cpu.items()}
     out.update({f"wall_{k}": statistics.median(v) for k, v in wall.items()})
     out["ratio"] = out["features_us"] / out["levels_us"]
@@ -132,6 +135,8 @@ def report(r: dict[str, Any]) -> str:
             f"load average {r['loadavg'][0]:.2f}",
             f"  liquidation_levels     µs/candle {both('levels_us')}",
             f"  liquidation_features   µs/candle {both('features_us')}   ({r['columns']} columns)",
+            f"  features - levels      µs/candle {both('extra_us')}   (median of the runs' "
+            "differences)",
             f"  features / levels      {r['ratio']:.3f} (wall {r['wall_ratio']:.3f})   "
             "target <= 1.3",
             f"  FeatureStream.update         µs/call, 15m ({r['new_15m']:,} new after 1,700)  "
