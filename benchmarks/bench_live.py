@@ -26,6 +26,13 @@ leaves behind, and then for a few steps one new candle for every pair, timing
 ``LiqStrategy.liq_populate`` per pair (the ``liq_*`` columns, what liqsignals adds on top of
 freqtrade's own floor).
 
+Within that step, per pair (medians): the market inputs read from the frame, the DataProvider
+and the datadir (:func:`~liqsignals.strategy.market_data.market_arrays`), the pair's
+``liq_*`` rows brought up to the frame (:meth:`~liqsignals.strategy.live_cache.LiveFeatureCache.
+feature_frame`: the inputs as arrays, the comparison with the candles seen, the stream fed the
+new candle) and the frame handed back (:class:`~liqsignals.strategy.live_cache.LiveJoin`), each
+timed by a thin wrapper around it (about a microsecond each).
+
 Target: under 5 ms per pair per candle for ``bot``; for 200 pairs at most 0.5 ms per pair per
 step in liqsignals. Figures are printed; nothing is asserted.
 """
@@ -172,12 +179,29 @@ def _rss_mb() -> float:
     return float("nan")
 
 
+class _Timed:
+    """``fn`` called through, its milliseconds per call appended to ``ms``."""
+
+    def __init__(self, fn: Any, ms: list[float]) -> None:
+        self.fn, self.ms = fn, ms
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.ms.append((time.perf_counter() - t) * 1000.0)
+
+
 def many_pairs(
     strategy: Any, stretch: list[pd.DataFrame], n_pairs: int, steps: int
 ) -> dict[str, float]:
     """``n_pairs`` pairs in one strategy: start-up seconds and RSS growth for their first
-    frames, then ms per pair per new candle (median over pairs and steps) in liq_populate."""
+    frames, then ms per pair per new candle (median over pairs and steps) in liq_populate,
+    and the medians of its three pieces (market inputs, feature rows, join)."""
     import gc
+
+    from liqsignals.strategy import market_data as md
 
     pairs = [f"P{i:03d}/USDT:USDT" for i in range(n_pairs)]
     gc.collect()
@@ -191,20 +215,30 @@ def many_pairs(
     grown = _rss_mb() - base
     per_pair: list[float] = []
     step_s: list[float] = []
-    for frame in stretch[-steps:]:
-        t_step = time.perf_counter()
-        for pair in pairs:
-            data = frame.copy()
-            t = time.perf_counter()
-            strategy.liq_populate(data, {"pair": pair})
-            per_pair.append((time.perf_counter() - t) * 1000.0)
-        step_s.append(time.perf_counter() - t_step)
+    parts: dict[str, list[float]] = {"inputs": [], "features": [], "join": []}
+    real_inputs, cache, join = md.market_arrays, strategy.liq_live_cache, strategy.liq_live_join
+    md.market_arrays = _Timed(real_inputs, parts["inputs"])  # as LiqStrategy calls it
+    cache.feature_frame = _Timed(cache.feature_frame, parts["features"])
+    strategy.liq_live_join = _Timed(join, parts["join"])
+    try:
+        for frame in stretch[-steps:]:
+            t_step = time.perf_counter()
+            for pair in pairs:
+                data = frame.copy()
+                t = time.perf_counter()
+                strategy.liq_populate(data, {"pair": pair})
+                per_pair.append((time.perf_counter() - t) * 1000.0)
+            step_s.append(time.perf_counter() - t_step)
+    finally:
+        md.market_arrays, strategy.liq_live_join = real_inputs, join
+        del cache.feature_frame
     return {
         "pairs": n_pairs,
         "startup_s": startup,
         "rss_mb": grown,
         "ms_per_pair": statistics.median(per_pair),
         "step_s": statistics.median(step_s),
+        **{f"{k}_ms": statistics.median(v) if v else float("nan") for k, v in parts.items()},
     }
 
 
@@ -278,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{n} pairs, one new 15m candle each: liq {many['ms_per_pair']:.3f} ms per pair "
             f"(median), {many['step_s'] * 1000:.0f} ms per step for all pairs; {verdict} the "
             "0.5 ms per pair target"
+        )
+        print(
+            f"  of which (medians per pair): market inputs {many['inputs_ms']:.3f} ms, feature "
+            f"rows {many['features_ms']:.3f} ms, join {many['join_ms']:.3f} ms"
         )
     return 0
 

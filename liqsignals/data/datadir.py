@@ -796,13 +796,16 @@ def _ms_dates(dates: pd.Series) -> pd.Series:
     return out
 
 
+_NAT = int(np.iinfo(np.int64).min)  # NaT's int64 value
+
+
 def _increasing(dates: pd.Series) -> bool:
     """``dates.is_monotonic_increasing`` of a datetime Series (``NaT`` anywhere: ``False``),
     on its int64 values (pandas' check builds an index first)."""
     raw = np.asarray(dates.array.asi8)
     if not raw.shape[0]:
         return True
-    return bool(raw[0] != np.iinfo(np.int64).min and (raw[1:] >= raw[:-1]).all())
+    return bool(raw[0] != _NAT and (raw[1:] >= raw[:-1]).all())
 
 
 def dates_in_order(dates: object) -> bool:

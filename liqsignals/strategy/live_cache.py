@@ -124,6 +124,7 @@ def _append_rows(cache: PairCache, start: int, added: np.ndarray) -> None:
 
 
 _NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+_NAT = int(np.iinfo(np.int64).min)  # NaT's int64 value
 
 
 def ns_dates(dates: pd.Series) -> np.ndarray:
@@ -133,7 +134,7 @@ def ns_dates(dates: pd.Series) -> np.ndarray:
         dates = pd.to_datetime(dates, utc=True)
     values = dates.array
     raw = np.asarray(values.asi8, dtype=np.int64)
-    if raw.shape[0] and raw.min() == np.iinfo(np.int64).min:  # NaT
+    if raw.shape[0] and raw.min() == _NAT:
         raise ValueError("column 'date' has NaT")
     # the unit's integer scale, without pandas' per-call conversion machinery
     return raw * _NS_PER_UNIT[values.unit]
@@ -221,7 +222,9 @@ class LiveFeatureCache:
         stamps = ns_dates(inputs["date"])
         available = ENGINE_INPUTS[:5] if candles_only else ENGINE_INPUTS
         columns = tuple(c for c in available if c in inputs)
-        values = np.empty((len(stamps), len(columns)))
+        # column-major: each input column is copied in one contiguous run and handed to the
+        # stream as a contiguous slice
+        values = np.empty((len(stamps), len(columns)), order="F")
         for j, c in enumerate(columns):
             values[:, j] = _floats(inputs[c])
         cache = self.pairs.get(pair)
