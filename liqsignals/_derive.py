@@ -265,7 +265,9 @@ def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
     series[: hist.shape[0]] = hist
     res = np.empty(_O_NEAR + 1)
     tres = np.empty(12)
-    work = np.empty((slots.shape[0] // 6, state.shape[2]))  # lookback + 5
+    # the tracking alternates between ``state`` and a scratch state, candle by candle
+    cur = state
+    nxt = np.empty_like(state)
     ns = src.shape[0]
     # a block's engine values: row 0 the candle before the block, then the block's candles
     size = min(_BLOCK, n)
@@ -355,11 +357,14 @@ def derive_rows(px, lv, src, slots, first, hist, look, state, out, dst):
                 if dst[k] >= 0 and k != _O_INT and k != _O_INT + 1:
                     out[dst[k], r] = res[k]
             # cluster tracking (age, fresh flag, continuity, drift) from ``state``
-            track_row(gk, t - b, gs[g, 11], gs[g, 12], look, state, work, tres)
+            track_row(gk, t - b, gs[g, 11], gs[g, 12], look, cur, nxt, tres)
+            cur, nxt = nxt, cur
             for q in range(12):
                 d = dst[_O_TRACK + q]
                 if d >= 0:
                     out[d, r] = tres[q]
+    if n % 2 == 1:
+        state[:, :, :] = cur  # the state after the last row is the scratch one
     # intensity: the nearest cluster's size ranked among its last ``lookback`` values
     if dst[_O_INT] >= 0:
         rank_max(series, hist.shape[0], lookback, out, dst[_O_INT])

@@ -49,22 +49,23 @@ def new_state(slots: int, lookback: int) -> np.ndarray:
 
 
 @njit(cache=True, error_model="numpy")
-def track_row(rows, r, mag_price, mag_side, look, state, work, res):
-    """Follow one candle's clusters from ``state`` (:func:`new_state`; updated in place) and
-    write the :data:`SIDE_COLUMNS` of both sides, then the :data:`MAGNET_COLUMNS` into ``res``
-    (12 values, NaN where undefined).
+def track_row(rows, r, mag_price, mag_side, look, state, nxt, res):
+    """Follow one candle's clusters from ``state`` (:func:`new_state`, the previous candle's;
+    left as it is) into ``nxt`` (the state after this candle, same shape) and write the
+    :data:`SIDE_COLUMNS` of both sides, then the :data:`MAGNET_COLUMNS` into ``res`` (12
+    values, NaN where undefined).
 
     ``rows[r]``: low, high, price of each side's slots (entry ``(side * k + slot) * 3 + field``;
     slot 0 the nearest cluster, the last the wall); ``look[3]``, ``look[4]``: the age cap and
-    the fresh age; ``work``: scratch of ``(k, lookback + 5)``. A cluster is the first slot of
-    the previous candle (slot order) on its side whose span overlaps its own; it carries that
-    slot's age (capped) and centres, from which its drift over ``lookback`` candles follows (NaN
-    until tracked that long). The magnet is the first slot of its side with its centre.
+    the fresh age. A cluster is the first slot of the previous candle (slot order) on its side
+    whose span overlaps its own; it carries that slot's age (capped) and centres, from which its
+    drift over ``lookback`` candles follows (NaN until tracked that long). The magnet is the
+    first slot of its side with its centre. Centres past a chain's length are neither read nor
+    written (``nxt`` may hold anything there).
 
     Arrays are indexed in place, not through views (a view costs a reference count each)."""
     k = state.shape[1]
     lookback = state.shape[2] - 1 - HIST
-    w_age, w_len, w_lo, w_hi = lookback + 1, lookback + 2, lookback + 3, lookback + 4
     cap, fresh_age = look[3], look[4]
     for q in range(12):
         res[q] = np.nan
@@ -74,11 +75,11 @@ def track_row(rows, r, mag_price, mag_side, look, state, work, res):
         for j in range(k):
             base = (side * k + j) * 3
             lo, hi, p = rows[r, base], rows[r, base + 1], rows[r, base + 2]
-            work[j, w_lo] = lo
-            work[j, w_hi] = hi
+            nxt[side, j, LO] = lo
+            nxt[side, j, HI] = hi
             if p != p:
-                work[j, w_age] = np.nan
-                work[j, w_len] = 0.0
+                nxt[side, j, AGE] = np.nan
+                nxt[side, j, LEN] = 0.0
                 continue
             m = -1
             for i in range(k):
@@ -86,23 +87,23 @@ def track_row(rows, r, mag_price, mag_side, look, state, work, res):
                 if a_i == a_i and lo < state[side, i, HI] and state[side, i, LO] < hi:
                     m = i
                     break
-            # the centres along the chain: entries past the chain's length are never read
-            work[j, 0] = p
+            # the centres along the chain, newest first
+            nxt[side, j, HIST] = p
             if m >= 0:
                 age = min(cap, state[side, m, AGE] + 1.0)
                 known = int(state[side, m, LEN])
                 h = min(known, lookback)
                 for q in range(h):
-                    work[j, q + 1] = state[side, m, HIST + q]
+                    nxt[side, j, HIST + 1 + q] = state[side, m, HIST + q]
                 length = min(known + 1, lookback + 1)
             else:
                 age = 0.0
                 length = 1
-            work[j, w_age] = age
-            work[j, w_len] = length
+            nxt[side, j, AGE] = age
+            nxt[side, j, LEN] = length
             drift = np.nan
             if length == lookback + 1:
-                drift = (p / work[j, lookback] - 1.0) * 100.0
+                drift = (p / nxt[side, j, HIST + lookback] - 1.0) * 100.0
             if j == 0:
                 res[c] = age
                 res[c + 1] = 1.0 if age < fresh_age else 0.0
@@ -114,11 +115,3 @@ def track_row(rows, r, mag_price, mag_side, look, state, work, res):
                 # the first slot with the magnet's centre (its age is never NaN)
                 res[10] = age
                 res[11] = drift
-        for j in range(k):
-            state[side, j, LO] = work[j, w_lo]
-            state[side, j, HI] = work[j, w_hi]
-            state[side, j, AGE] = work[j, w_age]
-            length = int(work[j, w_len])
-            state[side, j, LEN] = length
-            for q in range(length):
-                state[side, j, HIST + q] = work[j, q]
