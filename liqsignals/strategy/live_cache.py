@@ -218,7 +218,9 @@ class LiveFeatureCache:
         state: StateHooks | None,
     ) -> PairCache:
         """The pair's cache brought up to ``inputs``."""
-        stats = self.counters.setdefault(pair, LiqStreamStats())
+        stats = self.counters.get(pair)
+        if stats is None:  # not made (and dropped) on every call
+            stats = self.counters[pair] = LiqStreamStats()
         stamps = ns_dates(inputs["date"])
         available = ENGINE_INPUTS[:5] if candles_only else ENGINE_INPUTS
         columns = tuple(c for c in available if c in inputs)
