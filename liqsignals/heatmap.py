@@ -506,7 +506,7 @@ def liquidation_heatmap(
     total = r1 + 1 - a
     for c0, c1 in _chunks(a, r1 + 1):
         sel = uniq[(uniq >= c0) & (uniq < c1)]
-        res = eng.run(inp.slice(c0, c1), snapshots=Snapshots(sel - c0, k_lo, width))
+        res = eng.run(inp.slice(c0, c1), snapshots=Snapshots(sel - c0, k_lo, width), order="F")
         sl, ss = res.snap_long, res.snap_short
         dest = vpos[first_pos[filled : filled + len(sel)]]
         long[dest] = _coarsen(sl, factor)

@@ -243,7 +243,7 @@ def liquidation_levels_multi(
         tiers_files=tiers_files,
     )  # fmt: skip
     eng = combined_engine(combined, base)
-    res = eng.run(prepare_inputs(combined.frame), weights=combined.weights)
+    res = eng.run(prepare_inputs(combined.frame), weights=combined.weights, order="F")
     return res.to_frame(combined.frame.index)
 
 
@@ -269,7 +269,7 @@ def liquidation_features_multi(
         tiers_files=tiers_files,
     )  # fmt: skip
     eng = combined_engine(combined, base)
-    res = eng.run(prepare_inputs(combined.frame), weights=combined.weights)
+    res = eng.run(prepare_inputs(combined.frame), weights=combined.weights, order="F")
     levels = res.to_frame(combined.frame.index)
     return derive_features(combined.frame, levels, readout)
 
@@ -363,7 +363,7 @@ class MultiFeatureStream:
         )
         if self.engine is None:
             self.engine = combined_engine(combined, self.model)
-        res = self.engine.run(prepare_inputs(combined.frame), weights=combined.weights)
+        res = self.engine.run(prepare_inputs(combined.frame), weights=combined.weights, order="F")
         levels = res.to_frame(combined.frame.index)
         candles = combined.frame[["high", "low", "close"]]
         if self._candles is not None and self._levels is not None:
