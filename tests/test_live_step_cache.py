@@ -575,3 +575,69 @@ def test_no_stored_series_skips_the_reads_and_keeps_the_errors(
     np.testing.assert_array_equal(
         got_taker["taker_buy_volume"], arrays(frame, False)["taker_buy_volume"]
     )
+
+
+def test_writes_around_copy_on_write_are_refused_not_passed_on() -> None:
+    """A write through ``Series.array`` skips pandas' copy-on-write and would go straight into
+    the cache's feature rows or the shared empty tag block: it raises instead, and the next
+    frames (this pair's and another pair's) equal those of a bot nobody wrote into; ordinary
+    pandas writes into the same frame still work."""
+    all_candles = sample.load_candles(PAIR, "15m")
+    live, clean = load_strategy(live=True), load_strategy(live=True)
+    other = {"pair": "ETH/USDT:USDT"}
+    size = LIVE_FRAME
+    for k, end in enumerate(range(size, size + 4)):
+        frame = all_candles.iloc[end - size : end].reset_index(drop=True)
+        got = live.liq_populate(frame.copy(), META)
+        pd.testing.assert_frame_equal(got, clean.liq_populate(frame.copy(), META), check_exact=True)
+        got_other = live.liq_populate(frame.copy(), other)
+        pd.testing.assert_frame_equal(
+            got_other, clean.liq_populate(frame.copy(), other), check_exact=True
+        )
+        assert got_other["enter_tag"].isna().all()
+        liq = [c for c in got.columns if c.startswith("liq_")]
+        with pytest.raises(ValueError, match="read-only"):
+            got[liq[k]].array[-10:] = 12345.0
+        with pytest.raises(ValueError, match="read-only"):
+            got["enter_tag"].array[:5] = "stale_tag"
+        got.loc[got.index[-10:], liq[k]] = 12345.0  # pandas copies first
+        got.loc[got.index[:5], "enter_tag"] = "tag"
+        assert (got[liq[k]].to_numpy()[-10:] == 12345.0).all()
+        assert (got["enter_tag"].to_numpy()[:5] == "tag").all()
+    assert live.liq_stream_stats(PAIR).rebuilds == 1
+
+
+def test_read_cache_sees_an_in_place_rewrite_that_puts_the_time_back(tmp_path: Path) -> None:
+    """``cp -p`` or ``rsync -t --inplace`` rewrite a file in place (same inode), at the same
+    size, and put its old modification time back: the change time still moves, so the cache
+    reads the file again. A path that loops (symlinks) counts as missing, as for
+    ``load_series``."""
+    frame = pd.DataFrame(
+        {"date": pd.date_range("2024-01-01", periods=50, freq="15min", tz="UTC"),
+         "taker_buy_volume": np.arange(50.0), "taker_sell_volume": np.ones(50)}
+    )  # fmt: skip
+    path = data_path(tmp_path, PAIR, "15m", "taker_volume")
+    path.parent.mkdir(parents=True)
+    frame.to_feather(path, compression="uncompressed")
+    os.utime(path, ns=(OLD_NS, OLD_NS))
+    cache = ReadCache(fresh_s=0.0)  # every read trusted at once: only the stat decides
+    first = cache.load_series(tmp_path, PAIR, "15m", "taker_volume")
+    before = path.stat()
+    with open(path, "r+b") as fh:
+        frame.assign(taker_buy_volume=frame["taker_buy_volume"] * 3).to_feather(
+            fh, compression="uncompressed"
+        )
+    os.utime(path, ns=(OLD_NS, OLD_NS))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino, before.st_size, before.st_mtime_ns,
+    )  # fmt: skip
+    second = cache.load_series(tmp_path, PAIR, "15m", "taker_volume")
+    np.testing.assert_array_equal(second["taker_buy_volume"], first["taker_buy_volume"] * 3)
+    loop = data_path(tmp_path, PAIR, "15m", "open_interest")
+    os.symlink(loop.name, loop)  # a link to itself
+    with pytest.raises(FileNotFoundError) as want:
+        load_series(tmp_path, PAIR, "15m", "open_interest")
+    with pytest.raises(FileNotFoundError) as got:
+        cache.load_series(tmp_path, PAIR, "15m", "open_interest")
+    assert str(got.value) == str(want.value)

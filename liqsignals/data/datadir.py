@@ -21,6 +21,7 @@ TimeRange(start=Timestamp('2024-01-01 00:00:00+0000', tz='UTC'), stop=None)
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import glob
@@ -891,8 +892,14 @@ def market_columns(
 FRESH_SECONDS = 2.0
 
 
-def _file_key(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+def _file_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    # the change time too: a rewrite in place that puts the modification time back (cp -p,
+    # rsync -t --inplace) still moves it, and no user can set it
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+#: errors of a stat that mean "no such file here", as ``Path.exists`` reads them
+_ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
 
 
 class ReadCache:
@@ -901,11 +908,12 @@ class ReadCache:
 
     Every lookup stats the file or folder again (a stat costs microseconds; reading a feather
     file and re-projecting it costs milliseconds). A kept read is used only when the
-    ``(device, inode, mtime_ns, size)`` of the stat equals what the file had when it was read
-    and the file had then been unmodified for ``fresh_s`` seconds: a write within the same
+    ``(device, inode, mtime_ns, ctime_ns, size)`` of the stat equals what the file had when it
+    was read and the file had then been unmodified for ``fresh_s`` seconds: a write within the same
     time-stamp tick as the read would leave the stat unchanged, so such a read is not trusted
     and is repeated next time. A new, replaced (atomic rename: a new inode), rewritten or
-    deleted file is therefore seen on the next lookup. Errors (a missing or corrupt file) are
+    deleted file is therefore seen on the next lookup, and so is a rewrite in place that puts
+    the old modification time back (``cp -p``): its change time moves. Errors (a missing or corrupt file) are
     raised as by :func:`load_series` and never kept.
 
     Frames returned by :meth:`load_series` are shared between calls: read them, do not modify
@@ -999,7 +1007,9 @@ class ReadCache:
                 continue
             try:
                 st = os.stat(candidate)
-            except (FileNotFoundError, NotADirectoryError):
+            except OSError as exc:
+                if exc.errno not in _ABSENT:
+                    raise
                 self._series.pop((str(candidate), kind), None)
                 continue
             path = candidate

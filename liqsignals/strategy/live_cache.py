@@ -119,8 +119,18 @@ def _append_rows(cache: PairCache, start: int, added: np.ndarray) -> None:
     buf[:start] = feats[len(feats) - start :]
     buf[start:total] = added
     cache.buffer, cache.end = buf, total
-    cache.owner = pd.DataFrame(buf, copy=False)
+    cache.owner = pd.DataFrame(read_only(buf), copy=False)
     cache.features = buf[:total]
+
+
+def read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a`` (``a`` stays writable): what frames sharing the cache's memory
+    hold. pandas' copy-on-write copies a block before writing into it while another frame
+    shares it, but a write through ``Series.array`` goes straight into the memory; on a
+    read-only view it raises instead of changing the rows later candles get."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 _NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
@@ -314,7 +324,11 @@ class LiveFeatureCache:
         whole buffer (:attr:`PairCache.owner`), so pandas' copy-on-write copies the block
         before any write into it, by the caller or into any frame built on it, as long as
         the cache uses these rows. The kept rows themselves are never written again (new rows
-        go into spare rows after them, or into a new buffer)."""
+        go into spare rows after them, or into a new buffer). The frame's memory is read-only
+        (:func:`read_only`): a write that bypasses copy-on-write (``Series.array``) raises
+        instead of reaching the rows later candles get. A frame kept after the rows moved (every
+        :data:`SPARE_ROWS` candles) that no other frame shares may refuse even a pandas write
+        (pandas then sees no other owner to copy for): copy a frame to keep writing into it."""
         cache = self._refresh(pair, inputs, build, candles_only=candles_only, state=state)
         if cache.owner is None:  # rows straight from a build or a restore: into a buffer
             _append_rows(cache, len(cache.features), cache.features[:0])
@@ -409,6 +423,7 @@ class LiveJoin:
     the wrong shape goes to ``join_columns`` itself."""
 
     _KEEP = 64  # label sets kept (one per column layout seen)
+    _KEEP_TAGS = 8  # empty tag blocks kept (one per frame length seen)
 
     def __init__(self) -> None:
         self._labels: dict[tuple[Any, ...], tuple[pd.Index, tuple[str, ...]] | None] = {}
@@ -457,10 +472,15 @@ class LiveJoin:
             empty = np.full((rows, n_tags), None, dtype=object)
             return pd.DataFrame(empty, index=index, dtype=object, copy=False)
         kept = self._tags.get((rows, n_tags))
-        if kept is None:  # shared between frames: copy-on-write keeps it empty
+        if kept is None:
+            # shared between frames and pairs: copy-on-write copies it before a pandas write,
+            # and its memory is read-only against writes that bypass that (Series.array); kept
+            # alive (a few shapes) while frames built on it may be
             empty = np.full((rows, n_tags), None, dtype=object)
-            kept = pd.DataFrame(empty, index=index, dtype=object, copy=False)
-            self._tags = {(rows, n_tags): kept}
+            kept = pd.DataFrame(read_only(empty), index=index, dtype=object, copy=False)
+            if len(self._tags) >= self._KEEP_TAGS:
+                self._tags.pop(next(iter(self._tags)))
+            self._tags[(rows, n_tags)] = kept
         return kept
 
     def __call__(
