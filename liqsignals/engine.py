@@ -759,6 +759,12 @@ class LiquidationEngine:
         state["last_close"] = self._last_close
         return state
 
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        """Pickling and ``copy.deepcopy`` go through :meth:`state_dict`: the copy is an engine
+        of its own (its own arrays, and a kernel table pointing into them), resuming where this
+        one stands."""
+        return (type(self).from_state, (self.state_dict(),))
+
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> LiquidationEngine:
         """Rebuild an engine from :meth:`state_dict` output."""
