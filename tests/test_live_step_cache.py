@@ -225,16 +225,22 @@ def test_read_cache_lists_new_files_and_forgets_deleted(
     assert cache.listings > listings
 
 
-def test_read_cache_rereads_a_fresh_file_even_with_the_same_stat(tmp_path: Path) -> None:
-    """A write within the same time-stamp tick leaves size and mtime unchanged: a file read
-    within two seconds of its modification is read again next time."""
+def _taker_file(datadir: Path) -> tuple[pd.DataFrame, Path]:
+    """An uncompressed taker-volume file of 50 candles in ``datadir`` (a rewrite keeps its size)."""
     frame = pd.DataFrame(
         {"date": pd.date_range("2024-01-01", periods=50, freq="15min", tz="UTC"),
          "taker_buy_volume": np.arange(50.0), "taker_sell_volume": np.ones(50)}
     )  # fmt: skip
-    path = data_path(tmp_path, PAIR, "15m", "taker_volume")
+    path = data_path(datadir, PAIR, "15m", "taker_volume")
     path.parent.mkdir(parents=True)
     frame.to_feather(path, compression="uncompressed")
+    return frame, path
+
+
+def test_read_cache_rereads_a_fresh_file_even_with_the_same_stat(tmp_path: Path) -> None:
+    """A write within the same time-stamp tick leaves size and mtime unchanged: a file read
+    within two seconds of its modification is read again next time."""
+    frame, path = _taker_file(tmp_path)
     cache = ReadCache()
     first = cache.load_series(tmp_path, PAIR, "15m", "taker_volume")
     stat = path.stat()
@@ -612,13 +618,7 @@ def test_read_cache_sees_an_in_place_rewrite_that_puts_the_time_back(tmp_path: P
     size, and put its old modification time back: the change time still moves, so the cache
     reads the file again. A path that loops (symlinks) counts as missing, as for
     ``load_series``."""
-    frame = pd.DataFrame(
-        {"date": pd.date_range("2024-01-01", periods=50, freq="15min", tz="UTC"),
-         "taker_buy_volume": np.arange(50.0), "taker_sell_volume": np.ones(50)}
-    )  # fmt: skip
-    path = data_path(tmp_path, PAIR, "15m", "taker_volume")
-    path.parent.mkdir(parents=True)
-    frame.to_feather(path, compression="uncompressed")
+    frame, path = _taker_file(tmp_path)
     os.utime(path, ns=(OLD_NS, OLD_NS))
     cache = ReadCache(fresh_s=0.0)  # every read trusted at once: only the stat decides
     first = cache.load_series(tmp_path, PAIR, "15m", "taker_volume")
