@@ -641,3 +641,36 @@ def test_read_cache_sees_an_in_place_rewrite_that_puts_the_time_back(tmp_path: P
     with pytest.raises(FileNotFoundError) as got:
         cache.load_series(tmp_path, PAIR, "15m", "open_interest")
     assert str(got.value) == str(want.value)
+
+
+def test_a_frame_kept_for_many_candles_still_takes_pandas_writes() -> None:
+    """The first frame is kept alone while its feature rows move to a new buffer (past the
+    spare rows) and its tag block's length is no longer kept: pandas writes into it still
+    copy first (its memory stays shared with the frame owning it), as on a backtest frame,
+    and later frames equal those of a bot nobody wrote into."""
+    import gc
+
+    from liqsignals.strategy.live_cache import SPARE_ROWS
+
+    all_candles = sample.load_candles(PAIR, "15m")
+    live, clean = load_strategy(live=True), load_strategy(live=True)
+    start = LIVE_FRAME - 20  # a frame that grows: a new tag block length on every candle
+    old = live.liq_populate(all_candles.iloc[:start].copy(), META)
+    clean.liq_populate(all_candles.iloc[:start].copy(), META)
+    for end in range(start + 1, start + SPARE_ROWS + 12):
+        frame = all_candles.iloc[max(0, end - LIVE_FRAME) : end].reset_index(drop=True)
+        live.liq_populate(frame.copy(), META)
+        clean.liq_populate(frame.copy(), META)
+    gc.collect()
+    liq = [c for c in old.columns if c.startswith("liq_")]
+    old.loc[old.index[-5:], liq[0]] = -1.0
+    old.iloc[0, old.columns.get_loc(liq[1])] = -2.0
+    old.fillna(-3.0, inplace=True)  # noqa: PD002 (the in-place write under test)
+    old.loc[old.index[:3], "enter_tag"] = "kept"
+    assert (old[liq[0]].to_numpy()[-5:] == -1.0).all() and old[liq[1]].iloc[0] == -2.0
+    assert (old["enter_tag"].to_numpy()[:3] == "kept").all()
+    end += 1
+    frame = all_candles.iloc[end - LIVE_FRAME : end].reset_index(drop=True)
+    got = live.liq_populate(frame.copy(), META)
+    pd.testing.assert_frame_equal(got, clean.liq_populate(frame.copy(), META), check_exact=True)
+    assert got["enter_tag"].isna().all()

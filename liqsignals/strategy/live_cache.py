@@ -119,18 +119,36 @@ def _append_rows(cache: PairCache, start: int, added: np.ndarray) -> None:
     buf[:start] = feats[len(feats) - start :]
     buf[start:total] = added
     cache.buffer, cache.end = buf, total
-    cache.owner = pd.DataFrame(read_only(buf), copy=False)
+    cache.owner = shared_frame(buf)
     cache.features = buf[:total]
 
 
-def read_only(a: np.ndarray) -> np.ndarray:
-    """A read-only view of ``a`` (``a`` stays writable): what frames sharing the cache's memory
-    hold. pandas' copy-on-write copies a block before writing into it while another frame
-    shares it, but a write through ``Series.array`` goes straight into the memory; on a
-    read-only view it raises instead of changing the rows later candles get."""
-    view = a.view()
-    view.flags.writeable = False
-    return view
+class _Anchor:
+    """The memory of a shared frame (:func:`shared_frame`), seen read-only through
+    ``__array_interface__``, and the frame itself: every array viewing that memory holds this
+    object as its base, so the frame lives as long as any of them."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.memory = a
+        self.owner: pd.DataFrame | None = None
+        self.__array_interface__ = {
+            "shape": a.shape, "typestr": a.dtype.str, "descr": a.dtype.descr,
+            "data": (a.ctypes.data, True), "strides": a.strides, "version": 3,
+        }  # fmt: skip
+
+
+def shared_frame(a: np.ndarray, **kwargs: Any) -> pd.DataFrame:
+    """A frame over ``a`` (no copy) for frames handed out on its memory (``a`` stays writable
+    for its owner). Its memory is read-only: pandas' copy-on-write copies a block before a
+    write while another frame shares it, but a write through ``Series.array`` goes straight
+    into the memory, and on read-only memory it raises instead of changing the rows later
+    candles get. Every view of the memory keeps this frame alive, so a pandas write into a
+    frame kept for any number of candles still finds it sharing the block, and copies."""
+    anchor = _Anchor(a)
+    view = np.asarray(anchor)
+    frame = pd.DataFrame(view, copy=False, **kwargs)
+    anchor.owner = frame  # a cycle, collected once no view is left
+    return frame
 
 
 _NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
@@ -325,10 +343,9 @@ class LiveFeatureCache:
         before any write into it, by the caller or into any frame built on it, as long as
         the cache uses these rows. The kept rows themselves are never written again (new rows
         go into spare rows after them, or into a new buffer). The frame's memory is read-only
-        (:func:`read_only`): a write that bypasses copy-on-write (``Series.array``) raises
-        instead of reaching the rows later candles get. A frame kept after the rows moved (every
-        :data:`SPARE_ROWS` candles) that no other frame shares may refuse even a pandas write
-        (pandas then sees no other owner to copy for): copy a frame to keep writing into it."""
+        (:func:`shared_frame`): a write that bypasses copy-on-write (``Series.array``) raises
+        instead of reaching the rows later candles get, while pandas writes copy first, also
+        into a frame kept for many candles."""
         cache = self._refresh(pair, inputs, build, candles_only=candles_only, state=state)
         if cache.owner is None:  # rows straight from a build or a restore: into a buffer
             _append_rows(cache, len(cache.features), cache.features[:0])
@@ -477,7 +494,7 @@ class LiveJoin:
             # and its memory is read-only against writes that bypass that (Series.array); kept
             # alive (a few shapes) while frames built on it may be
             empty = np.full((rows, n_tags), None, dtype=object)
-            kept = pd.DataFrame(read_only(empty), index=index, dtype=object, copy=False)
+            kept = shared_frame(empty, index=index, dtype=object)
             if len(self._tags) >= self._KEEP_TAGS:
                 self._tags.pop(next(iter(self._tags)))
             self._tags[(rows, n_tags)] = kept
