@@ -354,9 +354,15 @@ class LiquidationEngine:
 
     @staticmethod
     def _candles(inp: Inputs) -> Any:
+        """The kernel's candle arrays (contiguous, of its dtypes: copies only of arrays that
+        are not, as in an :class:`Inputs` built by hand from a matrix's columns)."""
+        f64 = np.float64
         return _kernels().Candles(
-            inp.dates, inp.open, inp.high, inp.low, inp.close, inp.volume, inp.oi,
-            inp.taker_buy, inp.ls_ratio, inp.mark_high, inp.mark_low,
+            np.ascontiguousarray(inp.dates, dtype=np.int64),
+            *(np.ascontiguousarray(a, dtype=f64) for a in (
+                inp.open, inp.high, inp.low, inp.close, inp.volume, inp.oi, inp.taker_buy,
+                inp.ls_ratio, inp.mark_high, inp.mark_low,
+            )),
         )  # fmt: skip
 
     def _params(self) -> Any:
@@ -535,13 +541,13 @@ class LiquidationEngine:
         self._ensure_book(*self._needed_bins(inp))
         if n > 1 or int(self._st["size"]) + 1 > self._coh.date.shape[0]:
             self._ensure_cohorts(inp.dates)
-        if self._first_date is None:
-            self._first_date = int(inp.dates[0])
-            self._note_trigger(inp)
         snap = k.Snap(rows, snapshots.k_lo, snap_long, snap_short)
         # the bucket books of the mix as grown by _ensure_book (weights as chosen above)
         mix = self._kmix if weights is None else self._kmix._replace(weights=mix.weights)
         self._call(self._candles(inp), mix, buf, snap)
+        if self._first_date is None:  # once the first candles are in (a failed call: still None)
+            self._first_date = int(inp.dates[0])
+            self._note_trigger(inp)
         self._last_close = float(inp.close[-1])
         warm = inp.dates < self._first_date + self._window_ns
         out[warm] = np.nan

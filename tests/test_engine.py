@@ -773,3 +773,37 @@ def test_a_pickled_feature_stream_resumes_exactly():
         rows = [s.update(r) for r in df.iloc[151:].to_dict("records")]
         got = np.array([[r[c] for c in want.columns] for r in rows])
         np.testing.assert_array_equal(got, want.to_numpy(dtype=np.float64))
+
+
+def test_inputs_of_strided_arrays_run_as_contiguous_ones():
+    """Inputs built by hand from a matrix's columns (strided arrays) run as their contiguous
+    copies do; a run that fails leaves an engine that never saw a candle as it was."""
+    import dataclasses
+
+    df = random_candles(4, 200)
+    model = LiquidationModel(**SMALL)
+    inp = prepare_inputs(df)
+    matrix = np.stack([inp.open, inp.high, inp.low, inp.close, inp.volume], axis=1)
+    strided = dataclasses.replace(
+        inp, open=matrix[:, 0], high=matrix[:, 1], low=matrix[:, 2], close=matrix[:, 3],
+        volume=matrix[:, 4],
+    )  # fmt: skip
+    assert not strided.close.flags.c_contiguous
+    np.testing.assert_array_equal(
+        LiquidationEngine(model).run(strided).values, LiquidationEngine(model).run(inp).values
+    )
+    eng = LiquidationEngine(model)
+    real = eng._call
+
+    def failing(*args):
+        raise RuntimeError("the kernel failed")
+
+    eng._call = failing  # a kernel call that raises (nothing was processed)
+    with pytest.raises(RuntimeError, match="failed"):
+        eng.run(inp)
+    eng._call = real
+    assert eng.last_date is None and eng.candles_processed == 0
+    # the warm-up still counts from the first candle processed, not from the failed block
+    assert_frames_identical(
+        eng.update_many(df.iloc[100:]), liquidation_levels(df.iloc[100:], model)
+    )
