@@ -259,7 +259,9 @@ class LiquidationEngine:
     ``update(candle)`` processes one closed candle and returns its row (the same values, bit for
     bit, as :func:`liquidation_levels` on the whole history); ``update_many(df)`` processes a block;
     ``snapshot()`` gives the current book; ``state_dict()`` / ``from_state()`` and ``save()`` /
-    ``load()`` persist it so a restarted bot resumes without recomputing history.
+    ``load()`` persist it so a restarted bot resumes without recomputing history; pickling and
+    ``copy.deepcopy`` go through ``state_dict()``. One engine serves one thread at a time (its
+    candles come in order); give each thread its own, or a lock.
 
     >>> eng = LiquidationEngine(LiquidationModel(window="1d"))                # doctest: +SKIP
     >>> row = eng.update({"date": "2025-01-01 00:00", "open": 1, "high": 1.01, "low": 0.99,
@@ -467,8 +469,12 @@ class LiquidationEngine:
     def _call(self, cd: Any, mix: Any, out: np.ndarray, snap: Any) -> None:
         k = self._k
         tab = self._state_table().copy()
-        k.fill_run(tab, cd, mix, None, snap)  # cd, mix.weights and snap live through the call
+        # the arrays the table points into stay alive through the call (with cd, mix.weights
+        # and snap, held here), even if another thread replaced them on the engine meanwhile
+        keep = self._state_tab_of
+        k.fill_run(tab, cd, mix, None, snap)
         done = k.run_candles(tab, out)
+        del keep
         if done != cd.dates.shape[0]:  # the arrays were sized for these candles beforehand
             raise RuntimeError(f"engine arrays too small after {done} of {cd.dates.shape[0]}")
 
