@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 CANDLE_COLUMNS = ("date", "open", "high", "low", "close", "volume")
 #: realised-liquidation columns (see :data:`liqsignals.columns.REALISED_COLUMNS`)
 REALISED = ("liq_realised_long", "liq_realised_short")
+#: NaT as an int64 (a datetime column's missing value)
+_NAT = np.iinfo(np.int64).min
 
 
 def runmode(dp: Any, config: Mapping[str, Any]) -> RunMode:
@@ -177,10 +179,37 @@ def _funding_columns(dates: pd.Series, fr: pd.DataFrame | None) -> dict[str, np.
     if fr is None:
         return {}
     col = "funding_rate" if "funding_rate" in fr.columns else "open"
-    fr = fr[["date", col]].dropna()
-    if not len(fr):
+    rows = _dated_floats(fr, col)
+    if rows is None:  # not the common columns: through pandas (and its errors)
+        fr = fr[["date", col]].dropna()
+        when, rate = fr["date"], fr[col]
+    else:
+        when, rate = rows
+    if not len(when):
         return {}
-    return {"funding_rate": align_events(dates, fr["date"], {"r": fr[col]})["r"]}
+    return {"funding_rate": align_events(dates, when, {"r": rate})["r"]}
+
+
+def _dated_floats(frame: pd.DataFrame, col: str) -> tuple[Any, np.ndarray] | None:
+    """``frame[["date", col]].dropna()``'s two columns as a ``DatetimeArray`` (or the date
+    column itself when no row is dropped) and a float64 array, for the common frames: unique
+    column labels, datetime dates (naive or timezone-aware), float64 values. ``None`` for any
+    other frame (``dropna`` then reads it)."""
+    cols = frame.columns
+    if type(cols) is not pd.Index or not cols.is_unique or "date" not in cols or col not in cols:
+        return None
+    when, values = frame["date"], frame[col]
+    dates = when.array
+    if not isinstance(dates, pd.arrays.DatetimeArray):
+        return None
+    dtype = values.dtype
+    if not isinstance(dtype, np.dtype) or dtype != np.float64:
+        return None
+    rate = values.to_numpy()
+    keep = (dates.asi8 != _NAT) & ~np.isnan(rate)  # dropna: NaT dates, NaN values
+    if keep.all():
+        return when, rate
+    return dates[keep], rate[keep]
 
 
 def attach_mark(
@@ -200,6 +229,15 @@ def attach_mark(
     return inputs
 
 
+def _has_columns(frame: pd.DataFrame, names: tuple[str, ...]) -> bool:
+    """Whether every one of ``names`` is among ``frame``'s column labels (``set(names) <=
+    set(frame.columns)``, looked up in a plain ``Index`` without building the set)."""
+    cols = frame.columns
+    if type(cols) is pd.Index:
+        return all(name in cols for name in names)
+    return set(names) <= set(cols)
+
+
 def _mark_columns(
     dates: pd.Series,
     mark: pd.DataFrame | None,
@@ -207,7 +245,7 @@ def _mark_columns(
     period: str | pd.Timedelta | None,
 ) -> dict[str, np.ndarray]:
     """The columns :func:`attach_mark` adds, by name (none: empty); ``Refused`` as there."""
-    if mark is None or not len(mark) or not {"high", "low"} <= set(mark.columns):
+    if mark is None or not len(mark) or not _has_columns(mark, ("high", "low")):
         return {}
     tf = _period(dates, timeframe)
     hi, lo = align_extremes(
