@@ -140,7 +140,7 @@ def summary(name: str, ms: list[float]) -> str:
 
 
 def _core(
-    candles: pd.DataFrame, stretch: list[pd.DataFrame], strategy: Any
+    candles: pd.DataFrame, stretch: list[pd.DataFrame], strategy: Any, pair: str
 ) -> tuple[list[float], list[float]]:
     """Per new candle: FeatureStream.update_arrays (one row, as the strategy feeds it) and the
     bare LiquidationEngine.update."""
@@ -148,7 +148,6 @@ def _core(
 
     from liqsignals.features import FeatureStream
 
-    pair = str(candles.attrs.get("pair", "BTC/USDT:USDT"))
     cols = ("open", "high", "low", "close", "volume")
     dates = candles["date"].astype("datetime64[ns, UTC]").astype("int64").to_numpy()
     values = {c: candles[c].to_numpy(dtype=np.float64) for c in cols}
@@ -238,13 +237,12 @@ class MarketProvider:
         return getattr(self._dp, name)
 
 
-def with_market(strategy: Any, candles: pd.DataFrame) -> MarketProvider:
+def with_market(strategy: Any, candles: pd.DataFrame, pair: str) -> MarketProvider:
     """``strategy``'s DataProvider replaced by a :class:`MarketProvider` over ``candles`` and
     the sample's funding rates of the same pair."""
     from liqsignals import sample
     from liqsignals.data.datadir import load_series
 
-    pair = str(candles.attrs.get("pair", "BTC/USDT:USDT"))
     funding = load_series(sample.datadir(), pair, "1h", "funding_rate")
     provider = MarketProvider(strategy.dp, candles, funding)
     strategy.dp = provider
@@ -324,7 +322,6 @@ def main(argv: list[str] | None = None) -> int:
     from liqsignals import sample
 
     candles = sample.load_candles(args.pair, "15m")
-    candles.attrs["pair"] = args.pair
     stretch = frames(candles, args.candles)
     meta = {"pair": args.pair}
     with tempfile.TemporaryDirectory(prefix="bench-live-") as userdir:
@@ -339,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda df: batch_strategy._analyze_ticker_internal(df, meta),
             stretch[: max(2, args.candles // 10) + 1],
         )
-        stream_ms, engine_ms = _core(candles, stretch, live)
+        stream_ms, engine_ms = _core(candles, stretch, live, args.pair)
         floor_dir = Path(userdir) / "floor"
         floor_dir.mkdir()
         (floor_dir / "BenchFloor.py").write_text(FLOOR_STRATEGY)
@@ -349,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.pairs > 0:
             many = many_pairs(load(True, userdir, args.strategy), stretch, args.pairs, args.steps)
             with_dp = load(True, userdir, args.strategy)
-            provider = with_market(with_dp, candles)
+            provider = with_market(with_dp, candles, args.pair)
             market = many_pairs(with_dp, stretch, args.pairs, args.steps, provider)
     print(
         f"{args.pair} 15m, {args.strategy}, frames of {len(stretch[1])}..{len(stretch[-1])} "
